@@ -1,0 +1,153 @@
+"""The ``waitgate`` command: serve, migrate, and manage API keys."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+import uvicorn
+
+from gateway.auth import SCOPES, check_scopes, generate_key, hash_key
+from gateway.clock import SystemClock
+from gateway.config import Settings
+from gateway.domain import ApiKey, format_instant
+from gateway.errors import WaitgateError
+from persistence import open_store
+from persistence.base import Store
+
+T = TypeVar("T")
+
+
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = open_store(settings.database_url)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except WaitgateError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _create_key(
+    store: Store, label: str, scopes: tuple[str, ...], project: str | None
+) -> tuple[ApiKey, str]:
+    key = generate_key()
+    record = await store.create_api_key(
+        label, hash_key(key), key[:10], scopes, project, SystemClock().now_ms()
+    )
+    return record, key
+
+
+async def _first_start(store: Store) -> str | None:
+    """Migrate; on an empty database create the admin key and return it."""
+    await store.migrate()
+    if await store.count_api_keys() > 0:
+        return None
+    _, key = await _create_key(store, "admin (created at first start)", ("admin",), None)
+    return key
+
+
+@click.group()
+def main() -> None:
+    """waitgate: park workflow executions and resume them exactly once."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5678, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, workers: int) -> None:
+    """Apply migrations, then serve the gateway."""
+    settings = Settings.from_env().with_secret_keys()
+    admin_key = _with_store(settings, _first_start)
+    if admin_key is not None:
+        bar = "=" * 72
+        click.echo(
+            f"{bar}\n waitgate created an admin API key. It is shown only this once:\n\n"
+            f"   {admin_key}\n\n Send it in the X-N8N-API-KEY header. Keep it somewhere safe;\n"
+            f" more keys: waitgate api-key create --scope ...\n{bar}",
+        )
+        sys.stdout.flush()
+    uvicorn.run(
+        "gateway.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations that are not applied yet."""
+    applied = _with_store(Settings.from_env(), lambda store: store.migrate())
+    click.echo(f"applied migrations: {applied}" if applied else "database is up to date")
+
+
+@main.group("api-key")
+def api_key() -> None:
+    """Create, list and revoke API keys."""
+
+
+@api_key.command("create")
+@click.option("--label", default="", help="A note to recognise the key by.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help=f"Repeatable; default admin. Known: {', '.join(SCOPES)}.",
+)
+@click.option("--project", default=None, help="Bind the key to one project's executions.")
+def api_key_create(label: str, scopes: tuple[str, ...], project: str | None) -> None:
+    """Create a key; it is printed once, as the last line."""
+    scopes = scopes or ("admin",)
+    try:
+        check_scopes(scopes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scope") from None
+
+    async def work(store: Store) -> tuple[ApiKey, str]:
+        await store.migrate()
+        return await _create_key(store, label, scopes, project)
+
+    record, key = _with_store(Settings.from_env(), work)
+    click.echo(f"created key {record.id} with scopes {', '.join(record.scopes)}", err=True)
+    click.echo(key)
+
+
+@api_key.command("list")
+def api_key_list() -> None:
+    """List keys (never their values)."""
+    keys = _with_store(Settings.from_env(), lambda store: store.list_api_keys())
+    click.echo(
+        f"{'ID':>4}  {'PREFIX':<10}  {'CREATED':<24}  {'STATE':<8}  {'PROJECT':<10}  SCOPES / LABEL"
+    )
+    for key in keys:
+        state = "revoked" if key.revoked_at else "active"
+        click.echo(
+            f"{key.id:>4}  {key.prefix:<10}  {format_instant(key.created_at):<24}  {state:<8}  "
+            f"{key.project_id or '-':<10}  {','.join(key.scopes)}  {key.label}"
+        )
+
+
+@api_key.command("revoke")
+@click.argument("key_id", type=int)
+def api_key_revoke(key_id: int) -> None:
+    """Revoke a key at once."""
+    revoked = _with_store(
+        Settings.from_env(), lambda store: store.revoke_api_key(key_id, SystemClock().now_ms())
+    )
+    if not revoked:
+        raise click.ClickException(f"no active key with id {key_id}")
+    click.echo(f"revoked key {key_id}")

@@ -1,0 +1,269 @@
+"""Domain types: executions, waits, and the rules that hold whatever stores them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from gateway.errors import InvalidInput
+
+JSON = Any
+"""A value that came from, or goes to, JSON."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+FOREVER_MS = 32_503_680_000_000
+"""3000-01-01T00:00:00.000Z: what n8n reports as ``waitTill`` for a wait with no limit."""
+
+
+class Status(StrEnum):
+    """An execution's status, with n8n's names."""
+
+    NEW = "new"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCESS = "success"
+    ERROR = "error"
+    CRASHED = "crashed"
+    CANCELED = "canceled"
+    UNKNOWN = "unknown"
+
+    @property
+    def finished(self) -> bool:
+        """True for statuses no transition leaves (other than retry, which makes a new one)."""
+        return self in FINISHED
+
+
+FINISHED = frozenset({Status.SUCCESS, Status.ERROR, Status.CRASHED, Status.CANCELED})
+
+MODES = (
+    "cli",
+    "error",
+    "integrated",
+    "internal",
+    "manual",
+    "retry",
+    "trigger",
+    "webhook",
+    "evaluation",
+    "chat",
+)
+
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+class ResumedBy(StrEnum):
+    """What ended a wait."""
+
+    WEBHOOK = "webhook"
+    TIMEOUT = "timeout"
+    API = "api"
+    FORM = "form"
+
+
+@dataclass(frozen=True)
+class WebhookSpec:
+    """How a wait may be resumed over HTTP and what the caller is answered."""
+
+    methods: tuple[str, ...] = ("GET",)
+    suffix: str = ""
+    response_code: int = 200
+    response_data: JSON = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+
+def reported_wait_till(wait_till: int | None, webhook: WebhookSpec | None) -> int | None:
+    """A wait's deadline as n8n reports it: a webhook wait with no limit is 3000-01-01."""
+    if wait_till is None and webhook is not None:
+        return FOREVER_MS
+    return wait_till
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One park of an execution: its deadline, how it can be resumed and how it ended."""
+
+    execution_id: int
+    seq: int
+    parked_at: int
+    wait_till: int | None
+    webhook: WebhookSpec | None
+    resumed_at: int | None = None
+    resumed_by: ResumedBy | None = None
+    payload: JSON = None
+
+    @property
+    def reported_wait_till(self) -> int | None:
+        """``waitTill`` as n8n reports it: a webhook wait with no limit is 3000-01-01."""
+        return reported_wait_till(self.wait_till, self.webhook)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """An execution as the store holds it."""
+
+    id: int
+    workflow_id: str
+    mode: str
+    status: Status
+    started_at: int
+    wait_seq: int
+    wait_suffix: str | None = None
+    stopped_at: int | None = None
+    wait_till: int | None = None
+    retry_of: int | None = None
+    retry_success_id: int | None = None
+    project_id: str | None = None
+    custom_data: dict[str, str] = field(default_factory=dict)
+    data: JSON = None
+    result: JSON = None
+    error: JSON = None
+    waits: tuple[Wait, ...] = ()
+
+    @property
+    def current_wait(self) -> Wait | None:
+        """The wait the execution is parked at, if it is waiting."""
+        if self.status is not Status.WAITING:
+            return None
+        return next((w for w in self.waits if w.seq == self.wait_seq), None)
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    """What an engine gives to create an execution."""
+
+    workflow_id: str
+    mode: str = "integrated"
+    project_id: str | None = None
+    custom_data: dict[str, str] = field(default_factory=dict)
+    data: JSON = None
+    retry_of: int | None = None
+
+
+# customData: the documented n8n limits, enforced instead of silently truncated.
+CUSTOM_DATA_MAX_ITEMS = 10
+CUSTOM_DATA_MAX_KEY = 50
+CUSTOM_DATA_MAX_VALUE = 255
+_CUSTOM_DATA_KEY = re.compile(r"[A-Za-z0-9_]+")
+
+
+def check_custom_data(values: dict[str, Any]) -> dict[str, str]:
+    """Check keys and values against n8n's documented rules; the error names key and rule."""
+    for key, value in values.items():
+        if not _CUSTOM_DATA_KEY.fullmatch(key):
+            raise InvalidInput(
+                f"customData key {key!r} may only contain the characters A-Z, a-z, 0-9 and _"
+            )
+        if len(key) > CUSTOM_DATA_MAX_KEY:
+            raise InvalidInput(
+                f"customData key {key!r} is longer than {CUSTOM_DATA_MAX_KEY} characters"
+            )
+        if not isinstance(value, str):
+            raise InvalidInput(f"customData value of {key!r} must be a string")
+        if len(value) > CUSTOM_DATA_MAX_VALUE:
+            raise InvalidInput(
+                f"customData value of {key!r} is longer than {CUSTOM_DATA_MAX_VALUE} characters"
+            )
+    check_custom_data_count(values)
+    return dict(values)
+
+
+def check_custom_data_count(values: dict[str, Any]) -> None:
+    """At most ten items per execution."""
+    if len(values) > CUSTOM_DATA_MAX_ITEMS:
+        raise InvalidInput(
+            f"customData may hold at most {CUSTOM_DATA_MAX_ITEMS} items, got {len(values)}"
+        )
+
+
+def format_instant(ms: int | None) -> str | None:
+    """Milliseconds since the epoch as n8n writes instants: ``2026-01-01T00:00:00.000Z``."""
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_instant(text: str, name: str) -> int:
+    """An RFC 3339 instant (offset required) as milliseconds since the epoch."""
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise InvalidInput(f"{name} must be an RFC 3339 date-time, got {text!r}") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"{name} must carry a UTC offset or Z, got {text!r}")
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored API key (only its hash is kept)."""
+
+    id: int
+    label: str
+    prefix: str
+    scopes: tuple[str, ...]
+    project_id: str | None
+    created_at: int
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True)
+class EarlyResume:
+    """A resume call that arrived before its wait was parked."""
+
+    method: str
+    suffix: str
+    payload: JSON
+    received_at: int
+
+
+@dataclass(frozen=True)
+class ParkOutcome:
+    """The result of parking: the execution and, if one was waiting, the early resume applied."""
+
+    execution: Execution
+    early_resume_applied: bool = False
+    early_resume_discarded: bool = False
+
+
+@dataclass(frozen=True)
+class ExecutionQuery:
+    """Filters and page for listing executions (newest first)."""
+
+    limit: int = 100
+    before_id: int | None = None
+    statuses: tuple[Status, ...] = ()
+    include_running: bool = False
+    workflow_id: str | None = None
+    project_id: str | None = None
+    started_after: int | None = None
+    started_before: int | None = None
+    wait_till_after: int | None = None
+    wait_till_before: int | None = None
+    custom_data: tuple[tuple[str, str], ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A label that executions can carry (n8n's tag shape)."""
+
+    id: str
+    name: str
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class StopFilter:
+    """Which executions ``POST /executions/stop`` cancels."""
+
+    statuses: tuple[Status, ...]
+    workflow_id: str | None = None
+    project_id: str | None = None
+    started_after: int | None = None
+    started_before: int | None = None

@@ -1,0 +1,125 @@
+"""HTTP helpers: JSON answers, the error answer shape, bounded body reading, request decoding."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.errors import Conflict, InvalidInput, NotFound, StoreUnavailable, WaitgateError
+
+T = TypeVar("T")
+log = logging.getLogger("waitgate.http")
+_encoder = msgspec.json.Encoder()
+
+
+class JSONResponse(Response):
+    """A JSON response encoded with msgspec."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        """Encode ``content`` as compact JSON."""
+        return _encoder.encode(content)
+
+
+class ApiError(Exception):
+    """An error answer: status code and ``{"message": …}`` plus any extra fields."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+        self.extra = extra
+
+    def response(self) -> JSONResponse:
+        """The JSON answer for this error."""
+        return JSONResponse(
+            {"message": self.message, **self.extra}, status_code=self.status, headers=self.headers
+        )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole request body, or a 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"Request body is larger than the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"Request body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def decode_json(request: Request, kind: type[T], limit: int) -> T:
+    """The request body decoded into ``kind``; a 400 that names the problem otherwise."""
+    body = await read_body(request, limit)
+    if not body.strip():
+        raise ApiError(400, "Request body must be a JSON object")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, f"Invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"Request body is not valid JSON: {exc}") from None
+
+
+async def handle_api_error(request: Request, exc: Exception) -> Response:
+    """``ApiError`` → its JSON answer."""
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 as JSON too."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in {204, 304}:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse({"message": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+_STATUS_BY_ERROR: list[tuple[type[WaitgateError], int]] = [
+    (InvalidInput, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (StoreUnavailable, 503),
+]
+
+
+async def handle_waitgate_error(request: Request, exc: Exception) -> Response:
+    """Domain errors → 400/404/409/503; anything else is a 500 that is logged."""
+    for kind, status in _STATUS_BY_ERROR:
+        if isinstance(exc, kind):
+            headers = {"Retry-After": "1"} if status == 503 else None
+            return JSONResponse({"message": str(exc)}, status_code=status, headers=headers)
+    log.error("unexpected store error", exc_info=exc, extra={"action": "error.internal"})
+    return JSONResponse({"message": "Internal error"}, status_code=500)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """Last resort: a JSON 500, logged with its traceback."""
+    log.error("unhandled error", exc_info=exc, extra={"action": "error.internal"})
+    return JSONResponse({"message": "Internal error"}, status_code=500)
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ApiError: handle_api_error,
+    HTTPException: handle_http_exception,
+    WaitgateError: handle_waitgate_error,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,1 @@
+"""HTTP routes: the engine API, the public executions API and the resume webhooks."""

@@ -1,0 +1,177 @@
+"""n8n's public executions API: list, get, delete, stop, retry, and execution tags."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.auth import authenticate
+from gateway.domain import NewExecution, Status, StopFilter, parse_instant
+from gateway.errors import InvalidInput
+from gateway.http import ApiError, JSONResponse, decode_json, read_body
+from gateway.pagination import execution_query, flag, page
+from gateway.routes.engine import api_caller, load_execution
+from gateway.routes.tags import tag_view
+from gateway.services import services
+from gateway.views import execution_view
+
+log = logging.getLogger("waitgate.public")
+RETRYABLE = frozenset({Status.ERROR, Status.CRASHED, Status.CANCELED})
+STOPPABLE = frozenset({Status.NEW, Status.UNKNOWN, Status.RUNNING, Status.WAITING})
+
+
+async def list_executions(request: Request) -> Response:
+    """``GET /api/v1/executions``: newest first, n8n's cursor pagination and filters."""
+    svc = services(request)
+    principal = await authenticate(request, svc.store, "execution:list")
+    query = execution_query(request.query_params, principal.project_id)
+    include_data = flag(request.query_params, "includeData") is True
+    found = await svc.store.list_executions(dataclasses.replace(query, limit=query.limit + 1))
+    next_cursor = page(found, query, lambda e: e.id)
+    data = [execution_view(e, svc.signer, include_data=include_data) for e in found]
+    return JSONResponse({"data": data, "nextCursor": next_cursor})
+
+
+async def get_execution(request: Request) -> Response:
+    """``GET /api/v1/executions/{id}``."""
+    svc, principal, eid = await api_caller(request, "execution:read")
+    include_data = flag(request.query_params, "includeData") is True
+    execution = await load_execution(svc, principal, eid, with_waits=include_data)
+    return JSONResponse(execution_view(execution, svc.signer, include_data=include_data))
+
+
+async def delete_execution(request: Request) -> Response:
+    """``DELETE /api/v1/executions/{id}``: anything but a running execution."""
+    svc, principal, eid = await api_caller(request, "execution:delete")
+    execution = await load_execution(svc, principal, eid)
+    if not await svc.store.delete_execution(eid):
+        await load_execution(svc, principal, eid)  # 404 if it went meanwhile
+        raise ApiError(400, "Cannot delete a running execution")
+    log.info("deleted", extra={"action": "execution.deleted", "execution_id": eid})
+    return JSONResponse(execution_view(execution, svc.signer))
+
+
+async def stop_execution(request: Request) -> Response:
+    """``POST /api/v1/executions/{id}/stop``: new, unknown, running or waiting → canceled."""
+    svc, principal, eid = await api_caller(request, "execution:stop")
+    await load_execution(svc, principal, eid)
+    if not await svc.store.stop(eid, svc.clock.now_ms()):
+        latest = await load_execution(svc, principal, eid)
+        raise ApiError(
+            409,
+            f"Only running or waiting executions can be stopped and {eid} is currently "
+            f"{latest.status.value}",
+        )
+    log.info("stopped", extra={"action": "execution.stopped", "execution_id": eid})
+    return JSONResponse(execution_view(await load_execution(svc, principal, eid), svc.signer))
+
+
+class _StopManyBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    status: list[str]
+    workflow_id: str | None = None
+    started_after: str | None = None
+    started_before: str | None = None
+
+
+_STOP_STATUS = {"queued": Status.NEW, "running": Status.RUNNING, "waiting": Status.WAITING}
+
+
+async def stop_many(request: Request) -> Response:
+    """``POST /api/v1/executions/stop``: cancel every matching execution."""
+    svc = services(request)
+    principal = await authenticate(request, svc.store, "execution:stop")
+    body = await decode_json(request, _StopManyBody, svc.settings.max_body_bytes)
+    if not body.status:
+        raise ApiError(400, "status must list at least one of queued, running, waiting")
+    unknown = [s for s in body.status if s not in _STOP_STATUS]
+    if unknown:
+        raise ApiError(400, f"status {unknown[0]!r} is not one of queued, running, waiting")
+    try:
+        which = StopFilter(
+            statuses=tuple(_STOP_STATUS[s] for s in dict.fromkeys(body.status)),
+            workflow_id=body.workflow_id,
+            project_id=principal.project_id,
+            started_after=None
+            if body.started_after is None
+            else parse_instant(body.started_after, "startedAfter"),
+            started_before=None
+            if body.started_before is None
+            else parse_instant(body.started_before, "startedBefore"),
+        )
+    except InvalidInput as exc:
+        raise ApiError(400, str(exc)) from None
+    stopped = await svc.store.stop_many(which, svc.clock.now_ms())
+    log.info("stopped many", extra={"action": "execution.stopped_many", "count": stopped})
+    return JSONResponse({"stopped": stopped})
+
+
+class _RetryBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    load_workflow: bool | None = None
+
+
+async def retry_execution(request: Request) -> Response:
+    """``POST /api/v1/executions/{id}/retry``: a new execution with ``retryOf``."""
+    svc, principal, eid = await api_caller(request, "execution:retry")
+    body = await read_body(request, svc.settings.max_body_bytes)
+    if body.strip():
+        try:
+            msgspec.json.decode(body, type=_RetryBody)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise ApiError(400, f"Invalid request body: {exc}") from None
+    old = await load_execution(svc, principal, eid)
+    if old.status is Status.SUCCESS:
+        raise ApiError(409, "The execution succeeded, so it cannot be retried.")
+    if old.status not in RETRYABLE:
+        raise ApiError(
+            409,
+            f"Only executions that failed, crashed or were canceled can be retried; "
+            f"{eid} is currently {old.status.value}",
+        )
+    new = NewExecution(
+        workflow_id=old.workflow_id,
+        mode="retry",
+        project_id=old.project_id,
+        custom_data=old.custom_data,
+        data=old.data,
+        retry_of=old.id,
+    )
+    retry = await svc.store.create_execution(new, svc.clock.now_ms())
+    log.info(
+        "retried",
+        extra={"action": "execution.retried", "execution_id": retry.id, "retry_of": eid},
+    )
+    return JSONResponse(execution_view(retry, svc.signer))
+
+
+class _TagId(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+
+
+async def execution_tags(request: Request) -> Response:
+    """``GET|PUT /api/v1/executions/{id}/tags``: read, or replace with a list of ``{id}``."""
+    scope = "executionTags:list" if request.method == "GET" else "executionTags:update"
+    svc, principal, eid = await api_caller(request, scope)
+    await load_execution(svc, principal, eid)
+    if request.method == "PUT":
+        ids = await decode_json(request, list[_TagId], svc.settings.max_body_bytes)
+        if not await svc.store.set_execution_tags(eid, tuple(t.id for t in ids)):
+            raise ApiError(404, "One or more of the tags were not found")
+    tags: list[Any] = [tag_view(t) for t in await svc.store.execution_tags(eid)]
+    return JSONResponse(tags)
+
+
+routes = [
+    Route("/api/v1/executions", list_executions, methods=["GET"]),
+    Route("/api/v1/executions/stop", stop_many, methods=["POST"]),
+    Route("/api/v1/executions/{id}", get_execution, methods=["GET"]),
+    Route("/api/v1/executions/{id}", delete_execution, methods=["DELETE"]),
+    Route("/api/v1/executions/{id}/stop", stop_execution, methods=["POST"]),
+    Route("/api/v1/executions/{id}/retry", retry_execution, methods=["POST"]),
+    Route("/api/v1/executions/{id}/tags", execution_tags, methods=["GET", "PUT"]),
+]

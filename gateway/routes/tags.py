@@ -1,0 +1,97 @@
+"""``/api/v1/tags``: manage the tags executions can carry."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.auth import authenticate
+from gateway.domain import Tag, format_instant
+from gateway.http import ApiError, JSONResponse, decode_json
+from gateway.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from gateway.services import Services, services
+
+MAX_TAG_NAME = 24
+
+
+def tag_view(tag: Tag) -> dict[str, Any]:
+    """n8n's tag shape."""
+    return {
+        "id": tag.id,
+        "name": tag.name,
+        "createdAt": format_instant(tag.created_at),
+        "updatedAt": format_instant(tag.updated_at),
+    }
+
+
+class _TagBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+def _name(body: _TagBody) -> str:
+    name = body.name.strip()
+    if not name or len(name) > MAX_TAG_NAME:
+        raise ApiError(400, f"name must be 1 to {MAX_TAG_NAME} characters")
+    return name
+
+
+async def _tag(svc: Services, request: Request) -> Tag:
+    tag_id: str = request.path_params["id"]
+    tag = await svc.store.get_tag(tag_id)
+    if tag is None:
+        raise ApiError(404, "Not Found")
+    return tag
+
+
+async def tags(request: Request) -> Response:
+    """``GET /api/v1/tags`` (paginated by id) and ``POST /api/v1/tags``."""
+    svc = services(request)
+    if request.method == "GET":
+        await authenticate(request, svc.store, "tag:read")
+        raw = request.query_params.get("limit") or str(DEFAULT_LIMIT)
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+            raise ApiError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        limit = int(raw)
+        after = request.query_params.get("cursor") or None
+        found = await svc.store.list_tags(limit + 1, after)
+        next_cursor = found[limit - 1].id if len(found) > limit else None
+        return JSONResponse(
+            {"data": [tag_view(t) for t in found[:limit]], "nextCursor": next_cursor}
+        )
+    await authenticate(request, svc.store, "tag:write")
+    name = _name(await decode_json(request, _TagBody, svc.settings.max_body_bytes))
+    tag = await svc.store.create_tag(secrets.token_hex(8), name, svc.clock.now_ms())
+    if tag is None:
+        raise ApiError(409, "Tag already exists")
+    return JSONResponse(tag_view(tag), status_code=201)
+
+
+async def one_tag(request: Request) -> Response:
+    """``GET|PUT|DELETE /api/v1/tags/{id}``."""
+    svc = services(request)
+    scope = "tag:read" if request.method == "GET" else "tag:write"
+    await authenticate(request, svc.store, scope)
+    if request.method == "GET":
+        return JSONResponse(tag_view(await _tag(svc, request)))
+    if request.method == "DELETE":
+        deleted = await svc.store.delete_tag(request.path_params["id"])
+        if deleted is None:
+            raise ApiError(404, "Not Found")
+        return JSONResponse(tag_view(deleted))
+    name = _name(await decode_json(request, _TagBody, svc.settings.max_body_bytes))
+    await _tag(svc, request)
+    renamed = await svc.store.rename_tag(request.path_params["id"], name, svc.clock.now_ms())
+    if renamed is None:
+        raise ApiError(409, "Tag already exists")
+    return JSONResponse(tag_view(renamed))
+
+
+routes = [
+    Route("/api/v1/tags", tags, methods=["GET", "POST"]),
+    Route("/api/v1/tags/{id}", one_tag, methods=["GET", "PUT", "DELETE"]),
+]

@@ -1,0 +1,171 @@
+"""``/webhook-waiting/{id}[/{suffix}]``: the signed resume URL, with n8n's answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.domain import Execution, ResumedBy, Status, Wait
+from gateway.http import ApiError, JSONResponse, read_body
+from gateway.payloads import build_payload
+from gateway.services import Services, services
+
+log = logging.getLogger("waitgate.webhook")
+
+ALL_METHODS = ["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT", "OPTIONS"]
+DEFAULT_RESPONSE = {"message": "Workflow was started"}
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": ", ".join(ALL_METHODS),
+    "Access-Control-Allow-Headers": "*",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+def _webhook_error(status: int, message: str) -> ApiError:
+    return ApiError(status, message, code=status)
+
+
+def _invalid_token() -> ApiError:
+    return ApiError(401, "Invalid token", code=401, error="Invalid token")
+
+
+def _no_matching_webhook(execution_id: int) -> ApiError:
+    return _webhook_error(
+        404,
+        f'The workflow for execution "{execution_id}" does not contain a waiting webhook '
+        "with a matching path/method.",
+    )
+
+
+def _not_resumable(execution: Execution, seq: int) -> ApiError:
+    """Why this execution's wait ``seq`` cannot be resumed now (n8n's wording)."""
+    eid = execution.id
+    match execution.status:
+        case Status.SUCCESS:
+            return _webhook_error(409, f'The execution "{eid}" has finished already.')
+        case Status.ERROR | Status.CRASHED:
+            return _webhook_error(409, f'The execution "{eid}" has finished with error.')
+        case Status.CANCELED:
+            return _webhook_error(409, f'The execution "{eid}" was canceled.')
+        case Status.WAITING if execution.wait_seq != seq:
+            return _webhook_error(
+                409, f'The wait of execution "{eid}" that this URL belongs to has ended.'
+            )
+        case Status.RUNNING if execution.wait_seq == seq:
+            return _webhook_error(
+                409, f'The execution "{eid}" already received a resume for its next wait.'
+            )
+        case _:
+            return _webhook_error(409, f'The execution "{eid}" is running already.')
+
+
+def _answer(wait: Wait, method: str) -> Response:
+    """The answer configured on the wait (``onReceived``)."""
+    spec = wait.webhook
+    assert spec is not None
+    data: Any = DEFAULT_RESPONSE if spec.response_data is None else spec.response_data
+    headers = dict(spec.response_headers)
+    if method == "HEAD":
+        return Response(status_code=spec.response_code, headers=headers)
+    if isinstance(data, str):
+        headers.setdefault("content-type", "text/plain; charset=utf-8")
+        return Response(data, status_code=spec.response_code, headers=headers)
+    return JSONResponse(data, status_code=spec.response_code, headers=headers)
+
+
+async def _resume_waiting(
+    svc: Services, execution: Execution, seq: int, method: str, suffix: str, payload: Any
+) -> Response:
+    wait = await svc.store.get_wait(execution.id, seq)
+    if wait is None:
+        raise await _lost_race(svc, execution.id, seq)
+    spec = wait.webhook
+    if spec is None or method not in spec.methods or spec.suffix != suffix:
+        raise _no_matching_webhook(execution.id)
+    payload = {**payload, "resumedBy": ResumedBy.WEBHOOK.value}
+    if not await svc.store.resume(
+        execution.id, seq, ResumedBy.WEBHOOK, payload, svc.clock.now_ms()
+    ):
+        raise await _lost_race(svc, execution.id, seq)
+    log.info(
+        "resumed by webhook",
+        extra={"action": "wait.resumed", "execution_id": execution.id, "seq": seq},
+    )
+    return _answer(wait, method)
+
+
+async def _lost_race(svc: Services, execution_id: int, seq: int) -> ApiError:
+    current = await svc.store.get_execution(execution_id)
+    if current is None:
+        return _webhook_error(404, f'The execution "{execution_id}" does not exist.')
+    return _not_resumable(current, seq)
+
+
+async def _keep_early(
+    svc: Services, execution: Execution, seq: int, method: str, suffix: str, payload: Any
+) -> Response | None:
+    """Keep a resume for a wait not parked yet; ``None`` if the execution moved meanwhile."""
+    payload = {**payload, "resumedBy": ResumedBy.WEBHOOK.value}
+    kept = await svc.store.record_early_resume(
+        execution.id, seq, method, suffix, payload, svc.clock.now_ms()
+    )
+    if not kept:
+        return None
+    log.info(
+        "early resume kept",
+        extra={"action": "wait.early_resume", "execution_id": execution.id, "seq": seq},
+    )
+    return JSONResponse(
+        {
+            "message": "Resume received before the execution was parked; "
+            "it will be applied when the wait begins."
+        },
+        status_code=202,
+    )
+
+
+async def resume_webhook(request: Request) -> Response:
+    """Resume the wait named by the URL's signature, exactly once."""
+    method = request.method
+    if method == "OPTIONS":
+        return Response(status_code=204, headers=CORS_HEADERS)
+    svc = services(request)
+    id_text: str = request.path_params["id"]
+    suffix: str = request.path_params.get("suffix", "").strip("/")
+    token = request.query_params.get("signature", "")
+    if not id_text.isdigit() or len(id_text) > 18:
+        raise _invalid_token()
+    execution_id = int(id_text)
+    target = svc.signer.verify(execution_id, token, suffix)
+    if target is None:
+        log.info(
+            "signature refused",
+            extra={"action": "resume.bad_signature", "execution_id": execution_id},
+        )
+        raise _invalid_token()
+    body = await read_body(request, svc.settings.max_body_bytes)
+    execution = await svc.store.get_execution(execution_id)
+    if execution is None:
+        raise _webhook_error(404, f'The execution "{execution_id}" does not exist.')
+    payload = build_payload(request, body, suffix)
+    seq = target.wait_seq
+    if execution.wait_seq == seq and execution.status is Status.RUNNING:
+        early = await _keep_early(svc, execution, seq, method, suffix, payload)
+        if early is not None:
+            return early
+        # The engine parked (or something else happened) between our read and our write.
+        return await _resume_waiting(svc, execution, seq, method, suffix, payload)
+    if execution.wait_seq == seq and execution.status is Status.WAITING:
+        return await _resume_waiting(svc, execution, seq, method, suffix, payload)
+    raise _not_resumable(execution, seq)
+
+
+routes = [
+    Route("/webhook-waiting/{id}", resume_webhook, methods=ALL_METHODS),
+    Route("/webhook-waiting/{id}/{suffix:path}", resume_webhook, methods=ALL_METHODS),
+]

@@ -1,0 +1,117 @@
+"""Request bodies of the engine API, decoded and validated with msgspec."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import msgspec
+
+from gateway.domain import (
+    HTTP_METHODS,
+    MODES,
+    NewExecution,
+    WebhookSpec,
+    check_custom_data,
+    parse_instant,
+)
+from gateway.errors import InvalidInput
+
+_SUFFIX = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
+MAX_SUFFIX = 200
+MAX_WORKFLOW_ID = 255
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """Base of every request body: unknown fields are an error, names are camelCase."""
+
+
+class CreateExecution(_Body):
+    """``POST /api/v1/executions``."""
+
+    workflow_id: str
+    mode: str = "integrated"
+    custom_data: dict[str, Any] = {}
+    data: Any = None
+
+    def to_new(self, project_id: str | None) -> NewExecution:
+        """Validated, as the store takes it."""
+        if not self.workflow_id or len(self.workflow_id) > MAX_WORKFLOW_ID:
+            raise InvalidInput(f"workflowId must be 1 to {MAX_WORKFLOW_ID} characters")
+        if self.mode not in MODES:
+            raise InvalidInput(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        return NewExecution(
+            workflow_id=self.workflow_id,
+            mode=self.mode,
+            project_id=project_id,
+            custom_data=check_custom_data(self.custom_data),
+            data=self.data,
+        )
+
+
+class WebhookBody(_Body):
+    """How the wait can be resumed over HTTP."""
+
+    http_method: str | list[str] = "GET"
+    suffix: str = ""
+    response_code: int = 200
+    response_data: Any = None
+    response_headers: dict[str, str] = {}
+
+    def to_spec(self) -> WebhookSpec:
+        """Validated, as the store takes it."""
+        raw = [self.http_method] if isinstance(self.http_method, str) else self.http_method
+        methods = tuple(dict.fromkeys(m.upper() for m in raw))
+        if not methods:
+            raise InvalidInput("webhook.httpMethod must name at least one method")
+        bad = [m for m in methods if m not in HTTP_METHODS]
+        if bad:
+            raise InvalidInput(
+                f"webhook.httpMethod {bad[0]!r} is not one of {', '.join(HTTP_METHODS)}"
+            )
+        suffix = self.suffix.strip("/")
+        if suffix and (len(suffix) > MAX_SUFFIX or not _SUFFIX.fullmatch(suffix)):
+            raise InvalidInput(
+                "webhook.suffix may only hold A-Z a-z 0-9 . _ ~ - and / between segments, "
+                f"at most {MAX_SUFFIX} characters"
+            )
+        if not 200 <= self.response_code <= 599:
+            raise InvalidInput("webhook.responseCode must be between 200 and 599")
+        for name, value in self.response_headers.items():
+            if not name or any(c in name + value for c in "\r\n") or ":" in name:
+                raise InvalidInput(f"webhook.responseHeaders has an invalid header {name!r}")
+        return WebhookSpec(
+            methods=methods,
+            suffix=suffix,
+            response_code=self.response_code,
+            response_data=self.response_data,
+            response_headers=dict(self.response_headers),
+        )
+
+
+class ParkBody(_Body):
+    """``POST /api/v1/executions/{id}/wait``."""
+
+    wait_till: str | None = None
+    webhook: WebhookBody | None = None
+
+    def validated(self) -> tuple[int | None, WebhookSpec | None]:
+        """The deadline in ms and the webhook spec; at least one of them."""
+        if self.wait_till is None and self.webhook is None:
+            raise InvalidInput("a wait needs waitTill, webhook, or both")
+        wait_till = None if self.wait_till is None else parse_instant(self.wait_till, "waitTill")
+        return wait_till, None if self.webhook is None else self.webhook.to_spec()
+
+
+class FinishBody(_Body):
+    """``POST /api/v1/executions/{id}/finish``."""
+
+    status: Literal["success", "error"]
+    data: Any = None
+    error: Any = None
+
+
+class ResumeBody(_Body):
+    """``POST /api/v1/executions/{id}/resume``."""
+
+    data: Any = None

@@ -1,0 +1,30 @@
+"""What the routes work with: one object built in the lifespan and kept on ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.scheduler import Scheduler
+from gateway.signing import ResumeSigner
+from persistence.base import Store
+
+
+@dataclass
+class Services:
+    """The gateway's collaborators."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    signer: ResumeSigner
+    scheduler: Scheduler
+
+
+def services(request: Request) -> Services:
+    """The ``Services`` of the app serving ``request``."""
+    found: Services = request.app.state.services
+    return found

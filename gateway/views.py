@@ -1,0 +1,66 @@
+"""How executions look over HTTP (n8n's execution shape plus our fields)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.domain import Execution, Status, Wait, format_instant
+from gateway.signing import ResumeSigner
+
+
+def resume_url(execution: Execution, signer: ResumeSigner) -> str | None:
+    """The URL that resumes the execution's current wait (or its next one while running)."""
+    if execution.status is Status.RUNNING:
+        return signer.resume_url(execution.id, execution.wait_seq)
+    if execution.status is Status.WAITING and execution.wait_suffix is not None:
+        return signer.resume_url(execution.id, execution.wait_seq, execution.wait_suffix)
+    return None
+
+
+def wait_view(wait: Wait) -> dict[str, Any]:
+    """One wait, with when it was due and when it actually resumed."""
+    webhook = wait.webhook
+    return {
+        "seq": wait.seq,
+        "parkedAt": format_instant(wait.parked_at),
+        "waitTill": format_instant(wait.reported_wait_till),
+        "webhook": None
+        if webhook is None
+        else {"httpMethod": list(webhook.methods), "suffix": webhook.suffix},
+        "resumedAt": format_instant(wait.resumed_at),
+        "resumedBy": None if wait.resumed_by is None else wait.resumed_by.value,
+        "payload": wait.payload,
+    }
+
+
+def execution_view(
+    execution: Execution, signer: ResumeSigner, *, include_data: bool = False
+) -> dict[str, Any]:
+    """The execution as the API answers it."""
+    view: dict[str, Any] = {
+        "id": execution.id,
+        "workflowId": execution.workflow_id,
+        "projectId": execution.project_id,
+        "mode": execution.mode,
+        "status": execution.status.value,
+        "finished": execution.status is Status.SUCCESS,
+        "startedAt": format_instant(execution.started_at),
+        "stoppedAt": format_instant(execution.stopped_at),
+        "waitTill": format_instant(execution.wait_till)
+        if execution.status is Status.WAITING
+        else None,
+        "retryOf": execution.retry_of,
+        "retrySuccessId": execution.retry_success_id,
+        "customData": execution.custom_data,
+    }
+    url = resume_url(execution, signer)
+    if url is not None:
+        view["resumeUrl"] = url
+    if include_data:
+        view["data"] = {
+            "input": execution.data,
+            "result": execution.result,
+            "error": execution.error,
+            "waits": [wait_view(w) for w in execution.waits],
+        }
+    return view

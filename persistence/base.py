@@ -1,0 +1,188 @@
+"""The storage seam: domain verbs that every backend implements.
+
+Every state transition is one conditional write; a verb whose condition does not hold
+returns ``None`` or ``False`` (the caller re-reads to learn why) instead of writing anything.
+Instants are milliseconds since the epoch and always come from the caller's clock.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from gateway.domain import (
+    JSON,
+    ApiKey,
+    Execution,
+    ExecutionQuery,
+    NewExecution,
+    ParkOutcome,
+    ResumedBy,
+    Status,
+    StopFilter,
+    Tag,
+    Wait,
+    WebhookSpec,
+)
+
+
+class Store(ABC):
+    """Where executions, waits and API keys live."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect. Must be called before any other verb."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release every connection."""
+
+    @abstractmethod
+    async def migrate(self) -> list[int]:
+        """Apply the migrations not yet applied; return their versions."""
+
+    @abstractmethod
+    async def pending_migrations(self) -> list[int]:
+        """Versions of the migrations not yet applied."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the database answers."""
+
+    # executions -----------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_execution(self, new: NewExecution, now: int) -> Execution:
+        """Insert a ``running`` execution."""
+
+    @abstractmethod
+    async def get_execution(
+        self, execution_id: int, *, with_waits: bool = False
+    ) -> Execution | None:
+        """One execution, with its waits if asked."""
+
+    @abstractmethod
+    async def get_wait(self, execution_id: int, seq: int) -> Wait | None:
+        """One wait of an execution."""
+
+    @abstractmethod
+    async def park(
+        self, execution_id: int, wait_till: int | None, webhook: WebhookSpec | None, now: int
+    ) -> ParkOutcome | None:
+        """Move a ``running`` execution to ``waiting`` at a new wait.
+
+        An early resume recorded for that wait is applied in the same transaction if the wait
+        accepts its method and suffix (the execution is then ``running`` again), and discarded
+        otherwise. ``None`` if the execution is not ``running``.
+        """
+
+    @abstractmethod
+    async def resume(
+        self, execution_id: int, seq: int, resumed_by: ResumedBy, payload: JSON, now: int
+    ) -> bool:
+        """End wait ``seq`` of a ``waiting`` execution; ``False`` if someone else did first."""
+
+    @abstractmethod
+    async def record_early_resume(
+        self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
+    ) -> bool:
+        """Keep a resume for wait ``seq`` that is not parked yet; ``False`` if the execution
+        is not ``running`` at that wait or one is already kept."""
+
+    @abstractmethod
+    async def claim_due(self, now: int, limit: int) -> list[tuple[int, int]]:
+        """Resume (by timeout) up to ``limit`` waits due at ``now``; ``(execution, seq)`` each."""
+
+    @abstractmethod
+    async def next_deadline(self) -> int | None:
+        """The earliest ``waitTill`` of any waiting execution."""
+
+    @abstractmethod
+    async def finish(
+        self, execution_id: int, status: Status, result: JSON, error: JSON, now: int
+    ) -> bool:
+        """Move a ``running`` execution to ``success`` or ``error``."""
+
+    @abstractmethod
+    async def stop(self, execution_id: int, now: int) -> bool:
+        """Cancel a new, unknown, running or waiting execution; its wait ends for good."""
+
+    @abstractmethod
+    async def set_custom_data(
+        self, execution_id: int, values: dict[str, str], *, replace: bool
+    ) -> dict[str, str] | None:
+        """Add or replace keys (or replace all); the merged result, ``None`` if no execution.
+
+        Raises ``InvalidInput`` if the merge would hold more than ten items.
+        """
+
+    @abstractmethod
+    async def delete_execution(self, execution_id: int) -> bool:
+        """Delete an execution that is not running, with everything that belongs to it."""
+
+    @abstractmethod
+    async def list_executions(self, query: ExecutionQuery) -> list[Execution]:
+        """Executions matching ``query``, newest first, at most ``query.limit``."""
+
+    @abstractmethod
+    async def stop_many(self, which: StopFilter, now: int) -> int:
+        """Cancel every execution matching ``which``; how many."""
+
+    # tags -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
+        """A new tag; ``None`` if the name is taken."""
+
+    @abstractmethod
+    async def get_tag(self, tag_id: str) -> Tag | None:
+        """One tag."""
+
+    @abstractmethod
+    async def list_tags(self, limit: int, after_id: str | None) -> list[Tag]:
+        """Tags ordered by id, after ``after_id``."""
+
+    @abstractmethod
+    async def rename_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
+        """Rename a tag; ``None`` if it does not exist or the name is taken."""
+
+    @abstractmethod
+    async def delete_tag(self, tag_id: str) -> Tag | None:
+        """Delete a tag (it leaves every execution); the deleted tag."""
+
+    @abstractmethod
+    async def execution_tags(self, execution_id: int) -> list[Tag]:
+        """The tags of an execution, by name."""
+
+    @abstractmethod
+    async def set_execution_tags(self, execution_id: int, tag_ids: tuple[str, ...]) -> bool:
+        """Replace an execution's tags; ``False`` (nothing changed) if any id is unknown."""
+
+    # API keys -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_api_key(
+        self,
+        label: str,
+        key_hash: str,
+        prefix: str,
+        scopes: tuple[str, ...],
+        project_id: str | None,
+        now: int,
+    ) -> ApiKey:
+        """Store a new key by its hash."""
+
+    @abstractmethod
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The live (not revoked) key with this hash."""
+
+    @abstractmethod
+    async def list_api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included."""
+
+    @abstractmethod
+    async def revoke_api_key(self, key_id: int, now: int) -> bool:
+        """Revoke a live key."""
+
+    @abstractmethod
+    async def count_api_keys(self) -> int:
+        """How many keys exist, revoked ones included."""

@@ -1,0 +1,111 @@
+"""Turns database rows into domain records and domain values into column values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from gateway.domain import JSON, ApiKey, Execution, ResumedBy, Status, Tag, Wait, WebhookSpec
+
+_encoder = msgspec.json.Encoder()
+
+
+def dump(value: JSON) -> str | None:
+    """A JSON column value; ``None`` stays SQL NULL."""
+    return None if value is None else _encoder.encode(value).decode()
+
+
+def load(text: str | bytes | None) -> JSON:
+    """The value of a JSON column."""
+    return None if text is None else msgspec.json.decode(text)
+
+
+def dump_webhook(spec: WebhookSpec | None) -> str | None:
+    """A wait's webhook column."""
+    if spec is None:
+        return None
+    return dump(
+        {
+            "methods": list(spec.methods),
+            "suffix": spec.suffix,
+            "responseCode": spec.response_code,
+            "responseData": spec.response_data,
+            "responseHeaders": spec.response_headers,
+        }
+    )
+
+
+def load_webhook(text: str | None) -> WebhookSpec | None:
+    """Inverse of ``dump_webhook``."""
+    raw = load(text)
+    if raw is None:
+        return None
+    return WebhookSpec(
+        methods=tuple(raw["methods"]),
+        suffix=raw["suffix"],
+        response_code=raw["responseCode"],
+        response_data=raw["responseData"],
+        response_headers=raw["responseHeaders"],
+    )
+
+
+def wait_from_row(row: Mapping[str, Any]) -> Wait:
+    """A ``waits`` row as a ``Wait``."""
+    return Wait(
+        execution_id=row["execution_id"],
+        seq=row["seq"],
+        parked_at=row["parked_at"],
+        wait_till=row["wait_till"],
+        webhook=load_webhook(row["webhook"]),
+        resumed_at=row["resumed_at"],
+        resumed_by=None if row["resumed_by"] is None else ResumedBy(row["resumed_by"]),
+        payload=load(row["payload"]),
+    )
+
+
+def execution_from_row(row: Mapping[str, Any], waits: tuple[Wait, ...] = ()) -> Execution:
+    """An ``executions`` row as an ``Execution``."""
+    return Execution(
+        id=row["id"],
+        workflow_id=row["workflow_id"],
+        project_id=row["project_id"],
+        mode=row["mode"],
+        status=Status(row["status"]),
+        started_at=row["started_at"],
+        stopped_at=row["stopped_at"],
+        wait_till=row["wait_till"],
+        wait_seq=row["wait_seq"],
+        wait_suffix=row["wait_suffix"],
+        retry_of=row["retry_of"],
+        retry_success_id=row["retry_success_id"],
+        custom_data=load(row["custom_data"]) or {},
+        data=load(row["data"]),
+        result=load(row["result"]),
+        error=load(row["error"]),
+        waits=waits,
+    )
+
+
+def api_key_from_row(row: Mapping[str, Any]) -> ApiKey:
+    """An ``api_keys`` row as an ``ApiKey``."""
+    return ApiKey(
+        id=row["id"],
+        label=row["label"],
+        prefix=row["prefix"],
+        scopes=tuple(load(row["scopes"])),
+        project_id=row["project_id"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def tag_from_row(row: Mapping[str, Any]) -> Tag:
+    """A ``tags`` row as a ``Tag``."""
+    return Tag(
+        id=row["id"],
+        name=row["name"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -1,0 +1,121 @@
+"""Shared fixtures: a real SQLite store in a temporary folder, a manual clock, the app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.auth import generate_key, hash_key
+from gateway.clock import ManualClock
+from gateway.config import Secret, Settings
+from gateway.services import Services
+from persistence.base import Store
+from persistence.sqlite import SqliteStore
+
+BASE_URL = "http://127.0.0.1:5678"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """Time that moves only when a test says so."""
+    return ManualClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a gateway on a fresh SQLite file."""
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'waitgate.db'}",
+        public_url=BASE_URL,
+        secret_keys=(Secret("test-secret-key"),),
+        data_dir=tmp_path,
+        max_body_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    """An opened, migrated store."""
+    the_store = SqliteStore.from_url(settings.database_url)
+    await the_store.open()
+    await the_store.migrate()
+    yield the_store
+    await the_store.close()
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[Starlette]:
+    """The gateway with its lifespan (store, scheduler) running."""
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+def svc(app: Starlette) -> Services:
+    """The running app's services."""
+    found: Services = app.state.services
+    return found
+
+
+async def make_key(svc: Services, *scopes: str, project: str | None = None) -> str:
+    """A new API key with these scopes (default admin)."""
+    key = generate_key()
+    await svc.store.create_api_key(
+        "test", hash_key(key), key[:10], scopes or ("admin",), project, svc.clock.now_ms()
+    )
+    return key
+
+
+@pytest.fixture
+async def admin_key(svc: Services) -> str:
+    """An admin API key."""
+    return await make_key(svc)
+
+
+@pytest.fixture
+async def client(app: Starlette, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the app that sends the admin key."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": admin_key}
+    ) as the_client:
+        yield the_client
+
+
+@pytest.fixture
+async def anon(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client with no API key (as an external caller of resume URLs)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as the_client:
+        yield the_client
+
+
+async def create(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    """Create an execution; its JSON."""
+    response = await client.post("/api/v1/executions", json={"workflowId": "wf-1", **fields})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def park(client: httpx.AsyncClient, execution_id: int, **fields: Any) -> dict[str, Any]:
+    """Park an execution; its JSON."""
+    response = await client.post(f"/api/v1/executions/{execution_id}/wait", json=fields)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def get(client: httpx.AsyncClient, execution_id: int, **params: str) -> dict[str, Any]:
+    """Read an execution; its JSON."""
+    response = await client.get(f"/api/v1/executions/{execution_id}", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
