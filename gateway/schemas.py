@@ -70,10 +70,11 @@ class WebhookBody(_Body):
                 f"webhook.httpMethod {bad[0]!r} is not one of {', '.join(HTTP_METHODS)}"
             )
         suffix = self.suffix.strip("/")
-        if suffix and (len(suffix) > MAX_SUFFIX or not _SUFFIX.fullmatch(suffix)):
+        dot_segment = any(part in {".", ".."} for part in suffix.split("/"))
+        if suffix and (len(suffix) > MAX_SUFFIX or not _SUFFIX.fullmatch(suffix) or dot_segment):
             raise InvalidInput(
-                "webhook.suffix may only hold A-Z a-z 0-9 . _ ~ - and / between segments, "
-                f"at most {MAX_SUFFIX} characters"
+                "webhook.suffix may only hold A-Z a-z 0-9 . _ ~ - and / between segments "
+                f"(no . or .. segments), at most {MAX_SUFFIX} characters"
             )
         if not 200 <= self.response_code <= 599:
             raise InvalidInput("webhook.responseCode must be between 200 and 599")

@@ -42,9 +42,9 @@ READERS = 4
 BUSY_TIMEOUT_MS = 5000
 
 
-def _configure(conn: sqlite3.Connection, *, writer: bool) -> None:
+def _configure(conn: sqlite3.Connection, *, writer: bool, busy_timeout_ms: int) -> None:
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
     if writer:
         conn.execute("PRAGMA journal_mode = WAL")
@@ -65,8 +65,9 @@ def _translate(exc: sqlite3.Error) -> StoreError:
 class SqliteStore(Store):
     """A ``Store`` in one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
@@ -82,10 +83,16 @@ class SqliteStore(Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._call(self._writer, lambda c: _configure(c, writer=True))
+            await self._call(
+                self._writer,
+                lambda c: _configure(c, writer=True, busy_timeout_ms=self._busy_timeout_ms),
+            )
             for _ in range(READERS):
                 reader = await aiosqlite.connect(self.path, isolation_level=None)
-                await self._call(reader, lambda c: _configure(c, writer=False))
+                await self._call(
+                    reader,
+                    lambda c: _configure(c, writer=False, busy_timeout_ms=self._busy_timeout_ms),
+                )
                 self._all_readers.append(reader)
                 self._readers.put_nowait(reader)
         except sqlite3.Error as exc:

@@ -1,0 +1,221 @@
+"""The SQLite store's transitions: each one conditional, the loser learns it from the row count."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from gateway.domain import (
+    FOREVER_MS,
+    NewExecution,
+    ResumedBy,
+    Status,
+    StopFilter,
+    WebhookSpec,
+)
+from gateway.errors import InvalidInput
+from persistence.base import Store
+from persistence.sqlite import SqliteStore
+
+NOW = 1_800_000_000_000
+HOOK = WebhookSpec(methods=("POST",), suffix="")
+
+
+async def running(store: Store) -> int:
+    return (await store.create_execution(NewExecution("wf"), NOW)).id
+
+
+async def test_create_starts_running_at_wait_one(store: Store) -> None:
+    execution = await store.create_execution(
+        NewExecution("wf", mode="manual", custom_data={"k": "v"}, data={"x": 1}), NOW
+    )
+    assert execution.status is Status.RUNNING
+    assert execution.wait_seq == 1
+    assert execution.started_at == NOW
+    assert execution.custom_data == {"k": "v"}
+    assert execution.data == {"x": 1}
+
+
+async def test_park_then_resume_once(store: Store) -> None:
+    eid = await running(store)
+    outcome = await store.park(eid, NOW + 1000, HOOK, NOW)
+    assert outcome is not None
+    assert outcome.execution.status is Status.WAITING
+    assert outcome.execution.wait_till == NOW + 1000
+    assert await store.resume(eid, 1, ResumedBy.WEBHOOK, {"a": 1}, NOW + 5)
+    assert not await store.resume(eid, 1, ResumedBy.WEBHOOK, {"a": 2}, NOW + 6)
+    execution = await store.get_execution(eid, with_waits=True)
+    assert execution is not None
+    assert execution.status is Status.RUNNING
+    assert execution.wait_seq == 2
+    (wait,) = execution.waits
+    assert (wait.resumed_at, wait.resumed_by, wait.payload) == (
+        NOW + 5,
+        ResumedBy.WEBHOOK,
+        {"a": 1},
+    )
+
+
+async def test_webhook_wait_without_limit_reports_year_3000(store: Store) -> None:
+    eid = await running(store)
+    outcome = await store.park(eid, None, HOOK, NOW)
+    assert outcome is not None
+    assert outcome.execution.wait_till == FOREVER_MS
+    assert outcome.execution.waits[0].wait_till is None
+    assert await store.claim_due(NOW + 10**12, 10) == []
+
+
+async def test_only_running_executions_park(store: Store) -> None:
+    eid = await running(store)
+    assert await store.park(eid, NOW, None, NOW) is not None
+    assert await store.park(eid, NOW, None, NOW) is None
+    assert await store.park(999, NOW, None, NOW) is None
+
+
+async def test_resume_names_the_wait(store: Store) -> None:
+    eid = await running(store)
+    await store.park(eid, None, HOOK, NOW)
+    assert await store.resume(eid, 1, ResumedBy.API, None, NOW)
+    await store.park(eid, None, HOOK, NOW)
+    assert not await store.resume(eid, 1, ResumedBy.WEBHOOK, None, NOW)  # an earlier wait
+    assert await store.resume(eid, 2, ResumedBy.WEBHOOK, None, NOW)
+
+
+async def test_claim_due_takes_only_due_waits_in_deadline_order_and_batches(store: Store) -> None:
+    ids = [await running(store) for _ in range(5)]
+    for offset, eid in zip([30, 10, 20, 999, 40], ids, strict=True):
+        await store.park(eid, NOW + offset, None, NOW)
+    assert await store.next_deadline() == NOW + 10
+    first = await store.claim_due(NOW + 40, 2)
+    assert first == [(ids[1], 1), (ids[2], 1)]
+    second = await store.claim_due(NOW + 40, 10)
+    assert second == [(ids[0], 1), (ids[4], 1)]
+    assert await store.claim_due(NOW + 40, 10) == []
+    assert await store.next_deadline() == NOW + 999
+    execution = await store.get_execution(ids[1], with_waits=True)
+    assert execution is not None
+    assert execution.waits[0].resumed_by is ResumedBy.TIMEOUT
+    assert execution.waits[0].resumed_at == NOW + 40
+
+
+async def test_timeout_and_webhook_race_has_one_winner(store: Store) -> None:
+    eid = await running(store)
+    await store.park(eid, NOW, HOOK, NOW)
+    claimed, resumed = await asyncio.gather(
+        store.claim_due(NOW, 10), store.resume(eid, 1, ResumedBy.WEBHOOK, None, NOW)
+    )
+    assert (len(claimed) == 1) != resumed
+
+
+async def test_two_stores_on_one_file_resume_exactly_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, second = SqliteStore.from_url(url), SqliteStore.from_url(url)
+    await first.open()
+    await second.open()
+    try:
+        await first.migrate()
+        assert await second.migrate() == []
+        ids = [(await first.create_execution(NewExecution("wf"), NOW)).id for _ in range(20)]
+        for eid in ids:
+            await first.park(eid, None, HOOK, NOW)
+        attempts = [
+            s.resume(eid, 1, ResumedBy.WEBHOOK, None, NOW)
+            for eid in ids
+            for s in (first, second, first, second)
+        ]
+        results = await asyncio.gather(*attempts)
+        assert sum(results) == len(ids)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_early_resume_is_applied_when_its_wait_is_parked(store: Store) -> None:
+    eid = await running(store)
+    assert await store.record_early_resume(eid, 1, "POST", "", {"early": True}, NOW)
+    assert not await store.record_early_resume(eid, 1, "POST", "", {"again": True}, NOW)
+    assert not await store.record_early_resume(eid, 2, "POST", "", {}, NOW)  # not the next wait
+    outcome = await store.park(eid, NOW + 10_000, HOOK, NOW + 1)
+    assert outcome is not None
+    assert outcome.early_resume_applied
+    assert outcome.execution.status is Status.RUNNING
+    assert outcome.execution.waits[0].payload == {"early": True}
+    assert outcome.execution.waits[0].resumed_by is ResumedBy.WEBHOOK
+    assert await store.claim_due(NOW + 20_000, 10) == []
+
+
+async def test_early_resume_for_another_method_is_discarded(store: Store) -> None:
+    eid = await running(store)
+    assert await store.record_early_resume(eid, 1, "GET", "", {}, NOW)
+    outcome = await store.park(eid, None, HOOK, NOW)
+    assert outcome is not None
+    assert outcome.early_resume_discarded
+    assert outcome.execution.status is Status.WAITING
+
+
+async def test_finish_only_from_running_and_retry_success_marks_original(store: Store) -> None:
+    eid = await running(store)
+    assert await store.finish(eid, Status.ERROR, None, {"message": "boom"}, NOW)
+    assert not await store.finish(eid, Status.SUCCESS, None, None, NOW)
+    retry = await store.create_execution(NewExecution("wf", mode="retry", retry_of=eid), NOW)
+    assert await store.finish(retry.id, Status.SUCCESS, {"ok": 1}, None, NOW + 1)
+    original = await store.get_execution(eid)
+    assert original is not None
+    assert original.retry_success_id == retry.id
+    assert original.error == {"message": "boom"}
+
+
+async def test_stop_ends_the_wait_for_good(store: Store) -> None:
+    eid = await running(store)
+    await store.park(eid, NOW + 5, HOOK, NOW)
+    assert await store.stop(eid, NOW + 1)
+    assert not await store.stop(eid, NOW + 2)
+    assert await store.claim_due(NOW + 10, 10) == []
+    assert not await store.resume(eid, 1, ResumedBy.WEBHOOK, None, NOW + 3)
+    execution = await store.get_execution(eid)
+    assert execution is not None
+    assert (execution.status, execution.stopped_at) == (Status.CANCELED, NOW + 1)
+
+
+async def test_stop_many_filters(store: Store) -> None:
+    a = await running(store)
+    b = (await store.create_execution(NewExecution("other"), NOW)).id
+    c = await running(store)
+    await store.park(c, None, HOOK, NOW)
+    stopped = await store.stop_many(StopFilter(statuses=(Status.WAITING,), workflow_id="wf"), NOW)
+    assert stopped == 1
+    assert await store.stop_many(StopFilter(statuses=(Status.RUNNING,)), NOW) == 2
+    for eid in (a, b, c):
+        execution = await store.get_execution(eid)
+        assert execution is not None
+        assert execution.status is Status.CANCELED
+
+
+async def test_custom_data_set_and_set_all_enforce_the_count(store: Store) -> None:
+    eid = await running(store)
+    assert await store.set_custom_data(eid, {"a": "1"}, replace=False) == {"a": "1"}
+    assert await store.set_custom_data(eid, {"b": "2"}, replace=False) == {"a": "1", "b": "2"}
+    assert await store.set_custom_data(eid, {"c": "3"}, replace=True) == {"c": "3"}
+    many = {f"k{i}": "v" for i in range(10)}
+    with pytest.raises(InvalidInput, match="at most 10"):
+        await store.set_custom_data(eid, many, replace=False)
+    assert await store.set_custom_data(999, {"a": "1"}, replace=False) is None
+    execution = await store.get_execution(eid)
+    assert execution is not None
+    assert execution.custom_data == {"c": "3"}
+
+
+async def test_delete_refuses_running_and_cascades(store: Store) -> None:
+    eid = await running(store)
+    assert not await store.delete_execution(eid)
+    await store.park(eid, None, HOOK, NOW)
+    assert await store.delete_execution(eid)
+    assert await store.get_execution(eid) is None
+    assert await store.get_wait(eid, 1) is None
+
+
+async def test_migrate_is_idempotent_and_reports_nothing_pending(store: Store) -> None:
+    assert await store.migrate() == []
+    assert await store.pending_migrations() == []
