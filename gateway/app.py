@@ -7,16 +7,18 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.clock import Clock, SystemClock
-from gateway.config import Settings
+from gateway.config import Settings, check_callback_secret
+from gateway.delivery import DeliveryPolicy, Dispatcher
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse
 from gateway.logs import configure_logging
-from gateway.routes import engine, public, tags, webhook
+from gateway.routes import deliveries, engine, public, tags, webhook
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
 from gateway.signing import ResumeSigner
@@ -46,11 +48,69 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def build_services(
+    settings: Settings, store: Store, clock: Clock, http: httpx.AsyncClient
+) -> Services:
+    """Wire the gateway's collaborators together."""
+    assert settings.callback_secret is not None, "call Settings.with_secret_keys() first"
+    scheduler = Scheduler(
+        store,
+        clock,
+        batch_size=settings.scheduler_batch_size,
+        max_sleep_ms=int(settings.scheduler_max_sleep_seconds * 1000),
+    )
+    dispatcher = Dispatcher(
+        store,
+        clock,
+        http,
+        check_callback_secret(settings.callback_secret.reveal()),
+        DeliveryPolicy(
+            timeout_ms=int(settings.callback_timeout_seconds * 1000),
+            max_age_ms=int(settings.callback_max_age_seconds * 1000),
+            concurrency=settings.callback_concurrency,
+            backoff_base_ms=int(settings.callback_backoff_base_seconds * 1000),
+            backoff_max_ms=int(settings.callback_backoff_max_seconds * 1000),
+            max_sleep_ms=int(settings.scheduler_max_sleep_seconds * 1000),
+        ),
+    )
+    store.on_outbox(dispatcher.notify)
+    return Services(
+        settings=settings,
+        store=store,
+        clock=clock,
+        signer=ResumeSigner(settings.secret_keys, settings.public_url),
+        scheduler=scheduler,
+        dispatcher=dispatcher,
+    )
+
+
+@contextlib.asynccontextmanager
+async def background(svc: Services) -> AsyncIterator[None]:
+    """Run the scheduler and the dispatcher; stop them gracefully, then cancel stragglers."""
+    tasks = [
+        asyncio.create_task(svc.scheduler.run(), name="waitgate-scheduler"),
+        asyncio.create_task(svc.dispatcher.run(), name="waitgate-dispatcher"),
+    ]
+    try:
+        yield
+    finally:
+        svc.scheduler.stop()
+        svc.dispatcher.stop()
+        _, pending = await asyncio.wait(tasks, timeout=svc.settings.shutdown_timeout_seconds)
+        for task in pending:
+            log.warning(
+                "%s did not stop in time", task.get_name(), extra={"action": "gateway.abort"}
+            )
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
 def create_app(
     settings: Settings, *, clock: Clock | None = None, store: Store | None = None
 ) -> Starlette:
-    """The gateway app. ``settings`` must carry at least one secret key."""
+    """The gateway app. Secrets missing from ``settings`` are generated into its data dir."""
     clock = clock or SystemClock()
+    settings = settings.with_secret_keys()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -58,29 +118,11 @@ def create_app(
         await the_store.open()
         try:
             await the_store.migrate()
-            scheduler = Scheduler(
-                the_store,
-                clock,
-                batch_size=settings.scheduler_batch_size,
-                max_sleep_ms=int(settings.scheduler_max_sleep_seconds * 1000),
-            )
-            app.state.services = Services(
-                settings=settings,
-                store=the_store,
-                clock=clock,
-                signer=ResumeSigner(settings.secret_keys, settings.public_url),
-                scheduler=scheduler,
-            )
-            task = asyncio.create_task(scheduler.run(), name="waitgate-scheduler")
-            log.info("gateway started", extra={"action": "gateway.started"})
-            try:
-                yield
-            finally:
-                scheduler.stop()
-                try:
-                    await asyncio.wait_for(task, settings.shutdown_timeout_seconds)
-                except TimeoutError:
-                    log.warning("scheduler did not stop in time", extra={"action": "gateway.abort"})
+            async with httpx.AsyncClient() as http:
+                app.state.services = build_services(settings, the_store, clock, http)
+                async with background(app.state.services):
+                    log.info("gateway started", extra={"action": "gateway.started"})
+                    yield
         finally:
             await the_store.close()
             log.info("gateway stopped", extra={"action": "gateway.stopped"})
@@ -91,6 +133,7 @@ def create_app(
         *public.routes,
         *engine.routes,
         *tags.routes,
+        *deliveries.routes,
         *webhook.routes,
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gateway.errors import ConfigError
 
@@ -14,6 +17,7 @@ DEFAULT_DATABASE_URL = "sqlite:///./data/waitgate.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5678"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
+CALLBACK_SECRET_FILE = "callback.secret"  # noqa: S105 - a file name, not a secret
 
 
 class Secret:
@@ -53,6 +57,15 @@ class Settings:
     scheduler_max_sleep_seconds: float = 10.0
     shutdown_timeout_seconds: float = 10.0
     log_level: str = "info"
+    callback_url: str | None = None
+    callback_secret: Secret | None = None
+    callback_allowed_hosts: tuple[str, ...] = ()
+    callback_timeout_seconds: float = 10.0
+    callback_max_age_seconds: float = 24 * 3600.0
+    callback_concurrency: int = 16
+    callback_backoff_base_seconds: float = 1.0
+    callback_backoff_max_seconds: float = 600.0
+    response_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +73,12 @@ class Settings:
         env = os.environ if env is None else env
         database_url = env.get("WAITGATE_DATABASE_URL", DEFAULT_DATABASE_URL)
         data_dir = Path(env.get("WAITGATE_DATA_DIR") or _default_data_dir(database_url))
+        callback_url = env.get("WAITGATE_CALLBACK_URL") or None
+        if callback_url is not None:
+            _check_http_url(callback_url, "WAITGATE_CALLBACK_URL")
+        callback_secret = env.get("WAITGATE_CALLBACK_SECRET") or None
+        if callback_secret is not None:
+            check_callback_secret(callback_secret)
         keys = tuple(
             Secret(k.strip()) for k in env.get("WAITGATE_SECRET_KEYS", "").split(",") if k.strip()
         )
@@ -73,29 +92,81 @@ class Settings:
             scheduler_max_sleep_seconds=_float(env, "WAITGATE_SCHEDULER_MAX_SLEEP", 10.0),
             shutdown_timeout_seconds=_float(env, "WAITGATE_SHUTDOWN_TIMEOUT", 10.0),
             log_level=env.get("WAITGATE_LOG_LEVEL", "info").lower(),
+            callback_url=callback_url,
+            callback_secret=Secret(callback_secret) if callback_secret else None,
+            callback_allowed_hosts=_hosts(env.get("WAITGATE_CALLBACK_ALLOWED_HOSTS"), callback_url),
+            callback_timeout_seconds=_float(env, "WAITGATE_CALLBACK_TIMEOUT", 10.0),
+            callback_max_age_seconds=_float(env, "WAITGATE_CALLBACK_MAX_AGE", 24 * 3600.0),
+            callback_concurrency=_int(env, "WAITGATE_CALLBACK_CONCURRENCY", 16),
+            callback_backoff_base_seconds=_float(env, "WAITGATE_CALLBACK_BACKOFF_BASE", 1.0),
+            callback_backoff_max_seconds=_float(env, "WAITGATE_CALLBACK_BACKOFF_MAX", 600.0),
+            response_timeout_seconds=_float(env, "WAITGATE_RESPONSE_TIMEOUT", 30.0),
         )
 
     def with_secret_keys(self) -> Settings:
-        """These settings, with a generated secret key kept in the data directory if none is set.
+        """These settings, with generated secrets kept in the data directory where none is set.
 
-        The key file is created once with mode 0600 and reused on every later start.
+        The URL signing key (``secret.key``) and the callback signing secret
+        (``callback.secret``, Standard Webhooks ``whsec_`` form) are each created once with
+        mode 0600 and reused on every later start. Neither is ever logged.
         """
-        if self.secret_keys:
-            return self
-        path = self.data_dir / SECRET_KEY_FILE
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another worker created it first
-            else:
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(secrets.token_urlsafe(48) + "\n")
-        value = path.read_text().strip()
-        if not value:
-            raise ConfigError(f"secret key file {path} is empty")
-        return replace(self, secret_keys=(Secret(value),))
+        changes: dict[str, object] = {}
+        if not self.secret_keys:
+            value = _kept_secret(self.data_dir / SECRET_KEY_FILE, lambda: secrets.token_urlsafe(48))
+            changes["secret_keys"] = (Secret(value),)
+        if self.callback_secret is None:
+            value = _kept_secret(
+                self.data_dir / CALLBACK_SECRET_FILE,
+                lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+            )
+            check_callback_secret(value)
+            changes["callback_secret"] = Secret(value)
+        return replace(self, **changes) if changes else self  # type: ignore[arg-type]
+
+
+def _kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret in ``path``, created (mode 0600) the first time."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another worker created it first
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(make() + "\n")
+    value = path.read_text().strip()
+    if not value:
+        raise ConfigError(f"secret file {path} is empty")
+    return value
+
+
+def check_callback_secret(value: str) -> bytes:
+    """The key bytes of a Standard Webhooks secret ``whsec_<base64>``; ``ConfigError`` otherwise."""
+    if not value.startswith("whsec_"):
+        raise ConfigError("WAITGATE_CALLBACK_SECRET must look like whsec_<base64 of 24-64 bytes>")
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        raise ConfigError("WAITGATE_CALLBACK_SECRET is not valid base64 after whsec_") from None
+    if not 24 <= len(key) <= 64:
+        raise ConfigError("WAITGATE_CALLBACK_SECRET must hold 24 to 64 bytes")
+    return key
+
+
+def _check_http_url(url: str, name: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+
+
+def _hosts(raw: str | None, callback_url: str | None) -> tuple[str, ...]:
+    if raw:
+        return tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    if callback_url:
+        host = urlsplit(callback_url).hostname
+        return (host.lower(),) if host else ()
+    return ()
 
 
 def _default_data_dir(database_url: str) -> str:

@@ -121,6 +121,7 @@ class Execution:
     data: JSON = None
     result: JSON = None
     error: JSON = None
+    callback_url: str | None = None
     waits: tuple[Wait, ...] = ()
 
     @property
@@ -141,6 +142,7 @@ class NewExecution:
     custom_data: dict[str, str] = field(default_factory=dict)
     data: JSON = None
     retry_of: int | None = None
+    callback_url: str | None = None
 
 
 # customData: the documented n8n limits, enforced instead of silently truncated.
@@ -267,3 +269,53 @@ class StopFilter:
     project_id: str | None = None
     started_after: int | None = None
     started_before: int | None = None
+
+
+class Event(StrEnum):
+    """What a callback tells the engine."""
+
+    RESUMED = "execution.resumed"
+    RETRY = "execution.retry"
+    CANCELED = "execution.canceled"
+
+
+class DeliveryStatus(StrEnum):
+    """Where a callback delivery stands."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for the engine in the outbox; its id is the stable ``webhook-id``."""
+
+    id: str
+    execution_id: int
+    event: Event
+    target_url: str
+    payload: JSON
+    status: DeliveryStatus
+    attempts: int
+    created_at: int
+    window_start: int
+    next_attempt_at: int
+    delivered_at: int | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """One try to deliver a callback."""
+
+    delivery_id: str
+    attempted_at: int
+    latency_ms: int
+    status_code: int | None = None
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """A 2xx answer."""
+        return self.status_code is not None and 200 <= self.status_code < 300

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -33,9 +34,15 @@ class CreateExecution(_Body):
     mode: str = "integrated"
     custom_data: dict[str, Any] = {}
     data: Any = None
+    callback_url: str | None = None
 
-    def to_new(self, project_id: str | None) -> NewExecution:
-        """Validated, as the store takes it."""
+    def to_new(
+        self,
+        project_id: str | None,
+        default_callback_url: str | None = None,
+        allowed_callback_hosts: tuple[str, ...] = (),
+    ) -> NewExecution:
+        """Validated, as the store takes it; the callback URL must point at an allowed host."""
         if not self.workflow_id or len(self.workflow_id) > MAX_WORKFLOW_ID:
             raise InvalidInput(f"workflowId must be 1 to {MAX_WORKFLOW_ID} characters")
         if self.mode not in MODES:
@@ -46,7 +53,27 @@ class CreateExecution(_Body):
             project_id=project_id,
             custom_data=check_custom_data(self.custom_data),
             data=self.data,
+            callback_url=_callback_url(self.callback_url, allowed_callback_hosts)
+            or default_callback_url,
         )
+
+
+def _callback_url(url: str | None, allowed_hosts: tuple[str, ...]) -> str | None:
+    """Refuse callback targets outside the allowed hosts, so API callers cannot make the
+    gateway POST into arbitrary (internal) addresses."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise InvalidInput(f"callbackUrl must be an http(s) URL, got {url!r}")
+    if parts.username or parts.password:
+        raise InvalidInput("callbackUrl must not carry credentials")
+    if parts.hostname.lower() not in allowed_hosts:
+        allowed = ", ".join(allowed_hosts) or "none (set WAITGATE_CALLBACK_ALLOWED_HOSTS)"
+        raise InvalidInput(
+            f"callbackUrl host {parts.hostname!r} is not allowed; allowed: {allowed}"
+        )
+    return url
 
 
 class WebhookBody(_Body):

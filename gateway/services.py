@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.delivery import Dispatcher
 from gateway.scheduler import Scheduler
 from gateway.signing import ResumeSigner
 from persistence.base import Store
@@ -22,6 +23,7 @@ class Services:
     clock: Clock
     signer: ResumeSigner
     scheduler: Scheduler
+    dispatcher: Dispatcher
 
 
 def services(request: Request) -> Services:

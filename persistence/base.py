@@ -8,10 +8,13 @@ Instants are milliseconds since the epoch and always come from the caller's cloc
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from gateway.domain import (
     JSON,
     ApiKey,
+    Delivery,
+    DeliveryAttempt,
     Execution,
     ExecutionQuery,
     NewExecution,
@@ -27,6 +30,19 @@ from gateway.domain import (
 
 class Store(ABC):
     """Where executions, waits and API keys live."""
+
+    _outbox_listeners: list[Callable[[], None]]
+
+    def on_outbox(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every commit that wrote a callback into the outbox."""
+        if not hasattr(self, "_outbox_listeners"):
+            self._outbox_listeners = []
+        self._outbox_listeners.append(listener)
+
+    def _outbox_written(self, count: int) -> None:
+        if count:
+            for listener in getattr(self, "_outbox_listeners", ()):
+                listener()
 
     @abstractmethod
     async def open(self) -> None:
@@ -126,6 +142,37 @@ class Store(ABC):
     @abstractmethod
     async def stop_many(self, which: StopFilter, now: int) -> int:
         """Cancel every execution matching ``which``; how many."""
+
+    # callback outbox ------------------------------------------------------------------
+
+    @abstractmethod
+    async def claim_deliveries(self, now: int, limit: int, lease_ms: int) -> list[Delivery]:
+        """Lease up to ``limit`` due pending deliveries for ``lease_ms``."""
+
+    @abstractmethod
+    async def next_delivery_due(self) -> int | None:
+        """When the earliest pending delivery is due."""
+
+    @abstractmethod
+    async def record_attempt(
+        self, attempt: DeliveryAttempt, *, next_attempt_at: int | None, now: int
+    ) -> None:
+        """Record an attempt: a 2xx delivers; otherwise retry at ``next_attempt_at``, or, if
+        that is ``None``, the delivery is dead (and a running execution it announced crashes)."""
+
+    @abstractmethod
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """One delivery."""
+
+    @abstractmethod
+    async def execution_deliveries(
+        self, execution_id: int
+    ) -> tuple[list[Delivery], list[DeliveryAttempt]]:
+        """An execution's deliveries and their attempts."""
+
+    @abstractmethod
+    async def redeliver(self, delivery_id: str, now: int) -> Delivery | None:
+        """Make a dead or delivered delivery pending again; ``None`` if it is pending or unknown."""
 
     # tags -----------------------------------------------------------------------------
 

@@ -7,7 +7,20 @@ from typing import Any
 
 import msgspec
 
-from gateway.domain import JSON, ApiKey, Execution, ResumedBy, Status, Tag, Wait, WebhookSpec
+from gateway.domain import (
+    JSON,
+    ApiKey,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Event,
+    Execution,
+    ResumedBy,
+    Status,
+    Tag,
+    Wait,
+    WebhookSpec,
+)
 
 _encoder = msgspec.json.Encoder()
 
@@ -84,6 +97,7 @@ def execution_from_row(row: Mapping[str, Any], waits: tuple[Wait, ...] = ()) -> 
         data=load(row["data"]),
         result=load(row["result"]),
         error=load(row["error"]),
+        callback_url=row["callback_url"],
         waits=waits,
     )
 
@@ -108,4 +122,33 @@ def tag_from_row(row: Mapping[str, Any]) -> Tag:
         name=row["name"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+    )
+
+
+def delivery_from_row(row: Mapping[str, Any]) -> Delivery:
+    """A ``deliveries`` row as a ``Delivery``."""
+    return Delivery(
+        id=row["id"],
+        execution_id=row["execution_id"],
+        event=Event(row["event"]),
+        target_url=row["target_url"],
+        payload=load(row["payload"]),
+        status=DeliveryStatus(row["status"]),
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        window_start=row["window_start"],
+        next_attempt_at=row["next_attempt_at"],
+        delivered_at=row["delivered_at"],
+        last_error=row["last_error"],
+    )
+
+
+def attempt_from_row(row: Mapping[str, Any]) -> DeliveryAttempt:
+    """A ``delivery_attempts`` row as a ``DeliveryAttempt``."""
+    return DeliveryAttempt(
+        delivery_id=row["delivery_id"],
+        attempted_at=row["attempted_at"],
+        latency_ms=row["latency_ms"],
+        status_code=row["status_code"],
+        error=row["error"],
     )

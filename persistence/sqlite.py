@@ -1,23 +1,24 @@
-"""The SQLite backend: WAL, one writer connection, a few reader connections.
+"""The SQLite backend of the ``Store``: executions, their waits, and the callback outbox.
 
-Each transaction runs as one synchronous function on its connection's aiosqlite thread, so a
-cancelled request can never leave a transaction half-done and a resume costs one thread hop.
+Every transition is one conditional write; the outbox row that tells the engine about it is
+written in the same transaction, so nothing acknowledged can be lost and nothing is announced
+that did not happen.
 """
 
 from __future__ import annotations
 
-import asyncio
+import secrets
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
-
+from gateway import events
 from gateway.domain import (
     JSON,
-    ApiKey,
+    Delivery,
+    DeliveryAttempt,
+    Event,
     Execution,
     ExecutionQuery,
     NewExecution,
@@ -25,178 +26,125 @@ from gateway.domain import (
     ResumedBy,
     Status,
     StopFilter,
-    Tag,
     Wait,
     WebhookSpec,
     check_custom_data_count,
     reported_wait_till,
 )
-from gateway.errors import StoreError, StoreUnavailable
+from gateway.errors import StoreError
 from persistence import rows
 from persistence.base import Store
-from persistence.sqlfiles import load_migrations, load_queries
+from persistence.sqlfiles import load_queries
+from persistence.sqlite_catalog import SqliteCatalog
+from persistence.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
 
-T = TypeVar("T")
 Q = load_queries("sqlite")
-READERS = 4
-BUSY_TIMEOUT_MS = 5000
+T = TypeVar("T")
+CRASHES_ON_DEATH = frozenset({Event.RESUMED, Event.RETRY})
 
 
-def _configure(conn: sqlite3.Connection, *, writer: bool, busy_timeout_ms: int) -> None:
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    if writer:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
+def _emit(
+    conn: sqlite3.Connection,
+    emitted: list[str],
+    execution_id: int,
+    event: Event,
+    now: int,
+    seq: int = 0,
+) -> None:
+    """Write the outbox row for ``event`` (the caller knows the execution has a callback URL)."""
+    row = conn.execute(Q["get_execution"], {"id": execution_id}).fetchone()
+    execution = rows.execution_from_row(row)
+    assert execution.callback_url is not None
+    if event is Event.RESUMED:
+        wait = rows.wait_from_row(
+            conn.execute(Q["get_wait"], {"id": execution_id, "seq": seq}).fetchone()
+        )
+        payload = events.resumed(execution, wait, now)
+    elif event is Event.CANCELED:
+        payload = events.canceled(execution, now)
     else:
-        conn.execute("PRAGMA query_only = ON")
+        payload = events.retry(execution, now)
+    delivery_id = "msg_" + secrets.token_hex(12)
+    emitted.append(delivery_id)
+    conn.execute(
+        Q["insert_delivery"],
+        {
+            "id": delivery_id,
+            "execution_id": execution_id,
+            "event": event.value,
+            "target_url": execution.callback_url,
+            "payload": rows.dump(payload),
+            "now": now,
+        },
+    )
 
 
-def _translate(exc: sqlite3.Error) -> StoreError:
-    text = str(exc).lower()
-    if isinstance(exc, sqlite3.OperationalError) and any(
-        word in text for word in ("locked", "busy", "readonly", "disk", "unable to open", "full")
-    ):
-        return StoreUnavailable(f"database unavailable: {exc}")
-    return StoreError(f"database error: {exc}")
+def _resume(
+    conn: sqlite3.Connection,
+    emitted: list[str],
+    execution_id: int,
+    seq: int,
+    resumed_by: ResumedBy,
+    payload: str | None,
+    now: int,
+) -> bool:
+    """The conditional resume plus its wait record and its outbox row."""
+    key = {"id": execution_id, "seq": seq}
+    resumed = conn.execute(Q["resume"], key).fetchone()
+    if resumed is None:
+        return False
+    conn.execute(
+        Q["mark_wait_resumed"],
+        {**key, "now": now, "resumed_by": resumed_by.value, "payload": payload},
+    )
+    if resumed["callback_url"] is not None:
+        _emit(conn, emitted, execution_id, Event.RESUMED, now, seq)
+    return True
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteCatalog, Store):
     """A ``Store`` in one SQLite file."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
-        self._busy_timeout_ms = busy_timeout_ms
-        self._writer: aiosqlite.Connection | None = None
-        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        self._all_readers: list[aiosqlite.Connection] = []
-        self._write_lock = asyncio.Lock()
+        self.db = SqliteDatabase(self.path, busy_timeout_ms=busy_timeout_ms)
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
         """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
         return cls(url.removeprefix("sqlite:///"))
 
+    async def _transition(self, fn: Callable[[sqlite3.Connection, list[str]], T]) -> T:
+        """A write transaction that may add outbox rows; listeners hear of them after commit."""
+        emitted: list[str] = []
+        result = await self.db.write(lambda conn: fn(conn, emitted))
+        self._outbox_written(len(emitted))
+        return result
+
     async def open(self) -> None:
-        """Open the writer (creating the file and folder) and the readers."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._call(
-                self._writer,
-                lambda c: _configure(c, writer=True, busy_timeout_ms=self._busy_timeout_ms),
-            )
-            for _ in range(READERS):
-                reader = await aiosqlite.connect(self.path, isolation_level=None)
-                await self._call(
-                    reader,
-                    lambda c: _configure(c, writer=False, busy_timeout_ms=self._busy_timeout_ms),
-                )
-                self._all_readers.append(reader)
-                self._readers.put_nowait(reader)
-        except sqlite3.Error as exc:
-            await self.close()
-            raise _translate(exc) from exc
+        """Open the connections (creating the file and its folder)."""
+        await self.db.open()
 
     async def close(self) -> None:
-        """Close every connection."""
-        for conn in [*self._all_readers, self._writer]:
-            if conn is not None:
-                await conn.close()
-        self._all_readers.clear()
-        self._readers = asyncio.Queue()
-        self._writer = None
-
-    @staticmethod
-    async def _call(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-        # aiosqlite runs ``fn`` on the connection's own thread, as it does for its own methods.
-        def run() -> T:
-            return fn(conn._conn)
-
-        try:
-            return await asyncio.shield(conn._execute(run))  # type: ignore[no-untyped-call]
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` as one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction on the writer."""
-        if self._writer is None:
-            raise StoreUnavailable("store is not open")
-
-        def transaction(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-        async with self._write_lock:
-            return await self._call(self._writer, transaction)
-
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        reader = await self._readers.get()
-        try:
-            return await self._call(reader, fn)
-        finally:
-            self._readers.put_nowait(reader)
-
-    # migrations -----------------------------------------------------------------------
+        """Close the connections."""
+        await self.db.close()
 
     async def migrate(self) -> list[int]:
-        """Apply pending migrations, each in its own transaction."""
-        applied: list[int] = []
-        for migration in load_migrations("sqlite"):
-
-            def apply(
-                conn: sqlite3.Connection, version: int = migration.version, sql: str = migration.sql
-            ) -> bool:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations "
-                    "(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
-                )
-                done = conn.execute(
-                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
-                ).fetchone()
-                if done:
-                    return False
-                for statement in _statements(sql):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (version, time.time_ns() // 1_000_000),
-                )
-                return True
-
-            if await self._write(apply):
-                applied.append(migration.version)
-        return applied
+        """Apply pending migrations."""
+        return await self.db.migrate()
 
     async def pending_migrations(self) -> list[int]:
         """Versions not yet applied."""
-
-        def read(conn: sqlite3.Connection) -> set[int]:
-            exists = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-            ).fetchone()
-            if not exists:
-                return set()
-            return {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-
-        done = await self._read(read)
-        return [m.version for m in load_migrations("sqlite") if m.version not in done]
+        return await self.db.pending_migrations()
 
     async def ping(self) -> None:
         """A trivial read."""
-        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+        await self.db.ping()
 
     # executions -----------------------------------------------------------------------
 
     async def create_execution(self, new: NewExecution, now: int) -> Execution:
-        """Insert a running execution."""
+        """Insert a running execution (announcing it to the engine if it is a retry)."""
         params = {
             "workflow_id": new.workflow_id,
             "project_id": new.project_id,
@@ -204,10 +152,19 @@ class SqliteStore(Store):
             "retry_of": new.retry_of,
             "custom_data": rows.dump(new.custom_data),
             "data": rows.dump(new.data),
+            "callback_url": new.callback_url,
             "now": now,
         }
-        row = await self._write(lambda c: c.execute(Q["create_execution"], params).fetchone())
-        return rows.execution_from_row(row)
+
+        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> Execution:
+            execution = rows.execution_from_row(
+                conn.execute(Q["create_execution"], params).fetchone()
+            )
+            if new.retry_of is not None and new.callback_url is not None:
+                _emit(conn, emitted, execution.id, Event.RETRY, now)
+            return execution
+
+        return await self._transition(transaction)
 
     async def get_execution(
         self, execution_id: int, *, with_waits: bool = False
@@ -224,11 +181,11 @@ class SqliteStore(Store):
                 waits = tuple(rows.wait_from_row(w) for w in found)
             return rows.execution_from_row(row, waits)
 
-        return await self._read(read)
+        return await self.db.read(read)
 
     async def get_wait(self, execution_id: int, seq: int) -> Wait | None:
         """One wait."""
-        row = await self._read(
+        row = await self.db.read(
             lambda c: c.execute(Q["get_wait"], {"id": execution_id, "seq": seq}).fetchone()
         )
         return None if row is None else rows.wait_from_row(row)
@@ -238,7 +195,7 @@ class SqliteStore(Store):
     ) -> ParkOutcome | None:
         """Park a running execution, applying an early resume if one waits for this wait."""
 
-        def transaction(conn: sqlite3.Connection) -> tuple[bool, bool] | None:
+        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> tuple[bool, bool] | None:
             parked = conn.execute(
                 Q["park"],
                 {
@@ -264,19 +221,10 @@ class SqliteStore(Store):
                 or early["suffix"] != webhook.suffix
             ):
                 return False, True
-            conn.execute(Q["resume"], key)
-            conn.execute(
-                Q["mark_wait_resumed"],
-                {
-                    **key,
-                    "now": now,
-                    "resumed_by": ResumedBy.WEBHOOK.value,
-                    "payload": early["payload"],
-                },
-            )
+            _resume(conn, emitted, execution_id, seq, ResumedBy.WEBHOOK, early["payload"], now)
             return True, False
 
-        outcome = await self._write(transaction)
+        outcome = await self._transition(transaction)
         if outcome is None:
             return None
         execution = await self.get_execution(execution_id, with_waits=True)
@@ -290,16 +238,10 @@ class SqliteStore(Store):
         self, execution_id: int, seq: int, resumed_by: ResumedBy, payload: JSON, now: int
     ) -> bool:
         """The conditional resume; ``False`` for the loser of a race."""
-        key = {"id": execution_id, "seq": seq}
-        marked = {**key, "now": now, "resumed_by": resumed_by.value, "payload": rows.dump(payload)}
-
-        def transaction(conn: sqlite3.Connection) -> bool:
-            if conn.execute(Q["resume"], key).rowcount != 1:
-                return False
-            conn.execute(Q["mark_wait_resumed"], marked)
-            return True
-
-        return await self._write(transaction)
+        dumped = rows.dump(payload)
+        return await self._transition(
+            lambda conn, emitted: _resume(conn, emitted, execution_id, seq, resumed_by, dumped, now)
+        )
 
     async def record_early_resume(
         self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
@@ -313,39 +255,36 @@ class SqliteStore(Store):
             "payload": rows.dump(payload),
             "now": now,
         }
-        return await self._write(
+        return await self.db.write(
             lambda c: c.execute(Q["record_early_resume"], params).rowcount == 1
         )
 
     async def claim_due(self, now: int, limit: int) -> list[tuple[int, int]]:
         """Resume due waits by timeout, in one transaction."""
+        payload = rows.dump({"resumedBy": ResumedBy.TIMEOUT.value})
 
-        def transaction(conn: sqlite3.Connection) -> list[tuple[int, int]]:
-            claimed = [
-                (r["id"], r["seq"])
-                for r in conn.execute(Q["claim_due"], {"now": now, "limit": limit})
-            ]
-            payload = rows.dump({"resumedBy": ResumedBy.TIMEOUT.value})
-            conn.executemany(
-                Q["mark_wait_resumed"],
-                [
+        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> list[tuple[int, int]]:
+            claimed = conn.execute(Q["claim_due"], {"now": now, "limit": limit}).fetchall()
+            for row in claimed:
+                conn.execute(
+                    Q["mark_wait_resumed"],
                     {
-                        "id": i,
-                        "seq": s,
+                        "id": row["id"],
+                        "seq": row["seq"],
                         "now": now,
                         "resumed_by": ResumedBy.TIMEOUT.value,
                         "payload": payload,
-                    }
-                    for i, s in claimed
-                ],
-            )
-            return claimed
+                    },
+                )
+                if row["callback_url"] is not None:
+                    _emit(conn, emitted, row["id"], Event.RESUMED, now, row["seq"])
+            return [(row["id"], row["seq"]) for row in claimed]
 
-        return await self._write(transaction)
+        return await self._transition(transaction)
 
     async def next_deadline(self) -> int | None:
         """The earliest deadline of any waiting execution."""
-        row = await self._read(lambda c: c.execute(Q["next_deadline"]).fetchone())
+        row = await self.db.read(lambda c: c.execute(Q["next_deadline"]).fetchone())
         return None if row is None else row["deadline"]
 
     async def finish(
@@ -366,13 +305,40 @@ class SqliteStore(Store):
             conn.execute(Q["mark_retry_success"], {"id": execution_id})
             return True
 
-        return await self._write(transaction)
+        return await self.db.write(transaction)
 
     async def stop(self, execution_id: int, now: int) -> bool:
         """Cancel an execution that has not finished."""
-        return await self._write(
-            lambda c: c.execute(Q["stop"], {"id": execution_id, "now": now}).rowcount == 1
-        )
+
+        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> bool:
+            stopped = conn.execute(Q["stop"], {"id": execution_id, "now": now}).fetchone()
+            if stopped is None:
+                return False
+            if stopped["callback_url"] is not None:
+                _emit(conn, emitted, execution_id, Event.CANCELED, now)
+            return True
+
+        return await self._transition(transaction)
+
+    async def stop_many(self, which: StopFilter, now: int) -> int:
+        """Cancel every matching execution in one statement."""
+        params = {
+            "statuses": rows.dump([s.value for s in which.statuses]),
+            "workflow_id": which.workflow_id,
+            "project_id": which.project_id,
+            "started_after": which.started_after,
+            "started_before": which.started_before,
+            "now": now,
+        }
+
+        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> int:
+            stopped = conn.execute(Q["stop_many"], params).fetchall()
+            for row in stopped:
+                if row["callback_url"] is not None:
+                    _emit(conn, emitted, row["id"], Event.CANCELED, now)
+            return len(stopped)
+
+        return await self._transition(transaction)
 
     async def set_custom_data(
         self, execution_id: int, values: dict[str, str], *, replace: bool
@@ -394,136 +360,105 @@ class SqliteStore(Store):
                 raise StoreError("customData changed during its own transaction")
             return merged
 
-        return await self._write(transaction)
+        return await self.db.write(transaction)
 
     async def delete_execution(self, execution_id: int) -> bool:
         """Delete an execution that is not running (its waits go with it)."""
-        return await self._write(
+        return await self.db.write(
             lambda c: c.execute(Q["delete_execution"], {"id": execution_id}).rowcount == 1
         )
 
     async def list_executions(self, query: ExecutionQuery) -> list[Execution]:
         """A page of executions, newest first."""
         sql, params = _list_sql(query)
-        found = await self._read(lambda c: c.execute(sql, params).fetchall())
+        found = await self.db.read(lambda c: c.execute(sql, params).fetchall())
         return [rows.execution_from_row(r) for r in found]
 
-    async def stop_many(self, which: StopFilter, now: int) -> int:
-        """Cancel every matching execution in one statement."""
-        params = {
-            "statuses": rows.dump([s.value for s in which.statuses]),
-            "workflow_id": which.workflow_id,
-            "project_id": which.project_id,
-            "started_after": which.started_after,
-            "started_before": which.started_before,
+    # callback outbox ------------------------------------------------------------------
+
+    async def claim_deliveries(self, now: int, limit: int, lease_ms: int) -> list[Delivery]:
+        """Lease up to ``limit`` due deliveries so no other dispatcher sends them meanwhile."""
+        params = {"now": now, "limit": limit, "lease_until": now + lease_ms}
+        found = await self.db.write(lambda c: c.execute(Q["claim_deliveries"], params).fetchall())
+        return [rows.delivery_from_row(r) for r in found]
+
+    async def next_delivery_due(self) -> int | None:
+        """When the earliest pending delivery is due."""
+        row = await self.db.read(lambda c: c.execute(Q["next_delivery_due"]).fetchone())
+        return None if row is None else row["due"]
+
+    async def record_attempt(
+        self, attempt: DeliveryAttempt, *, next_attempt_at: int | None, now: int
+    ) -> None:
+        """Record an attempt: delivered, retried at ``next_attempt_at``, or dead (``None``).
+
+        A dead ``execution.resumed`` or ``execution.retry`` leaves the engine unaware of a
+        running execution, so that execution becomes ``crashed`` with the reason as its error.
+        """
+        params: dict[str, Any] = {
+            "id": attempt.delivery_id,
             "now": now,
+            "error": attempt.error or f"answered {attempt.status_code}",
+            "next_attempt_at": next_attempt_at,
         }
-        return await self._write(lambda c: c.execute(Q["stop_many"], params).rowcount)
 
-    # tags -----------------------------------------------------------------------------
-
-    async def create_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
-        """A new tag, ``None`` on a duplicate name."""
-        params = {"id": tag_id, "name": name, "now": now}
-        row = await self._write(lambda c: c.execute(Q["create_tag"], params).fetchone())
-        return None if row is None else rows.tag_from_row(row)
-
-    async def get_tag(self, tag_id: str) -> Tag | None:
-        """One tag."""
-        row = await self._read(lambda c: c.execute(Q["get_tag"], {"id": tag_id}).fetchone())
-        return None if row is None else rows.tag_from_row(row)
-
-    async def list_tags(self, limit: int, after_id: str | None) -> list[Tag]:
-        """A page of tags."""
-        params = {"limit": limit, "after": after_id}
-        found = await self._read(lambda c: c.execute(Q["list_tags"], params).fetchall())
-        return [rows.tag_from_row(r) for r in found]
-
-    async def rename_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
-        """Rename unless the name is taken."""
-        params = {"id": tag_id, "name": name, "now": now}
-        row = await self._write(lambda c: c.execute(Q["rename_tag"], params).fetchone())
-        return None if row is None else rows.tag_from_row(row)
-
-    async def delete_tag(self, tag_id: str) -> Tag | None:
-        """Delete a tag."""
-        row = await self._write(lambda c: c.execute(Q["delete_tag"], {"id": tag_id}).fetchone())
-        return None if row is None else rows.tag_from_row(row)
-
-    async def execution_tags(self, execution_id: int) -> list[Tag]:
-        """An execution's tags."""
-        found = await self._read(
-            lambda c: c.execute(Q["execution_tags"], {"id": execution_id}).fetchall()
-        )
-        return [rows.tag_from_row(r) for r in found]
-
-    async def set_execution_tags(self, execution_id: int, tag_ids: tuple[str, ...]) -> bool:
-        """Replace the tags, all or nothing."""
-        unique = sorted(set(tag_ids))
-
-        def transaction(conn: sqlite3.Connection) -> bool:
-            known = conn.execute(Q["count_known_tags"], {"tag_ids": rows.dump(unique)}).fetchone()
-            if known["n"] != len(unique):
-                return False
-            conn.execute(Q["clear_execution_tags"], {"id": execution_id})
-            conn.executemany(
-                Q["add_execution_tag"], [{"id": execution_id, "tag_id": t} for t in unique]
+        def transaction(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                Q["insert_attempt"],
+                {
+                    "delivery_id": attempt.delivery_id,
+                    "attempted_at": attempt.attempted_at,
+                    "status_code": attempt.status_code,
+                    "error": attempt.error,
+                    "latency_ms": attempt.latency_ms,
+                },
             )
-            return True
+            if attempt.succeeded:
+                conn.execute(Q["delivery_succeeded"], params)
+            elif next_attempt_at is not None:
+                conn.execute(Q["delivery_failed"], params)
+            else:
+                dead = conn.execute(Q["delivery_dead"], params).fetchone()
+                if dead is not None and Event(dead["event"]) in CRASHES_ON_DEATH:
+                    reason = f"callback {attempt.delivery_id} could not be delivered"
+                    error = {"message": f"{reason}: {params['error']}"}
+                    conn.execute(
+                        Q["crash_undelivered"],
+                        {"id": dead["execution_id"], "now": now, "error": rows.dump(error)},
+                    )
 
-        return await self._write(transaction)
+        await self.db.write(transaction)
 
-    # API keys -------------------------------------------------------------------------
-
-    async def create_api_key(
-        self,
-        label: str,
-        key_hash: str,
-        prefix: str,
-        scopes: tuple[str, ...],
-        project_id: str | None,
-        now: int,
-    ) -> ApiKey:
-        """Store a key by its hash."""
-        params = {
-            "label": label,
-            "key_hash": key_hash,
-            "prefix": prefix,
-            "scopes": rows.dump(list(scopes)),
-            "project_id": project_id,
-            "now": now,
-        }
-        row = await self._write(lambda c: c.execute(Q["create_api_key"], params).fetchone())
-        return rows.api_key_from_row(row)
-
-    async def find_api_key(self, key_hash: str) -> ApiKey | None:
-        """The live key with this hash."""
-        row = await self._read(
-            lambda c: c.execute(Q["find_api_key"], {"key_hash": key_hash}).fetchone()
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """One delivery."""
+        row = await self.db.read(
+            lambda c: c.execute(Q["get_delivery"], {"id": delivery_id}).fetchone()
         )
-        return None if row is None else rows.api_key_from_row(row)
+        return None if row is None else rows.delivery_from_row(row)
 
-    async def list_api_keys(self) -> list[ApiKey]:
-        """Every key."""
-        found = await self._read(lambda c: c.execute(Q["list_api_keys"]).fetchall())
-        return [rows.api_key_from_row(r) for r in found]
+    async def execution_deliveries(
+        self, execution_id: int
+    ) -> tuple[list[Delivery], list[DeliveryAttempt]]:
+        """An execution's deliveries and every attempt made for them."""
 
-    async def revoke_api_key(self, key_id: int, now: int) -> bool:
-        """Revoke a live key."""
-        return await self._write(
-            lambda c: c.execute(Q["revoke_api_key"], {"id": key_id, "now": now}).rowcount == 1
+        def read(conn: sqlite3.Connection) -> tuple[list[Delivery], list[DeliveryAttempt]]:
+            key = {"id": execution_id}
+            deliveries = [
+                rows.delivery_from_row(r) for r in conn.execute(Q["execution_deliveries"], key)
+            ]
+            attempts = [
+                rows.attempt_from_row(r) for r in conn.execute(Q["execution_attempts"], key)
+            ]
+            return deliveries, attempts
+
+        return await self.db.read(read)
+
+    async def redeliver(self, delivery_id: str, now: int) -> Delivery | None:
+        """Send a dead or delivered callback again, with a fresh maximum age."""
+        row = await self.db.write(
+            lambda c: c.execute(Q["redeliver"], {"id": delivery_id, "now": now}).fetchone()
         )
-
-    async def count_api_keys(self) -> int:
-        """How many keys exist."""
-        row = await self._read(lambda c: c.execute(Q["count_api_keys"]).fetchone())
-        return int(row["n"])
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (no semicolons inside our literals)."""
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+        return None if row is None else rows.delivery_from_row(row)
 
 
 def _list_sql(query: ExecutionQuery) -> tuple[str, dict[str, Any]]:

@@ -58,9 +58,10 @@ async def create_execution(request: Request) -> Response:
     svc = services(request)
     principal = await authenticate(request, svc.store, WRITE)
     body = await decode_json(request, CreateExecution, svc.settings.max_body_bytes)
-    execution = await svc.store.create_execution(
-        body.to_new(principal.project_id), svc.clock.now_ms()
+    new = body.to_new(
+        principal.project_id, svc.settings.callback_url, svc.settings.callback_allowed_hosts
     )
+    execution = await svc.store.create_execution(new, svc.clock.now_ms())
     log.info("created", extra={"action": "execution.created", "execution_id": execution.id})
     return _view(svc, execution, 201)
 

@@ -140,6 +140,7 @@ async def retry_execution(request: Request) -> Response:
         custom_data=old.custom_data,
         data=old.data,
         retry_of=old.id,
+        callback_url=old.callback_url,
     )
     retry = await svc.store.create_execution(new, svc.clock.now_ms())
     log.info(

@@ -2,8 +2,9 @@
 
 -- name: create_execution
 INSERT INTO executions (workflow_id, project_id, mode, status, started_at, retry_of,
-                        custom_data, data)
-VALUES (:workflow_id, :project_id, :mode, 'running', :now, :retry_of, :custom_data, :data)
+                        custom_data, data, callback_url)
+VALUES (:workflow_id, :project_id, :mode, 'running', :now, :retry_of, :custom_data, :data,
+        :callback_url)
 RETURNING *;
 
 -- name: get_execution
@@ -36,7 +37,8 @@ ON CONFLICT DO NOTHING;
 
 -- name: resume
 UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq + 1
-WHERE id = :id AND status = 'waiting' AND wait_seq = :seq;
+WHERE id = :id AND status = 'waiting' AND wait_seq = :seq
+RETURNING callback_url;
 
 -- name: mark_wait_resumed
 UPDATE waits SET resumed_at = :now, resumed_by = :resumed_by, payload = :payload
@@ -50,7 +52,7 @@ WHERE id IN (
     ORDER BY wait_till
     LIMIT :limit
 )
-RETURNING id, wait_seq - 1 AS seq;
+RETURNING id, wait_seq - 1 AS seq, callback_url;
 
 -- name: next_deadline
 SELECT min(wait_till) AS deadline FROM executions
@@ -66,7 +68,8 @@ WHERE id = (SELECT retry_of FROM executions WHERE id = :id AND status = 'success
 
 -- name: stop
 UPDATE executions SET status = 'canceled', stopped_at = :now, wait_till = NULL
-WHERE id = :id AND status IN ('new', 'unknown', 'running', 'waiting');
+WHERE id = :id AND status IN ('new', 'unknown', 'running', 'waiting')
+RETURNING callback_url;
 
 -- name: set_custom_data
 UPDATE executions SET custom_data = :custom_data WHERE id = :id AND custom_data = :previous;
@@ -97,7 +100,8 @@ WHERE status IN (SELECT value FROM json_each(:statuses))
   AND (:workflow_id IS NULL OR workflow_id = :workflow_id)
   AND (:project_id IS NULL OR project_id = :project_id)
   AND (:started_after IS NULL OR started_at > :started_after)
-  AND (:started_before IS NULL OR started_at < :started_before);
+  AND (:started_before IS NULL OR started_at < :started_before)
+RETURNING id, callback_url;
 
 -- name: create_tag
 INSERT INTO tags (id, name, created_at, updated_at) VALUES (:id, :name, :now, :now)
@@ -130,3 +134,65 @@ INSERT INTO execution_tags (execution_id, tag_id) VALUES (:id, :tag_id);
 
 -- name: count_known_tags
 SELECT count(*) AS n FROM tags WHERE id IN (SELECT value FROM json_each(:tag_ids));
+
+-- name: insert_delivery
+INSERT INTO deliveries (id, execution_id, event, target_url, payload, created_at, window_start,
+                        next_attempt_at)
+VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now);
+
+-- name: claim_deliveries
+UPDATE deliveries SET lease_until = :lease_until
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE status = 'pending' AND next_attempt_at <= :now
+      AND (lease_until IS NULL OR lease_until <= :now)
+    ORDER BY next_attempt_at
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: next_delivery_due
+SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) AS due FROM deliveries
+WHERE status = 'pending';
+
+-- name: insert_attempt
+INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, error, latency_ms)
+VALUES (:delivery_id, :attempted_at, :status_code, :error, :latency_ms);
+
+-- name: delivery_succeeded
+UPDATE deliveries
+SET status = 'delivered', delivered_at = :now, attempts = attempts + 1, lease_until = NULL,
+    last_error = NULL
+WHERE id = :id AND status = 'pending';
+
+-- name: delivery_failed
+UPDATE deliveries
+SET attempts = attempts + 1, next_attempt_at = :next_attempt_at, lease_until = NULL,
+    last_error = :error
+WHERE id = :id AND status = 'pending';
+
+-- name: delivery_dead
+UPDATE deliveries
+SET status = 'dead', attempts = attempts + 1, lease_until = NULL, last_error = :error
+WHERE id = :id AND status = 'pending'
+RETURNING execution_id, event;
+
+-- name: crash_undelivered
+UPDATE executions SET status = 'crashed', stopped_at = :now, error = :error
+WHERE id = :id AND status = 'running';
+
+-- name: get_delivery
+SELECT * FROM deliveries WHERE id = :id;
+
+-- name: execution_deliveries
+SELECT * FROM deliveries WHERE execution_id = :id ORDER BY created_at, id;
+
+-- name: execution_attempts
+SELECT a.* FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+WHERE d.execution_id = :id ORDER BY a.id;
+
+-- name: redeliver
+UPDATE deliveries
+SET status = 'pending', next_attempt_at = :now, window_start = :now, lease_until = NULL
+WHERE id = :id AND status IN ('dead', 'delivered')
+RETURNING *;

@@ -1,0 +1,74 @@
+"""Callback deliveries: list an execution's attempts, and send a delivery again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.auth import authenticate
+from gateway.domain import Delivery, DeliveryAttempt, format_instant
+from gateway.http import ApiError, JSONResponse
+from gateway.routes.engine import api_caller, load_execution
+from gateway.services import services
+
+
+def delivery_view(delivery: Delivery, attempts: list[DeliveryAttempt]) -> dict[str, Any]:
+    """A delivery with its attempts."""
+    return {
+        "id": delivery.id,
+        "executionId": delivery.execution_id,
+        "event": delivery.event.value,
+        "targetUrl": delivery.target_url,
+        "status": delivery.status.value,
+        "attempts": [
+            {
+                "attemptedAt": format_instant(a.attempted_at),
+                "statusCode": a.status_code,
+                "error": a.error,
+                "latencyMs": a.latency_ms,
+            }
+            for a in attempts
+            if a.delivery_id == delivery.id
+        ],
+        "createdAt": format_instant(delivery.created_at),
+        "nextAttemptAt": format_instant(delivery.next_attempt_at)
+        if delivery.status.value == "pending"
+        else None,
+        "deliveredAt": format_instant(delivery.delivered_at),
+        "lastError": delivery.last_error,
+        "payload": delivery.payload,
+    }
+
+
+async def execution_deliveries(request: Request) -> Response:
+    """``GET /api/v1/executions/{id}/deliveries``."""
+    svc, principal, eid = await api_caller(request, "execution:read")
+    await load_execution(svc, principal, eid)
+    found, attempts = await svc.store.execution_deliveries(eid)
+    return JSONResponse({"data": [delivery_view(d, attempts) for d in found]})
+
+
+async def redeliver(request: Request) -> Response:
+    """``POST /api/v1/deliveries/{id}/redeliver``: a dead or delivered callback, sent again."""
+    svc = services(request)
+    principal = await authenticate(request, svc.store, "execution:retry")
+    delivery_id: str = request.path_params["id"]
+    delivery = await svc.store.get_delivery(delivery_id)
+    if delivery is not None:
+        await load_execution(svc, principal, delivery.execution_id)
+    else:
+        raise ApiError(404, f'The delivery "{delivery_id}" does not exist.')
+    again = await svc.store.redeliver(delivery_id, svc.clock.now_ms())
+    if again is None:
+        raise ApiError(409, f'The delivery "{delivery_id}" is pending already.')
+    svc.dispatcher.notify()
+    return JSONResponse(delivery_view(again, []), status_code=202)
+
+
+routes = [
+    Route("/api/v1/executions/{id}/deliveries", execution_deliveries, methods=["GET"]),
+    Route("/api/v1/deliveries/{id}/redeliver", redeliver, methods=["POST"]),
+]

@@ -1,0 +1,117 @@
+"""SQLite verbs for the catalog around executions: tags and API keys."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from gateway.domain import ApiKey, Tag
+from persistence import rows
+from persistence.sqlfiles import load_queries
+from persistence.sqlite_db import SqliteDatabase
+
+Q = load_queries("sqlite")
+
+
+class SqliteCatalog:
+    """Tags and API keys (mixed into ``SqliteStore``)."""
+
+    db: SqliteDatabase
+
+    # tags -----------------------------------------------------------------------------
+
+    async def create_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
+        """A new tag, ``None`` on a duplicate name."""
+        params = {"id": tag_id, "name": name, "now": now}
+        row = await self.db.write(lambda c: c.execute(Q["create_tag"], params).fetchone())
+        return None if row is None else rows.tag_from_row(row)
+
+    async def get_tag(self, tag_id: str) -> Tag | None:
+        """One tag."""
+        row = await self.db.read(lambda c: c.execute(Q["get_tag"], {"id": tag_id}).fetchone())
+        return None if row is None else rows.tag_from_row(row)
+
+    async def list_tags(self, limit: int, after_id: str | None) -> list[Tag]:
+        """A page of tags."""
+        params = {"limit": limit, "after": after_id}
+        found = await self.db.read(lambda c: c.execute(Q["list_tags"], params).fetchall())
+        return [rows.tag_from_row(r) for r in found]
+
+    async def rename_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
+        """Rename unless the name is taken."""
+        params = {"id": tag_id, "name": name, "now": now}
+        row = await self.db.write(lambda c: c.execute(Q["rename_tag"], params).fetchone())
+        return None if row is None else rows.tag_from_row(row)
+
+    async def delete_tag(self, tag_id: str) -> Tag | None:
+        """Delete a tag."""
+        row = await self.db.write(lambda c: c.execute(Q["delete_tag"], {"id": tag_id}).fetchone())
+        return None if row is None else rows.tag_from_row(row)
+
+    async def execution_tags(self, execution_id: int) -> list[Tag]:
+        """An execution's tags."""
+        found = await self.db.read(
+            lambda c: c.execute(Q["execution_tags"], {"id": execution_id}).fetchall()
+        )
+        return [rows.tag_from_row(r) for r in found]
+
+    async def set_execution_tags(self, execution_id: int, tag_ids: tuple[str, ...]) -> bool:
+        """Replace the tags, all or nothing."""
+        unique = sorted(set(tag_ids))
+
+        def transaction(conn: sqlite3.Connection) -> bool:
+            known = conn.execute(Q["count_known_tags"], {"tag_ids": rows.dump(unique)}).fetchone()
+            if known["n"] != len(unique):
+                return False
+            conn.execute(Q["clear_execution_tags"], {"id": execution_id})
+            conn.executemany(
+                Q["add_execution_tag"], [{"id": execution_id, "tag_id": t} for t in unique]
+            )
+            return True
+
+        return await self.db.write(transaction)
+
+    # API keys -------------------------------------------------------------------------
+
+    async def create_api_key(
+        self,
+        label: str,
+        key_hash: str,
+        prefix: str,
+        scopes: tuple[str, ...],
+        project_id: str | None,
+        now: int,
+    ) -> ApiKey:
+        """Store a key by its hash."""
+        params = {
+            "label": label,
+            "key_hash": key_hash,
+            "prefix": prefix,
+            "scopes": rows.dump(list(scopes)),
+            "project_id": project_id,
+            "now": now,
+        }
+        row = await self.db.write(lambda c: c.execute(Q["create_api_key"], params).fetchone())
+        return rows.api_key_from_row(row)
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The live key with this hash."""
+        row = await self.db.read(
+            lambda c: c.execute(Q["find_api_key"], {"key_hash": key_hash}).fetchone()
+        )
+        return None if row is None else rows.api_key_from_row(row)
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        """Every key."""
+        found = await self.db.read(lambda c: c.execute(Q["list_api_keys"]).fetchall())
+        return [rows.api_key_from_row(r) for r in found]
+
+    async def revoke_api_key(self, key_id: int, now: int) -> bool:
+        """Revoke a live key."""
+        return await self.db.write(
+            lambda c: c.execute(Q["revoke_api_key"], {"id": key_id, "now": now}).rowcount == 1
+        )
+
+    async def count_api_keys(self) -> int:
+        """How many keys exist."""
+        row = await self.db.read(lambda c: c.execute(Q["count_api_keys"]).fetchone())
+        return int(row["n"])

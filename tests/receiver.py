@@ -1,0 +1,77 @@
+"""A real HTTP server on loopback that plays the engine's callback endpoint in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+@dataclass
+class Received:
+    """One request the receiver got."""
+
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """Records every POST; answers with the queued status codes, then ``default_status``."""
+
+    url: str = ""
+    received: list[Received] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+    default_status: int = 200
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: Request) -> Response:
+        """Record the request and answer."""
+        self.received.append(Received(dict(request.headers), await request.body()))
+        self.arrived.set()
+        status = self.answers.pop(0) if self.answers else self.default_status
+        return Response(b"{}" if status < 300 else b"nope", status_code=status)
+
+    async def wait_for(self, count: int, within: float = 5.0) -> None:
+        """Until at least ``count`` requests have arrived (bounded)."""
+        async with asyncio.timeout(within):
+            while len(self.received) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def running_receiver() -> AsyncIterator[Receiver]:
+    """Serve a ``Receiver`` with uvicorn on a free loopback port for the duration."""
+    receiver = Receiver()
+    port = free_port()
+    receiver.url = f"http://127.0.0.1:{port}/callbacks"
+    app = Starlette(routes=[Route("/callbacks", receiver.handle, methods=["POST"])])
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(5):
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
+            await asyncio.sleep(0.01)
+    try:
+        yield receiver
+    finally:
+        server.should_exit = True
+        await task
