@@ -16,6 +16,7 @@ from starlette.routing import Route
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings, check_callback_secret
 from gateway.delivery import DeliveryPolicy, Dispatcher
+from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse
 from gateway.logs import configure_logging
 from gateway.routes import deliveries, engine, public, tags, webhook
@@ -81,6 +82,7 @@ def build_services(
         signer=ResumeSigner(settings.secret_keys, settings.public_url),
         scheduler=scheduler,
         dispatcher=dispatcher,
+        held=HeldCallers(store, clock),
     )
 
 

@@ -64,6 +64,17 @@ class ResumedBy(StrEnum):
     FORM = "form"
 
 
+class ResponseMode(StrEnum):
+    """When the caller of a resume URL is answered (n8n's names)."""
+
+    ON_RECEIVED = "onReceived"
+    LAST_NODE = "lastNode"
+    RESPONSE_NODE = "responseNode"
+
+
+LAST_NODE_DATA = ("firstEntryJson", "allEntries", "noData")
+
+
 @dataclass(frozen=True)
 class WebhookSpec:
     """How a wait may be resumed over HTTP and what the caller is answered."""
@@ -73,6 +84,22 @@ class WebhookSpec:
     response_code: int = 200
     response_data: JSON = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    response_mode: ResponseMode = ResponseMode.ON_RECEIVED
+
+    @property
+    def holds_caller(self) -> bool:
+        """The caller's request stays open until the engine finishes or responds."""
+        return self.response_mode is not ResponseMode.ON_RECEIVED
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """An HTTP answer kept in the store: held for a resume caller, or replayed to a retry."""
+
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+    kind: str = "answer"
 
 
 def reported_wait_till(wait_till: int | None, webhook: WebhookSpec | None) -> int | None:

@@ -10,8 +10,10 @@ import msgspec
 
 from gateway.domain import (
     HTTP_METHODS,
+    LAST_NODE_DATA,
     MODES,
     NewExecution,
+    ResponseMode,
     WebhookSpec,
     check_custom_data,
     parse_instant,
@@ -84,6 +86,7 @@ class WebhookBody(_Body):
     response_code: int = 200
     response_data: Any = None
     response_headers: dict[str, str] = {}
+    response_mode: Literal["onReceived", "lastNode", "responseNode"] = "onReceived"
 
     def to_spec(self) -> WebhookSpec:
         """Validated, as the store takes it."""
@@ -108,7 +111,13 @@ class WebhookBody(_Body):
         for name, value in self.response_headers.items():
             if not name or any(c in name + value for c in "\r\n") or ":" in name:
                 raise InvalidInput(f"webhook.responseHeaders has an invalid header {name!r}")
+        mode = ResponseMode(self.response_mode)
+        if mode is ResponseMode.LAST_NODE and self.response_data not in (None, *LAST_NODE_DATA):
+            raise InvalidInput(
+                f"webhook.responseData for lastNode must be one of {', '.join(LAST_NODE_DATA)}"
+            )
         return WebhookSpec(
+            response_mode=mode,
             methods=methods,
             suffix=suffix,
             response_code=self.response_code,
@@ -143,3 +152,20 @@ class ResumeBody(_Body):
     """``POST /api/v1/executions/{id}/resume``."""
 
     data: Any = None
+
+
+class RespondBody(_Body):
+    """``POST /api/v1/executions/{id}/respond``: the answer for a responseNode caller."""
+
+    status_code: int = 200
+    headers: dict[str, str] = {}
+    body: Any = None
+
+    def validated(self) -> RespondBody:
+        """The same body, with status code and header names checked."""
+        if not 100 <= self.status_code <= 599:
+            raise InvalidInput("statusCode must be between 100 and 599")
+        for name, value in self.headers.items():
+            if not name or ":" in name or any(c in name + value for c in "\r\n"):
+                raise InvalidInput(f"headers has an invalid header {name!r}")
+        return self

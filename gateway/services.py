@@ -9,6 +9,7 @@ from starlette.requests import Request
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.delivery import Dispatcher
+from gateway.held import HeldCallers
 from gateway.scheduler import Scheduler
 from gateway.signing import ResumeSigner
 from persistence.base import Store
@@ -24,6 +25,7 @@ class Services:
     signer: ResumeSigner
     scheduler: Scheduler
     dispatcher: Dispatcher
+    held: HeldCallers
 
 
 def services(request: Request) -> Services:

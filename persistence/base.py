@@ -22,6 +22,7 @@ from gateway.domain import (
     ResumedBy,
     Status,
     StopFilter,
+    StoredAnswer,
     Tag,
     Wait,
     WebhookSpec,
@@ -142,6 +143,26 @@ class Store(ABC):
     @abstractmethod
     async def stop_many(self, which: StopFilter, now: int) -> int:
         """Cancel every execution matching ``which``; how many."""
+
+    @abstractmethod
+    async def put_held_answer(
+        self, execution_id: int, seq: int, answer: StoredAnswer, now: int
+    ) -> bool:
+        """Keep the answer for the caller held at wait ``seq``; ``False`` if one is kept already."""
+
+    @abstractmethod
+    async def get_held_answer(self, execution_id: int, seq: int) -> StoredAnswer | None:
+        """The answer kept for the caller held at wait ``seq``."""
+
+    @abstractmethod
+    async def put_idempotent_answer(
+        self, key: str, target: str, execution_id: int, answer: StoredAnswer, now: int
+    ) -> bool:
+        """Keep the first answer to a resume call with this ``Idempotency-Key``."""
+
+    @abstractmethod
+    async def get_idempotent_answer(self, key: str, target: str) -> StoredAnswer | None:
+        """The first answer to a resume call with this ``Idempotency-Key`` and target."""
 
     # callback outbox ------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,8 +16,10 @@ from gateway.domain import (
     DeliveryStatus,
     Event,
     Execution,
+    ResponseMode,
     ResumedBy,
     Status,
+    StoredAnswer,
     Tag,
     Wait,
     WebhookSpec,
@@ -46,6 +49,7 @@ def dump_webhook(spec: WebhookSpec | None) -> str | None:
             "responseCode": spec.response_code,
             "responseData": spec.response_data,
             "responseHeaders": spec.response_headers,
+            "responseMode": spec.response_mode.value,
         }
     )
 
@@ -61,6 +65,7 @@ def load_webhook(text: str | None) -> WebhookSpec | None:
         response_code=raw["responseCode"],
         response_data=raw["responseData"],
         response_headers=raw["responseHeaders"],
+        response_mode=ResponseMode(raw.get("responseMode", ResponseMode.ON_RECEIVED.value)),
     )
 
 
@@ -152,3 +157,23 @@ def attempt_from_row(row: Mapping[str, Any]) -> DeliveryAttempt:
         status_code=row["status_code"],
         error=row["error"],
     )
+
+
+def answer_from_row(row: Mapping[str, Any]) -> StoredAnswer:
+    """A ``held_responses`` or ``idempotent_answers`` row as a ``StoredAnswer``."""
+    return StoredAnswer(
+        status_code=row["status_code"],
+        headers=load(row["headers"]),
+        body=base64.b64decode(row["body"] or ""),
+        kind=row["kind"] if "kind" in row.keys() else "answer",  # noqa: SIM118 - sqlite3.Row
+    )
+
+
+def answer_params(answer: StoredAnswer) -> dict[str, Any]:
+    """A ``StoredAnswer`` as query parameters."""
+    return {
+        "kind": answer.kind,
+        "status_code": answer.status_code,
+        "headers": dump(answer.headers),
+        "body": base64.b64encode(answer.body).decode("ascii"),
+    }

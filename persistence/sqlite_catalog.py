@@ -1,10 +1,10 @@
-"""SQLite verbs for the catalog around executions: tags and API keys."""
+"""SQLite verbs around executions: tags, API keys, and answers kept for resume callers."""
 
 from __future__ import annotations
 
 import sqlite3
 
-from gateway.domain import ApiKey, Tag
+from gateway.domain import ApiKey, StoredAnswer, Tag
 from persistence import rows
 from persistence.sqlfiles import load_queries
 from persistence.sqlite_db import SqliteDatabase
@@ -13,7 +13,7 @@ Q = load_queries("sqlite")
 
 
 class SqliteCatalog:
-    """Tags and API keys (mixed into ``SqliteStore``)."""
+    """Tags, API keys and kept answers (mixed into ``SqliteStore``)."""
 
     db: SqliteDatabase
 
@@ -115,3 +115,35 @@ class SqliteCatalog:
         """How many keys exist."""
         row = await self.db.read(lambda c: c.execute(Q["count_api_keys"]).fetchone())
         return int(row["n"])
+
+    # answers kept for resume callers -------------------------------------------------
+
+    async def put_held_answer(
+        self, execution_id: int, seq: int, answer: StoredAnswer, now: int
+    ) -> bool:
+        """Keep the answer for a held caller (the first one wins)."""
+        params = {"id": execution_id, "seq": seq, "now": now, **rows.answer_params(answer)}
+        return await self.db.write(lambda c: c.execute(Q["put_held_answer"], params).rowcount == 1)
+
+    async def get_held_answer(self, execution_id: int, seq: int) -> StoredAnswer | None:
+        """The answer kept for a held caller."""
+        key = {"id": execution_id, "seq": seq}
+        row = await self.db.read(lambda c: c.execute(Q["get_held_answer"], key).fetchone())
+        return None if row is None else rows.answer_from_row(row)
+
+    async def put_idempotent_answer(
+        self, key: str, target: str, execution_id: int, answer: StoredAnswer, now: int
+    ) -> bool:
+        """Keep the first answer to an idempotent resume call."""
+        params = {"key": key, "target": target, "id": execution_id, "now": now}
+        params.update(rows.answer_params(answer))
+        del params["kind"]
+        return await self.db.write(
+            lambda c: c.execute(Q["put_idempotent_answer"], params).rowcount == 1
+        )
+
+    async def get_idempotent_answer(self, key: str, target: str) -> StoredAnswer | None:
+        """The first answer to an idempotent resume call."""
+        params = {"key": key, "target": target}
+        row = await self.db.read(lambda c: c.execute(Q["get_idempotent_answer"], params).fetchone())
+        return None if row is None else rows.answer_from_row(row)

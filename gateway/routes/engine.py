@@ -10,9 +10,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.auth import Principal, authenticate
-from gateway.domain import Execution, ResumedBy, Status, check_custom_data
+from gateway.domain import (
+    Execution,
+    ResponseMode,
+    ResumedBy,
+    Status,
+    StoredAnswer,
+    check_custom_data,
+)
+from gateway.held import explicit_answer, finished_answer, json_answer
 from gateway.http import ApiError, JSONResponse, decode_json
-from gateway.schemas import CreateExecution, FinishBody, ParkBody, ResumeBody
+from gateway.schemas import CreateExecution, FinishBody, ParkBody, RespondBody, ResumeBody
 from gateway.services import Services, services
 from gateway.views import execution_view
 
@@ -67,7 +75,11 @@ async def create_execution(request: Request) -> Response:
 
 
 async def park_execution(request: Request) -> Response:
-    """``POST /api/v1/executions/{id}/wait``: park a running execution at a new wait."""
+    """``POST /api/v1/executions/{id}/wait``: park a running execution at a new wait.
+
+    A caller still held by the previous wait (lastNode / responseNode) is answered with the
+    new wait: its status, deadline and resume URL.
+    """
     svc, principal, eid = await api_caller(request, WRITE)
     body = await decode_json(request, ParkBody, svc.settings.max_body_bytes)
     wait_till, webhook = body.validated()
@@ -80,6 +92,10 @@ async def park_execution(request: Request) -> Response:
             f"Only running executions can be parked; {eid} is currently {latest.status.value}",
         )
     svc.scheduler.notify(wait_till)
+    view = execution_view(outcome.execution, svc.signer, include_data=True)
+    parked_seq = max(w.seq for w in outcome.execution.waits)
+    new_wait = {k: view.get(k) for k in ("id", "status", "waitTill", "resumeUrl")}
+    await _answer_held_caller(svc, eid, parked_seq - 1, json_answer(200, new_wait, "parked"))
     log.info(
         "parked",
         extra={
@@ -88,11 +104,26 @@ async def park_execution(request: Request) -> Response:
             "early_resume_applied": outcome.early_resume_applied,
         },
     )
-    return _view(svc, outcome.execution)
+    return JSONResponse(view)
+
+
+async def _answer_held_caller(svc: Services, eid: int, seq: int, answer: StoredAnswer) -> None:
+    """Keep ``answer`` for a caller held by wait ``seq``, if that wait holds its caller."""
+    if seq < 1:
+        return
+    wait = await svc.store.get_wait(eid, seq)
+    if wait is None or wait.webhook is None or not wait.webhook.holds_caller:
+        return
+    if await svc.store.put_held_answer(eid, seq, answer, svc.clock.now_ms()):
+        svc.held.answered(eid, seq)
 
 
 async def finish_execution(request: Request) -> Response:
-    """``POST /api/v1/executions/{id}/finish``: a running execution ends in success or error."""
+    """``POST /api/v1/executions/{id}/finish``: a running execution ends in success or error.
+
+    A caller held by the last wait gets the result (``responseData`` of a lastNode wait:
+    firstEntryJson, allEntries or noData), or 500 ``Error in workflow``.
+    """
     svc, principal, eid = await api_caller(request, WRITE)
     body = await decode_json(request, FinishBody, svc.settings.max_body_bytes)
     await load_execution(svc, principal, eid)
@@ -103,8 +134,33 @@ async def finish_execution(request: Request) -> Response:
             409,
             f"Only running executions can be finished; {eid} is currently {latest.status.value}",
         )
+    finished = await load_execution(svc, principal, eid, with_waits=True)
+    last = finished.waits[-1] if finished.waits else None
+    if last is not None and last.webhook is not None:
+        choice = last.webhook.response_data if isinstance(last.webhook.response_data, str) else ""
+        answer = finished_answer(body.status, body.data, choice or "firstEntryJson")
+        await _answer_held_caller(svc, eid, last.seq, answer)
     log.info("finished", extra={"action": "execution.finished", "execution_id": eid})
-    return _view(svc, await load_execution(svc, principal, eid, with_waits=True))
+    return _view(svc, finished)
+
+
+async def respond(request: Request) -> Response:
+    """``POST /api/v1/executions/{id}/respond``: answer the caller held by a responseNode wait."""
+    svc, principal, eid = await api_caller(request, WRITE)
+    body = (await decode_json(request, RespondBody, svc.settings.max_body_bytes)).validated()
+    execution = await load_execution(svc, principal, eid, with_waits=True)
+    resumed = [w for w in execution.waits if w.resumed_at is not None]
+    last = resumed[-1] if resumed else None
+    spec = None if last is None else last.webhook
+    if last is None or spec is None or spec.response_mode is not ResponseMode.RESPONSE_NODE:
+        raise ApiError(409, f"Execution {eid} has no resumed wait whose caller awaits a response")
+    answer = explicit_answer(body.status_code, body.headers, body.body)
+    if not await svc.store.put_held_answer(eid, last.seq, answer, svc.clock.now_ms()):
+        raise ApiError(
+            409, f"The caller of wait {last.seq} of execution {eid} was answered already"
+        )
+    svc.held.answered(eid, last.seq)
+    return JSONResponse({"executionId": eid, "seq": last.seq, "statusCode": answer.status_code})
 
 
 async def resume_execution(request: Request) -> Response:
@@ -155,6 +211,7 @@ routes = [
     Route("/api/v1/executions", create_execution, methods=["POST"]),
     Route("/api/v1/executions/{id}/wait", park_execution, methods=["POST"]),
     Route("/api/v1/executions/{id}/finish", finish_execution, methods=["POST"]),
+    Route("/api/v1/executions/{id}/respond", respond, methods=["POST"]),
     Route("/api/v1/executions/{id}/resume", resume_execution, methods=["POST"]),
     Route("/api/v1/executions/{id}/custom-data", custom_data, methods=["GET", "PATCH", "PUT"]),
     Route("/api/v1/executions/{id}/custom-data/{key}", custom_data_key, methods=["GET"]),

@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.domain import Execution, ResumedBy, Status, Wait
-from gateway.http import ApiError, JSONResponse, read_body
+from gateway.domain import Execution, ResumedBy, Status, StoredAnswer, WebhookSpec
+from gateway.held import json_answer, to_response
+from gateway.http import ApiError, read_body
 from gateway.payloads import build_payload
 from gateway.services import Services, services
 
@@ -18,6 +19,7 @@ log = logging.getLogger("waitgate.webhook")
 
 ALL_METHODS = ["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT", "OPTIONS"]
 DEFAULT_RESPONSE = {"message": "Workflow was started"}
+MAX_IDEMPOTENCY_KEY = 255
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": ", ".join(ALL_METHODS),
@@ -64,23 +66,19 @@ def _not_resumable(execution: Execution, seq: int) -> ApiError:
             return _webhook_error(409, f'The execution "{eid}" is running already.')
 
 
-def _answer(wait: Wait, method: str) -> Response:
+def _configured_answer(spec: WebhookSpec) -> StoredAnswer:
     """The answer configured on the wait (``onReceived``)."""
-    spec = wait.webhook
-    assert spec is not None
     data: Any = DEFAULT_RESPONSE if spec.response_data is None else spec.response_data
-    headers = dict(spec.response_headers)
-    if method == "HEAD":
-        return Response(status_code=spec.response_code, headers=headers)
+    headers = {k.lower(): v for k, v in spec.response_headers.items()}
     if isinstance(data, str):
         headers.setdefault("content-type", "text/plain; charset=utf-8")
-        return Response(data, status_code=spec.response_code, headers=headers)
-    return JSONResponse(data, status_code=spec.response_code, headers=headers)
+        return StoredAnswer(spec.response_code, headers, data.encode())
+    return json_answer(spec.response_code, data, "answer", headers)
 
 
 async def _resume_waiting(
     svc: Services, execution: Execution, seq: int, method: str, suffix: str, payload: Any
-) -> Response:
+) -> StoredAnswer:
     wait = await svc.store.get_wait(execution.id, seq)
     if wait is None:
         raise await _lost_race(svc, execution.id, seq)
@@ -96,7 +94,17 @@ async def _resume_waiting(
         "resumed by webhook",
         extra={"action": "wait.resumed", "execution_id": execution.id, "seq": seq},
     )
-    return _answer(wait, method)
+    if not spec.holds_caller:
+        return _configured_answer(spec)
+    timeout_ms = int(svc.settings.response_timeout_seconds * 1000)
+    held = await svc.held.wait(execution.id, seq, timeout_ms)
+    if held is None:
+        raise _webhook_error(
+            504,
+            f'The workflow for execution "{execution.id}" did not answer within '
+            f"{svc.settings.response_timeout_seconds:g} s; it goes on running.",
+        )
+    return held
 
 
 async def _lost_race(svc: Services, execution_id: int, seq: int) -> ApiError:
@@ -108,7 +116,7 @@ async def _lost_race(svc: Services, execution_id: int, seq: int) -> ApiError:
 
 async def _keep_early(
     svc: Services, execution: Execution, seq: int, method: str, suffix: str, payload: Any
-) -> Response | None:
+) -> StoredAnswer | None:
     """Keep a resume for a wait not parked yet; ``None`` if the execution moved meanwhile."""
     payload = {**payload, "resumedBy": ResumedBy.WEBHOOK.value}
     kept = await svc.store.record_early_resume(
@@ -120,17 +128,38 @@ async def _keep_early(
         "early resume kept",
         extra={"action": "wait.early_resume", "execution_id": execution.id, "seq": seq},
     )
-    return JSONResponse(
-        {
-            "message": "Resume received before the execution was parked; "
-            "it will be applied when the wait begins."
-        },
-        status_code=202,
+    message = (
+        "Resume received before the execution was parked; it will be applied when the wait begins."
     )
+    return json_answer(202, {"message": message}, "early")
+
+
+async def _resume(
+    svc: Services, request: Request, execution_id: int, seq: int, suffix: str
+) -> StoredAnswer:
+    method = request.method
+    body = await read_body(request, svc.settings.max_body_bytes)
+    execution = await svc.store.get_execution(execution_id)
+    if execution is None:
+        raise _webhook_error(404, f'The execution "{execution_id}" does not exist.')
+    payload = build_payload(request, body, suffix)
+    if execution.wait_seq == seq and execution.status is Status.RUNNING:
+        early = await _keep_early(svc, execution, seq, method, suffix, payload)
+        if early is not None:
+            return early
+        # The engine parked (or something else happened) between our read and our write.
+        return await _resume_waiting(svc, execution, seq, method, suffix, payload)
+    if execution.wait_seq == seq and execution.status is Status.WAITING:
+        return await _resume_waiting(svc, execution, seq, method, suffix, payload)
+    raise _not_resumable(execution, seq)
 
 
 async def resume_webhook(request: Request) -> Response:
-    """Resume the wait named by the URL's signature, exactly once."""
+    """Resume the wait named by the URL's signature, exactly once.
+
+    With an ``Idempotency-Key`` header, the first successful answer is kept and a retry of
+    the same call (same key, same URL and method) gets it again instead of a 409.
+    """
     method = request.method
     if method == "OPTIONS":
         return Response(status_code=204, headers=CORS_HEADERS)
@@ -148,21 +177,23 @@ async def resume_webhook(request: Request) -> Response:
             extra={"action": "resume.bad_signature", "execution_id": execution_id},
         )
         raise _invalid_token()
-    body = await read_body(request, svc.settings.max_body_bytes)
-    execution = await svc.store.get_execution(execution_id)
-    if execution is None:
-        raise _webhook_error(404, f'The execution "{execution_id}" does not exist.')
-    payload = build_payload(request, body, suffix)
-    seq = target.wait_seq
-    if execution.wait_seq == seq and execution.status is Status.RUNNING:
-        early = await _keep_early(svc, execution, seq, method, suffix, payload)
-        if early is not None:
-            return early
-        # The engine parked (or something else happened) between our read and our write.
-        return await _resume_waiting(svc, execution, seq, method, suffix, payload)
-    if execution.wait_seq == seq and execution.status is Status.WAITING:
-        return await _resume_waiting(svc, execution, seq, method, suffix, payload)
-    raise _not_resumable(execution, seq)
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        answer = await _resume(svc, request, execution_id, target.wait_seq, suffix)
+        return to_response(answer, method)
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise _webhook_error(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    call = f"{method} {request.url.path} {token}"
+    try:
+        answer = await _resume(svc, request, execution_id, target.wait_seq, suffix)
+    except ApiError as exc:
+        first = await svc.store.get_idempotent_answer(key, call) if exc.status == 409 else None
+        if first is None:
+            raise
+        return to_response(first, method, replayed=True)
+    if answer.status_code < 300:
+        await svc.store.put_idempotent_answer(key, call, execution_id, answer, svc.clock.now_ms())
+    return to_response(answer, method)
 
 
 routes = [

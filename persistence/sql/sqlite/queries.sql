@@ -196,3 +196,19 @@ UPDATE deliveries
 SET status = 'pending', next_attempt_at = :now, window_start = :now, lease_until = NULL
 WHERE id = :id AND status IN ('dead', 'delivered')
 RETURNING *;
+
+-- name: put_held_answer
+INSERT INTO held_responses (execution_id, seq, kind, status_code, headers, body, created_at)
+VALUES (:id, :seq, :kind, :status_code, :headers, :body, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: get_held_answer
+SELECT * FROM held_responses WHERE execution_id = :id AND seq = :seq;
+
+-- name: put_idempotent_answer
+INSERT INTO idempotent_answers (key, target, execution_id, status_code, headers, body, created_at)
+VALUES (:key, :target, :id, :status_code, :headers, :body, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: get_idempotent_answer
+SELECT * FROM idempotent_answers WHERE key = :key AND target = :target;
