@@ -74,7 +74,10 @@ def build_services(
             max_sleep_ms=int(settings.scheduler_max_sleep_seconds * 1000),
         ),
     )
+    held = HeldCallers(store, clock)
     store.on_outbox(dispatcher.notify)
+    store.on_deadline(scheduler.notify)
+    store.on_held_answer(held.answered)
     return Services(
         settings=settings,
         store=store,
@@ -82,7 +85,7 @@ def build_services(
         signer=ResumeSigner(settings.secret_keys, settings.public_url),
         scheduler=scheduler,
         dispatcher=dispatcher,
-        held=HeldCallers(store, clock),
+        held=held,
     )
 
 

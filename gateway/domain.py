@@ -92,6 +92,11 @@ class WebhookSpec:
         return self.response_mode is not ResponseMode.ON_RECEIVED
 
 
+def early_resume_applies(webhook: WebhookSpec | None, method: str, suffix: str) -> bool:
+    """Whether a resume kept before the park fits the wait that was parked."""
+    return webhook is not None and method in webhook.methods and suffix == webhook.suffix
+
+
 @dataclass(frozen=True)
 class StoredAnswer:
     """An HTTP answer kept in the store: held for a resume caller, or replayed to a retry."""
@@ -304,6 +309,10 @@ class Event(StrEnum):
     RESUMED = "execution.resumed"
     RETRY = "execution.retry"
     CANCELED = "execution.canceled"
+
+
+CRASHES_ON_DEATH = frozenset({Event.RESUMED, Event.RETRY})
+"""Events whose dead delivery leaves a running execution the engine never heard of."""
 
 
 class DeliveryStatus(StrEnum):

@@ -13,8 +13,16 @@ def open_store(url: str) -> Store:
 
         return SqliteStore.from_url(url)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("the PostgreSQL backend is not available in this version")
-    raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
+        try:
+            from persistence.postgres import PostgresStore  # noqa: PLC0415
+        except ImportError:
+            raise ConfigError(
+                "PostgreSQL needs the postgres extra: pip install 'waitgate[postgres]'"
+            ) from None
+        return PostgresStore.from_url(url)
+    raise ConfigError(
+        f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or postgresql://…"
+    )
 
 
 __all__ = ["Store", "open_store"]

@@ -32,18 +32,35 @@ from gateway.domain import (
 class Store(ABC):
     """Where executions, waits and API keys live."""
 
-    _outbox_listeners: list[Callable[[], None]]
+    def _listeners(self) -> dict[str, list[Callable[..., None]]]:
+        if not hasattr(self, "_listeners_by_kind"):
+            self._listeners_by_kind: dict[str, list[Callable[..., None]]] = {}
+        return self._listeners_by_kind
 
     def on_outbox(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after every commit that wrote a callback into the outbox."""
-        if not hasattr(self, "_outbox_listeners"):
-            self._outbox_listeners = []
-        self._outbox_listeners.append(listener)
+        """Call ``listener`` after a commit (here, or in another replica) added to the outbox."""
+        self._listeners().setdefault("outbox", []).append(listener)
+
+    def on_deadline(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(wait_till)`` when another replica parks a wait with a deadline."""
+        self._listeners().setdefault("deadline", []).append(listener)
+
+    def on_held_answer(self, listener: Callable[[int, int], None]) -> None:
+        """Call ``listener(execution, seq)`` when another replica stores a held caller's answer."""
+        self._listeners().setdefault("held", []).append(listener)
 
     def _outbox_written(self, count: int) -> None:
         if count:
-            for listener in getattr(self, "_outbox_listeners", ()):
+            for listener in self._listeners().get("outbox", ()):
                 listener()
+
+    def _deadline_parked(self, wait_till: int) -> None:
+        for listener in self._listeners().get("deadline", ()):
+            listener(wait_till)
+
+    def _held_answer_stored(self, execution_id: int, seq: int) -> None:
+        for listener in self._listeners().get("held", ()):
+            listener(execution_id, seq)
 
     @abstractmethod
     async def open(self) -> None:

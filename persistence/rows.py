@@ -16,13 +16,16 @@ from gateway.domain import (
     DeliveryStatus,
     Event,
     Execution,
+    NewExecution,
     ResponseMode,
     ResumedBy,
     Status,
+    StopFilter,
     StoredAnswer,
     Tag,
     Wait,
     WebhookSpec,
+    reported_wait_till,
 )
 
 _encoder = msgspec.json.Encoder()
@@ -177,3 +180,84 @@ def answer_params(answer: StoredAnswer) -> dict[str, Any]:
         "headers": dump(answer.headers),
         "body": base64.b64encode(answer.body).decode("ascii"),
     }
+
+
+def new_execution_params(new: NewExecution, now: int) -> dict[str, Any]:
+    """Parameters of ``create_execution``."""
+    return {
+        "workflow_id": new.workflow_id,
+        "project_id": new.project_id,
+        "mode": new.mode,
+        "retry_of": new.retry_of,
+        "custom_data": dump(new.custom_data),
+        "data": dump(new.data),
+        "callback_url": new.callback_url,
+        "now": now,
+    }
+
+
+def park_params(
+    execution_id: int, wait_till: int | None, webhook: WebhookSpec | None
+) -> dict[str, Any]:
+    """Parameters of ``park``."""
+    return {
+        "id": execution_id,
+        "reported_wait_till": reported_wait_till(wait_till, webhook),
+        "wait_suffix": None if webhook is None else webhook.suffix,
+    }
+
+
+def finish_params(
+    execution_id: int, status: Status, result: JSON, error: JSON, now: int
+) -> dict[str, Any]:
+    """Parameters of ``finish``."""
+    return {
+        "id": execution_id,
+        "status": status.value,
+        "result": dump(result),
+        "error": dump(error),
+        "now": now,
+    }
+
+
+def stop_many_params(which: StopFilter, now: int) -> dict[str, Any]:
+    """Parameters of ``stop_many`` (statuses as a JSON array; PostgreSQL takes a list)."""
+    return {
+        "statuses": dump([s.value for s in which.statuses]),
+        "workflow_id": which.workflow_id,
+        "project_id": which.project_id,
+        "started_after": which.started_after,
+        "started_before": which.started_before,
+        "now": now,
+    }
+
+
+def attempt_params(attempt: DeliveryAttempt) -> dict[str, Any]:
+    """Parameters of ``insert_attempt``."""
+    return {
+        "delivery_id": attempt.delivery_id,
+        "attempted_at": attempt.attempted_at,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "latency_ms": attempt.latency_ms,
+    }
+
+
+def attempt_outcome_params(
+    attempt: DeliveryAttempt, next_attempt_at: int | None, now: int
+) -> dict[str, Any]:
+    """Parameters of ``delivery_succeeded`` / ``_failed`` / ``_dead``."""
+    return {
+        "id": attempt.delivery_id,
+        "now": now,
+        "error": attempt.error or f"answered {attempt.status_code}",
+        "next_attempt_at": next_attempt_at,
+    }
+
+
+def crash_params(
+    execution_id: int, attempt: DeliveryAttempt, error: str, now: int
+) -> dict[str, Any]:
+    """Parameters of ``crash_undelivered``: the reason becomes the execution's error."""
+    reason = f"callback {attempt.delivery_id} could not be delivered: {error}"
+    return {"id": execution_id, "now": now, "error": dump({"message": reason})}

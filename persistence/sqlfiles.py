@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _MIGRATION = re.compile(r"^(\d{4})_\w+\.sql$")
 
 
@@ -44,3 +45,16 @@ def load_migrations(dialect: str) -> list[Migration]:
     if versions != list(range(1, len(versions) + 1)):
         raise ValueError(f"{dialect} migrations are not numbered 1..n: {versions}")
     return migrations
+
+
+def to_positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``:name`` parameters as ``$1``, ``$2``… (each name once) and the names in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _PARAM.sub(number, sql), tuple(names)

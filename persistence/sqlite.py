@@ -7,14 +7,13 @@ that did not happen.
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from gateway import events
 from gateway.domain import (
+    CRASHES_ON_DEATH,
     JSON,
     Delivery,
     DeliveryAttempt,
@@ -29,18 +28,19 @@ from gateway.domain import (
     Wait,
     WebhookSpec,
     check_custom_data_count,
-    reported_wait_till,
+    early_resume_applies,
 )
 from gateway.errors import StoreError
 from persistence import rows
 from persistence.base import Store
+from persistence.listing import list_sql
+from persistence.outbox import delivery_params
 from persistence.sqlfiles import load_queries
 from persistence.sqlite_catalog import SqliteCatalog
 from persistence.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
 
 Q = load_queries("sqlite")
 T = TypeVar("T")
-CRASHES_ON_DEATH = frozenset({Event.RESUMED, Event.RETRY})
 
 
 def _emit(
@@ -52,31 +52,16 @@ def _emit(
     seq: int = 0,
 ) -> None:
     """Write the outbox row for ``event`` (the caller knows the execution has a callback URL)."""
-    row = conn.execute(Q["get_execution"], {"id": execution_id}).fetchone()
-    execution = rows.execution_from_row(row)
-    assert execution.callback_url is not None
-    if event is Event.RESUMED:
-        wait = rows.wait_from_row(
-            conn.execute(Q["get_wait"], {"id": execution_id, "seq": seq}).fetchone()
-        )
-        payload = events.resumed(execution, wait, now)
-    elif event is Event.CANCELED:
-        payload = events.canceled(execution, now)
-    else:
-        payload = events.retry(execution, now)
-    delivery_id = "msg_" + secrets.token_hex(12)
-    emitted.append(delivery_id)
-    conn.execute(
-        Q["insert_delivery"],
-        {
-            "id": delivery_id,
-            "execution_id": execution_id,
-            "event": event.value,
-            "target_url": execution.callback_url,
-            "payload": rows.dump(payload),
-            "now": now,
-        },
+    execution = rows.execution_from_row(
+        conn.execute(Q["get_execution"], {"id": execution_id}).fetchone()
     )
+    wait = None
+    if event is Event.RESUMED:
+        found = conn.execute(Q["get_wait"], {"id": execution_id, "seq": seq}).fetchone()
+        wait = rows.wait_from_row(found)
+    params = delivery_params(execution, event, now, wait)
+    emitted.append(params["id"])
+    conn.execute(Q["insert_delivery"], params)
 
 
 def _resume(
@@ -145,16 +130,7 @@ class SqliteStore(SqliteCatalog, Store):
 
     async def create_execution(self, new: NewExecution, now: int) -> Execution:
         """Insert a running execution (announcing it to the engine if it is a retry)."""
-        params = {
-            "workflow_id": new.workflow_id,
-            "project_id": new.project_id,
-            "mode": new.mode,
-            "retry_of": new.retry_of,
-            "custom_data": rows.dump(new.custom_data),
-            "data": rows.dump(new.data),
-            "callback_url": new.callback_url,
-            "now": now,
-        }
+        params = rows.new_execution_params(new, now)
 
         def transaction(conn: sqlite3.Connection, emitted: list[str]) -> Execution:
             execution = rows.execution_from_row(
@@ -197,12 +173,7 @@ class SqliteStore(SqliteCatalog, Store):
 
         def transaction(conn: sqlite3.Connection, emitted: list[str]) -> tuple[bool, bool] | None:
             parked = conn.execute(
-                Q["park"],
-                {
-                    "id": execution_id,
-                    "reported_wait_till": reported_wait_till(wait_till, webhook),
-                    "wait_suffix": None if webhook is None else webhook.suffix,
-                },
+                Q["park"], rows.park_params(execution_id, wait_till, webhook)
             ).fetchone()
             if parked is None:
                 return None
@@ -215,11 +186,7 @@ class SqliteStore(SqliteCatalog, Store):
             early = conn.execute(Q["take_early_resume"], key).fetchone()
             if early is None:
                 return False, False
-            if (
-                webhook is None
-                or early["method"] not in webhook.methods
-                or early["suffix"] != webhook.suffix
-            ):
+            if not early_resume_applies(webhook, early["method"], early["suffix"]):
                 return False, True
             _resume(conn, emitted, execution_id, seq, ResumedBy.WEBHOOK, early["payload"], now)
             return True, False
@@ -291,13 +258,7 @@ class SqliteStore(SqliteCatalog, Store):
         self, execution_id: int, status: Status, result: JSON, error: JSON, now: int
     ) -> bool:
         """Finish a running execution; a successful retry marks its original."""
-        params = {
-            "id": execution_id,
-            "status": status.value,
-            "result": rows.dump(result),
-            "error": rows.dump(error),
-            "now": now,
-        }
+        params = rows.finish_params(execution_id, status, result, error, now)
 
         def transaction(conn: sqlite3.Connection) -> bool:
             if conn.execute(Q["finish"], params).rowcount != 1:
@@ -322,14 +283,7 @@ class SqliteStore(SqliteCatalog, Store):
 
     async def stop_many(self, which: StopFilter, now: int) -> int:
         """Cancel every matching execution in one statement."""
-        params = {
-            "statuses": rows.dump([s.value for s in which.statuses]),
-            "workflow_id": which.workflow_id,
-            "project_id": which.project_id,
-            "started_after": which.started_after,
-            "started_before": which.started_before,
-            "now": now,
-        }
+        params = rows.stop_many_params(which, now)
 
         def transaction(conn: sqlite3.Connection, emitted: list[str]) -> int:
             stopped = conn.execute(Q["stop_many"], params).fetchall()
@@ -370,7 +324,7 @@ class SqliteStore(SqliteCatalog, Store):
 
     async def list_executions(self, query: ExecutionQuery) -> list[Execution]:
         """A page of executions, newest first."""
-        sql, params = _list_sql(query)
+        sql, params = list_sql(query, "sqlite")
         found = await self.db.read(lambda c: c.execute(sql, params).fetchall())
         return [rows.execution_from_row(r) for r in found]
 
@@ -395,24 +349,10 @@ class SqliteStore(SqliteCatalog, Store):
         A dead ``execution.resumed`` or ``execution.retry`` leaves the engine unaware of a
         running execution, so that execution becomes ``crashed`` with the reason as its error.
         """
-        params: dict[str, Any] = {
-            "id": attempt.delivery_id,
-            "now": now,
-            "error": attempt.error or f"answered {attempt.status_code}",
-            "next_attempt_at": next_attempt_at,
-        }
+        params = rows.attempt_outcome_params(attempt, next_attempt_at, now)
 
         def transaction(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                Q["insert_attempt"],
-                {
-                    "delivery_id": attempt.delivery_id,
-                    "attempted_at": attempt.attempted_at,
-                    "status_code": attempt.status_code,
-                    "error": attempt.error,
-                    "latency_ms": attempt.latency_ms,
-                },
-            )
+            conn.execute(Q["insert_attempt"], rows.attempt_params(attempt))
             if attempt.succeeded:
                 conn.execute(Q["delivery_succeeded"], params)
             elif next_attempt_at is not None:
@@ -420,12 +360,8 @@ class SqliteStore(SqliteCatalog, Store):
             else:
                 dead = conn.execute(Q["delivery_dead"], params).fetchone()
                 if dead is not None and Event(dead["event"]) in CRASHES_ON_DEATH:
-                    reason = f"callback {attempt.delivery_id} could not be delivered"
-                    error = {"message": f"{reason}: {params['error']}"}
-                    conn.execute(
-                        Q["crash_undelivered"],
-                        {"id": dead["execution_id"], "now": now, "error": rows.dump(error)},
-                    )
+                    crash = rows.crash_params(dead["execution_id"], attempt, params["error"], now)
+                    conn.execute(Q["crash_undelivered"], crash)
 
         await self.db.write(transaction)
 
@@ -459,41 +395,3 @@ class SqliteStore(SqliteCatalog, Store):
             lambda c: c.execute(Q["redeliver"], {"id": delivery_id, "now": now}).fetchone()
         )
         return None if row is None else rows.delivery_from_row(row)
-
-
-def _list_sql(query: ExecutionQuery) -> tuple[str, dict[str, Any]]:
-    where: list[str] = []
-    params: dict[str, Any] = {"limit": query.limit}
-    if query.statuses:
-        names = [f":status{i}" for i in range(len(query.statuses))]
-        where.append(f"status IN ({', '.join(names)})")
-        params.update({n[1:]: s.value for n, s in zip(names, query.statuses, strict=True)})
-    elif not query.include_running:
-        where.append("status <> 'running'")
-    simple = {
-        "id < :before_id": query.before_id,
-        "workflow_id = :workflow_id": query.workflow_id,
-        "project_id = :project_id": query.project_id,
-        "started_at > :started_after": query.started_after,
-        "started_at < :started_before": query.started_before,
-        "wait_till > :wait_till_after": query.wait_till_after,
-        "wait_till < :wait_till_before": query.wait_till_before,
-    }
-    for clause, value in simple.items():
-        if value is not None:
-            where.append(clause)
-            params[clause.split(":")[1]] = value
-    for i, (key, value) in enumerate(query.custom_data):
-        where.append(f"json_extract(custom_data, :cd_path{i}) = :cd_value{i}")
-        params[f"cd_path{i}"] = f'$."{key}"'
-        params[f"cd_value{i}"] = value
-    for i, name in enumerate(query.tags):
-        where.append(
-            "EXISTS (SELECT 1 FROM execution_tags et JOIN tags t ON t.id = et.tag_id "
-            f"WHERE et.execution_id = executions.id AND t.name = :tag{i})"
-        )
-        params[f"tag{i}"] = name
-    sql = "SELECT * FROM executions"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return sql + " ORDER BY id DESC LIMIT :limit", params

@@ -15,10 +15,12 @@ from gateway.auth import generate_key, hash_key
 from gateway.clock import ManualClock
 from gateway.config import Secret, Settings
 from gateway.services import Services
+from persistence import open_store
 from persistence.base import Store
-from persistence.sqlite import SqliteStore
+from tests.backends import postgres_url, truncate_postgres
 
 BASE_URL = "http://127.0.0.1:5678"
+__all__ = ["postgres_url"]
 
 
 @pytest.fixture
@@ -27,11 +29,20 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database URL of each backend in turn (PostgreSQL only where configured)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'waitgate.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings for a gateway on a fresh SQLite file."""
+def settings(tmp_path: Path, backend_url: str) -> Settings:
+    """Settings for a gateway on a fresh database of each backend."""
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'waitgate.db'}",
+        database_url=backend_url,
         public_url=BASE_URL,
         secret_keys=(Secret("test-secret-key"),),
         data_dir=tmp_path,
@@ -39,10 +50,25 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+@pytest.fixture(autouse=True)
+async def _empty_postgres(request: pytest.FixtureRequest) -> None:
+    """Each test that uses PostgreSQL starts from empty tables."""
+    if "backend_url" in request.fixturenames:
+        url = request.getfixturevalue("backend_url")
+        if url.startswith("postgresql"):
+            await truncate_postgres(url)
+
+
+def sqlite_only(settings: Settings) -> None:
+    """Skip a test about SQLite itself on the other backends."""
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("this test is about the SQLite backend")
+
+
 @pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[Store]:
-    """An opened, migrated store."""
-    the_store = SqliteStore.from_url(settings.database_url)
+async def store(backend_url: str) -> AsyncIterator[Store]:
+    """An opened, migrated, empty store of each backend."""
+    the_store = open_store(backend_url)
     await the_store.open()
     await the_store.migrate()
     yield the_store

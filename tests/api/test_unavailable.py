@@ -11,10 +11,11 @@ from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import Settings
 from persistence.sqlite import SqliteStore
-from tests.conftest import BASE_URL, make_key
+from tests.conftest import BASE_URL, make_key, sqlite_only
 
 
 async def test_locked_database_is_503_then_recovers(settings: Settings, clock: ManualClock) -> None:
+    sqlite_only(settings)
     path = Path(settings.database_url.removeprefix("sqlite:///"))
     store = SqliteStore(path, busy_timeout_ms=50)
     app = create_app(settings, clock=clock, store=store)

@@ -1,0 +1,145 @@
+"""PostgreSQL verbs around executions: tags, API keys, and answers kept for resume callers."""
+
+from __future__ import annotations
+
+from gateway.domain import ApiKey, StoredAnswer, Tag
+from persistence import rows
+from persistence.postgres_db import PgConnection, PostgresDatabase
+
+
+class PostgresCatalog:
+    """Tags, API keys and kept answers (mixed into ``PostgresStore``)."""
+
+    db: PostgresDatabase
+
+    # tags -----------------------------------------------------------------------------
+
+    async def create_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
+        """A new tag, ``None`` on a duplicate name."""
+        params = {"id": tag_id, "name": name, "now": now}
+        row = await self.db.transaction(lambda conn: conn.row("create_tag", params))
+        return None if row is None else rows.tag_from_row(row)
+
+    async def get_tag(self, tag_id: str) -> Tag | None:
+        """One tag."""
+        row = await self.db.read(lambda conn: conn.row("get_tag", {"id": tag_id}))
+        return None if row is None else rows.tag_from_row(row)
+
+    async def list_tags(self, limit: int, after_id: str | None) -> list[Tag]:
+        """A page of tags."""
+        params = {"limit": limit, "after": after_id}
+        found = await self.db.read(lambda conn: conn.rows("list_tags", params))
+        return [rows.tag_from_row(r) for r in found]
+
+    async def rename_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
+        """Rename unless the name is taken."""
+        params = {"id": tag_id, "name": name, "now": now}
+        row = await self.db.transaction(lambda conn: conn.row("rename_tag", params))
+        return None if row is None else rows.tag_from_row(row)
+
+    async def delete_tag(self, tag_id: str) -> Tag | None:
+        """Delete a tag."""
+        row = await self.db.transaction(lambda conn: conn.row("delete_tag", {"id": tag_id}))
+        return None if row is None else rows.tag_from_row(row)
+
+    async def execution_tags(self, execution_id: int) -> list[Tag]:
+        """An execution's tags."""
+        found = await self.db.read(lambda conn: conn.rows("execution_tags", {"id": execution_id}))
+        return [rows.tag_from_row(r) for r in found]
+
+    async def set_execution_tags(self, execution_id: int, tag_ids: tuple[str, ...]) -> bool:
+        """Replace the tags, all or nothing."""
+        unique = sorted(set(tag_ids))
+
+        async def transaction(conn: PgConnection) -> bool:
+            known = await conn.row("count_known_tags", {"tag_ids": unique})
+            if known is None or known["n"] != len(unique):
+                return False
+            await conn.run("clear_execution_tags", {"id": execution_id})
+            for tag_id in unique:
+                await conn.run("add_execution_tag", {"id": execution_id, "tag_id": tag_id})
+            return True
+
+        return await self.db.transaction(transaction)
+
+    # API keys -------------------------------------------------------------------------
+
+    async def create_api_key(
+        self,
+        label: str,
+        key_hash: str,
+        prefix: str,
+        scopes: tuple[str, ...],
+        project_id: str | None,
+        now: int,
+    ) -> ApiKey:
+        """Store a key by its hash."""
+        params = {
+            "label": label,
+            "key_hash": key_hash,
+            "prefix": prefix,
+            "scopes": rows.dump(list(scopes)),
+            "project_id": project_id,
+            "now": now,
+        }
+        row = await self.db.transaction(lambda conn: conn.row("create_api_key", params))
+        assert row is not None
+        return rows.api_key_from_row(row)
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The live key with this hash."""
+        row = await self.db.read(lambda conn: conn.row("find_api_key", {"key_hash": key_hash}))
+        return None if row is None else rows.api_key_from_row(row)
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        """Every key."""
+        found = await self.db.read(lambda conn: conn.rows("list_api_keys", {}))
+        return [rows.api_key_from_row(r) for r in found]
+
+    async def revoke_api_key(self, key_id: int, now: int) -> bool:
+        """Revoke a live key."""
+        params = {"id": key_id, "now": now}
+        return await self.db.transaction(lambda conn: conn.run_counted("revoke_api_key", params))
+
+    async def count_api_keys(self) -> int:
+        """How many keys exist."""
+        row = await self.db.read(lambda conn: conn.row("count_api_keys", {}))
+        return 0 if row is None else int(row["n"])
+
+    # answers kept for resume callers -------------------------------------------------
+
+    async def put_held_answer(
+        self, execution_id: int, seq: int, answer: StoredAnswer, now: int
+    ) -> bool:
+        """Keep the answer for a held caller (the first one wins); tell the other replicas."""
+        params = {"id": execution_id, "seq": seq, "now": now, **rows.answer_params(answer)}
+
+        async def transaction(conn: PgConnection) -> bool:
+            kept = await conn.run_counted("put_held_answer", params)
+            if kept:
+                await conn.notify("held", f"{execution_id}:{seq}")
+            return kept
+
+        return await self.db.transaction(transaction)
+
+    async def get_held_answer(self, execution_id: int, seq: int) -> StoredAnswer | None:
+        """The answer kept for a held caller."""
+        key = {"id": execution_id, "seq": seq}
+        row = await self.db.read(lambda conn: conn.row("get_held_answer", key))
+        return None if row is None else rows.answer_from_row(row)
+
+    async def put_idempotent_answer(
+        self, key: str, target: str, execution_id: int, answer: StoredAnswer, now: int
+    ) -> bool:
+        """Keep the first answer to an idempotent resume call."""
+        params = {"key": key, "target": target, "id": execution_id, "now": now}
+        params.update(rows.answer_params(answer))
+        return await self.db.transaction(
+            lambda conn: conn.run_counted("put_idempotent_answer", params)
+        )
+
+    async def get_idempotent_answer(self, key: str, target: str) -> StoredAnswer | None:
+        """The first answer to an idempotent resume call."""
+        params = {"key": key, "target": target}
+        row = await self.db.read(lambda conn: conn.row("get_idempotent_answer", params))
+        return None if row is None else rows.answer_from_row(row)
