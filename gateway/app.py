@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.clock import Clock, SystemClock
+from gateway.clock import AlignedClock, Clock, SystemClock
 from gateway.config import Settings, check_callback_secret
 from gateway.delivery import DeliveryPolicy, Dispatcher
+from gateway.errors import StoreError
 from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse
 from gateway.logs import configure_logging
@@ -92,13 +93,19 @@ def build_services(
 @contextlib.asynccontextmanager
 async def background(svc: Services) -> AsyncIterator[None]:
     """Run the scheduler and the dispatcher; stop them gracefully, then cancel stragglers."""
+    stopping = asyncio.Event()
     tasks = [
         asyncio.create_task(svc.scheduler.run(), name="waitgate-scheduler"),
         asyncio.create_task(svc.dispatcher.run(), name="waitgate-dispatcher"),
     ]
+    if isinstance(svc.clock, AlignedClock) and svc.settings.align_clock_to_database:
+        tasks.append(
+            asyncio.create_task(keep_aligned(svc, svc.clock, stopping), name="waitgate-clock")
+        )
     try:
         yield
     finally:
+        stopping.set()
         svc.scheduler.stop()
         svc.dispatcher.stop()
         _, pending = await asyncio.wait(tasks, timeout=svc.settings.shutdown_timeout_seconds)
@@ -110,11 +117,28 @@ async def background(svc: Services) -> AsyncIterator[None]:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+async def keep_aligned(svc: Services, clock: AlignedClock, stopping: asyncio.Event) -> None:
+    """Re-measure the offset to the database's clock now and then (see docs/decisions.md)."""
+    interval_ms = int(svc.settings.clock_align_interval_seconds * 1000)
+    while not stopping.is_set():
+        await clock.base.wait(stopping, interval_ms)
+        try:
+            await clock.align(svc.store.database_time)
+        except StoreError as exc:
+            log.warning(
+                "could not read the database clock: %s", exc, extra={"action": "clock.error"}
+            )
+
+
 def create_app(
     settings: Settings, *, clock: Clock | None = None, store: Store | None = None
 ) -> Starlette:
-    """The gateway app. Secrets missing from ``settings`` are generated into its data dir."""
-    clock = clock or SystemClock()
+    """The gateway app. Secrets missing from ``settings`` are generated into its data dir.
+
+    Every instant comes from ``clock`` shifted by the measured offset to the database's own
+    clock (PostgreSQL), so replicas agree on deadlines even when their clocks do not.
+    """
+    aligned = AlignedClock(clock or SystemClock())
     settings = settings.with_secret_keys()
 
     @contextlib.asynccontextmanager
@@ -123,8 +147,10 @@ def create_app(
         await the_store.open()
         try:
             await the_store.migrate()
+            if settings.align_clock_to_database:
+                await aligned.align(the_store.database_time)
             async with httpx.AsyncClient() as http:
-                app.state.services = build_services(settings, the_store, clock, http)
+                app.state.services = build_services(settings, the_store, aligned, http)
                 async with background(app.state.services):
                     log.info("gateway started", extra={"action": "gateway.started"})
                     yield

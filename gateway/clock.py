@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 
@@ -70,3 +71,32 @@ class ManualClock:
             finally:
                 for waiter in waiters:
                     waiter.cancel()
+
+
+class AlignedClock:
+    """A clock that follows a reference clock (the database server's) by a measured offset.
+
+    ``align`` asks the reference for its time and keeps the difference to the base clock,
+    taking the middle of the round trip. Durations still pass on the base clock; only the
+    instants shift. With no reference (SQLite), the offset stays zero.
+    """
+
+    def __init__(self, base: Clock) -> None:
+        self.base = base
+        self.offset_ms = 0
+
+    def now_ms(self) -> int:
+        """The base clock's time plus the measured offset."""
+        return self.base.now_ms() + self.offset_ms
+
+    async def wait(self, event: asyncio.Event, timeout_ms: int | None) -> None:
+        """Wait on the base clock."""
+        await self.base.wait(event, timeout_ms)
+
+    async def align(self, reference: Callable[[], Awaitable[int | None]]) -> None:
+        """Measure the offset to ``reference`` (which returns ms since the epoch, or None)."""
+        before = self.base.now_ms()
+        theirs = await reference()
+        after = self.base.now_ms()
+        if theirs is not None:
+            self.offset_ms = theirs - (before + after) // 2

@@ -66,6 +66,8 @@ class Settings:
     callback_backoff_base_seconds: float = 1.0
     callback_backoff_max_seconds: float = 600.0
     response_timeout_seconds: float = 30.0
+    align_clock_to_database: bool = True
+    clock_align_interval_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +103,8 @@ class Settings:
             callback_backoff_base_seconds=_float(env, "WAITGATE_CALLBACK_BACKOFF_BASE", 1.0),
             callback_backoff_max_seconds=_float(env, "WAITGATE_CALLBACK_BACKOFF_MAX", 600.0),
             response_timeout_seconds=_float(env, "WAITGATE_RESPONSE_TIMEOUT", 30.0),
+            align_clock_to_database=env.get("WAITGATE_CLOCK_FROM_DATABASE", "true").lower()
+            not in {"0", "false", "no"},
         )
 
     def with_secret_keys(self) -> Settings:

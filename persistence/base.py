@@ -82,6 +82,10 @@ class Store(ABC):
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the database answers."""
 
+    async def database_time(self) -> int | None:
+        """The database server's clock in ms, where it has its own (``None`` for SQLite)."""
+        return None
+
     # executions -----------------------------------------------------------------------
 
     @abstractmethod

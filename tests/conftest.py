@@ -47,6 +47,7 @@ def settings(tmp_path: Path, backend_url: str) -> Settings:
         secret_keys=(Secret("test-secret-key"),),
         data_dir=tmp_path,
         max_body_bytes=64 * 1024,
+        align_clock_to_database=False,
     )
 
 
