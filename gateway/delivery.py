@@ -53,7 +53,7 @@ class DeliveryPolicy:
     @property
     def lease_ms(self) -> int:
         """How long a claimed delivery is ours: the timeout with a generous margin."""
-        return 2 * self.timeout_ms + 5000
+        return 2 * self.timeout_ms + 1000
 
     def next_attempt_at(self, delivery: Delivery, now: int, rng: random.Random) -> int | None:
         """When to try again after a failure, or ``None`` if the maximum age would be passed."""
