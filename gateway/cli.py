@@ -47,12 +47,17 @@ async def _create_key(
 
 
 async def _first_start(store: Store) -> str | None:
-    """Migrate; on an empty database create the admin key and return it."""
+    """Migrate; on a database without keys, create the admin key and return it."""
     await store.migrate()
-    if await store.count_api_keys() > 0:
-        return None
-    _, key = await _create_key(store, "admin (created at first start)", ("admin",), None)
-    return key
+    key = generate_key()
+    created = await store.create_first_api_key(
+        "admin (created at first start)",
+        hash_key(key),
+        key[:10],
+        ("admin",),
+        SystemClock().now_ms(),
+    )
+    return None if created is None else key
 
 
 @click.group()

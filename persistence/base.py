@@ -273,5 +273,10 @@ class Store(ABC):
         """Revoke a live key."""
 
     @abstractmethod
-    async def count_api_keys(self) -> int:
-        """How many keys exist, revoked ones included."""
+    async def create_first_api_key(
+        self, label: str, key_hash: str, prefix: str, scopes: tuple[str, ...], now: int
+    ) -> ApiKey | None:
+        """Store this key only if there is no key at all yet; ``None`` otherwise.
+
+        Replicas that start together on an empty database create one admin key between them.
+        """

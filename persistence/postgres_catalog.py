@@ -6,6 +6,8 @@ from gateway.domain import ApiKey, StoredAnswer, Tag
 from persistence import rows
 from persistence.postgres_db import PgConnection, PostgresDatabase
 
+FIRST_KEY_LOCK = 7_261_530_002  # pg_advisory_xact_lock key: "waitgate first API key"
+
 
 class PostgresCatalog:
     """Tags, API keys and kept answers (mixed into ``PostgresStore``)."""
@@ -74,14 +76,7 @@ class PostgresCatalog:
         now: int,
     ) -> ApiKey:
         """Store a key by its hash."""
-        params = {
-            "label": label,
-            "key_hash": key_hash,
-            "prefix": prefix,
-            "scopes": rows.dump(list(scopes)),
-            "project_id": project_id,
-            "now": now,
-        }
+        params = rows.api_key_params(label, key_hash, prefix, scopes, project_id, now)
         row = await self.db.transaction(lambda conn: conn.row("create_api_key", params))
         assert row is not None
         return rows.api_key_from_row(row)
@@ -101,10 +96,20 @@ class PostgresCatalog:
         params = {"id": key_id, "now": now}
         return await self.db.transaction(lambda conn: conn.run_counted("revoke_api_key", params))
 
-    async def count_api_keys(self) -> int:
-        """How many keys exist."""
-        row = await self.db.read(lambda conn: conn.row("count_api_keys", {}))
-        return 0 if row is None else int(row["n"])
+    async def create_first_api_key(
+        self, label: str, key_hash: str, prefix: str, scopes: tuple[str, ...], now: int
+    ) -> ApiKey | None:
+        """Store the key if none exists; an advisory lock makes replicas take turns."""
+        params = rows.api_key_params(label, key_hash, prefix, scopes, None, now)
+
+        async def transaction(conn: PgConnection) -> ApiKey | None:
+            await conn.raw.execute("SELECT pg_advisory_xact_lock($1)", FIRST_KEY_LOCK)
+            existing = await conn.one("count_api_keys", {})
+            if existing["n"]:
+                return None
+            return rows.api_key_from_row(await conn.one("create_api_key", params))
+
+        return await self.db.transaction(transaction)
 
     # answers kept for resume callers -------------------------------------------------
 

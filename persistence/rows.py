@@ -261,3 +261,22 @@ def crash_params(
     """Parameters of ``crash_undelivered``: the reason becomes the execution's error."""
     reason = f"callback {attempt.delivery_id} could not be delivered: {error}"
     return {"id": execution_id, "now": now, "error": dump({"message": reason})}
+
+
+def api_key_params(
+    label: str,
+    key_hash: str,
+    prefix: str,
+    scopes: tuple[str, ...],
+    project_id: str | None,
+    now: int,
+) -> dict[str, Any]:
+    """Parameters of ``create_api_key``."""
+    return {
+        "label": label,
+        "key_hash": key_hash,
+        "prefix": prefix,
+        "scopes": dump(list(scopes)),
+        "project_id": project_id,
+        "now": now,
+    }

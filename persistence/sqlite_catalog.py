@@ -82,14 +82,7 @@ class SqliteCatalog:
         now: int,
     ) -> ApiKey:
         """Store a key by its hash."""
-        params = {
-            "label": label,
-            "key_hash": key_hash,
-            "prefix": prefix,
-            "scopes": rows.dump(list(scopes)),
-            "project_id": project_id,
-            "now": now,
-        }
+        params = rows.api_key_params(label, key_hash, prefix, scopes, project_id, now)
         row = await self.db.write(lambda c: c.execute(Q["create_api_key"], params).fetchone())
         return rows.api_key_from_row(row)
 
@@ -111,10 +104,18 @@ class SqliteCatalog:
             lambda c: c.execute(Q["revoke_api_key"], {"id": key_id, "now": now}).rowcount == 1
         )
 
-    async def count_api_keys(self) -> int:
-        """How many keys exist."""
-        row = await self.db.read(lambda c: c.execute(Q["count_api_keys"]).fetchone())
-        return int(row["n"])
+    async def create_first_api_key(
+        self, label: str, key_hash: str, prefix: str, scopes: tuple[str, ...], now: int
+    ) -> ApiKey | None:
+        """Store the key if none exists (the write lock makes the check and the insert one)."""
+        params = rows.api_key_params(label, key_hash, prefix, scopes, None, now)
+
+        def transaction(conn: sqlite3.Connection) -> ApiKey | None:
+            if conn.execute(Q["count_api_keys"]).fetchone()["n"]:
+                return None
+            return rows.api_key_from_row(conn.execute(Q["create_api_key"], params).fetchone())
+
+        return await self.db.write(transaction)
 
     # answers kept for resume callers -------------------------------------------------
 

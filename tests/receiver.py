@@ -32,11 +32,16 @@ class Receiver:
     answers: list[int] = field(default_factory=list)
     default_status: int = 200
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    answering: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.answering.set()
 
     async def handle(self, request: Request) -> Response:
-        """Record the request and answer."""
+        """Record the request and answer (once ``answering`` is set: clear it to hang)."""
         self.received.append(Received(dict(request.headers), await request.body()))
         self.arrived.set()
+        await self.answering.wait()
         status = self.answers.pop(0) if self.answers else self.default_status
         return Response(b"{}" if status < 300 else b"nope", status_code=status)
 

@@ -233,3 +233,22 @@ async def test_delete_refuses_running_and_cascades(store: Store) -> None:
 async def test_migrate_is_idempotent_and_reports_nothing_pending(store: Store) -> None:
     assert await store.migrate() == []
     assert await store.pending_migrations() == []
+
+
+async def test_only_one_first_api_key_even_from_two_replicas(
+    store: Store, backend_url: str
+) -> None:
+    second = open_store(backend_url)
+    await second.open()
+    try:
+        created = await asyncio.gather(
+            *(
+                s.create_first_api_key(f"admin {i}", f"hash{i}", "wg_x", ("admin",), NOW)
+                for i, s in enumerate([store, second, store, second])
+            )
+        )
+        assert sum(c is not None for c in created) == 1
+        assert len(await store.list_api_keys()) == 1
+        assert await store.create_first_api_key("late", "hash9", "wg_y", ("admin",), NOW) is None
+    finally:
+        await second.close()
