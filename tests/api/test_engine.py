@@ -112,7 +112,7 @@ async def test_past_wait_till_resumes_at_once(
 ) -> None:
     execution = await create(client)
     await park(client, execution["id"], waitTill="2020-01-01T00:00:00Z")
-    assert await svc.scheduler.run_due() == 1
+    await svc.scheduler.run_due()  # the woken background loop may have been first
     after = await get(client, execution["id"], includeData="true")
     assert after["status"] == "running"
     assert after["data"]["waits"][0]["resumedBy"] == "timeout"
