@@ -92,9 +92,21 @@ class WebhookSpec:
         return self.response_mode is not ResponseMode.ON_RECEIVED
 
 
-def early_resume_applies(webhook: WebhookSpec | None, method: str, suffix: str) -> bool:
-    """Whether a resume kept before the park fits the wait that was parked."""
+def webhook_accepts(webhook: WebhookSpec | None, method: str, suffix: str) -> bool:
+    """Whether a call with this method and suffix may resume a wait with this webhook."""
     return webhook is not None and method in webhook.methods and suffix == webhook.suffix
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What a call of a resume URL did to the wait it names."""
+
+    wait: Wait | None
+    """The wait as it was before the call; ``None`` if no such wait is parked."""
+    accepted: bool = False
+    """The wait's webhook takes the call's method and suffix."""
+    resumed: bool = False
+    """This call resumed the wait (every other call loses)."""
 
 
 @dataclass(frozen=True)

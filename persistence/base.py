@@ -13,6 +13,7 @@ from collections.abc import Callable
 from gateway.domain import (
     JSON,
     ApiKey,
+    CallOutcome,
     Delivery,
     DeliveryAttempt,
     Execution,
@@ -118,6 +119,13 @@ class Store(ABC):
         self, execution_id: int, seq: int, resumed_by: ResumedBy, payload: JSON, now: int
     ) -> bool:
         """End wait ``seq`` of a ``waiting`` execution; ``False`` if someone else did first."""
+
+    @abstractmethod
+    async def resume_by_call(
+        self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
+    ) -> CallOutcome:
+        """A call of wait ``seq``'s resume URL: resume it if its webhook accepts the method
+        and suffix and it is still waiting, all in one transaction."""
 
     @abstractmethod
     async def record_early_resume(

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from gateway.domain import (
     CRASHES_ON_DEATH,
     JSON,
+    CallOutcome,
     Delivery,
     DeliveryAttempt,
     Event,
@@ -27,7 +28,7 @@ from gateway.domain import (
     Wait,
     WebhookSpec,
     check_custom_data_count,
-    early_resume_applies,
+    webhook_accepts,
 )
 from gateway.errors import StoreError
 from persistence import rows
@@ -197,7 +198,7 @@ class PostgresStore(PostgresCatalog, Store):
             early = await conn.row("take_early_resume", key)
             if early is None:
                 return False, False
-            if not early_resume_applies(webhook, early["method"], early["suffix"]):
+            if not webhook_accepts(webhook, early["method"], early["suffix"]):
                 return False, True
             await _resume(
                 conn, emitted, execution_id, seq, ResumedBy.WEBHOOK, early["payload"], now
@@ -222,6 +223,25 @@ class PostgresStore(PostgresCatalog, Store):
         return await self._transition(
             lambda conn, emitted: _resume(conn, emitted, execution_id, seq, resumed_by, dumped, now)
         )
+
+    async def resume_by_call(
+        self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
+    ) -> CallOutcome:
+        """Check the wait's webhook and resume it, in one transaction."""
+        dumped = rows.dump(payload)
+
+        async def transaction(conn: PgConnection, emitted: list[str]) -> CallOutcome:
+            found = await conn.row("get_wait", {"id": execution_id, "seq": seq})
+            if found is None:
+                return CallOutcome(None)
+            wait = rows.wait_from_row(found)
+            if not webhook_accepts(wait.webhook, method, suffix):
+                return CallOutcome(wait)
+            by = ResumedBy.WEBHOOK
+            resumed = await _resume(conn, emitted, execution_id, seq, by, dumped, now)
+            return CallOutcome(wait, accepted=True, resumed=resumed)
+
+        return await self._transition(transaction)
 
     async def record_early_resume(
         self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int

@@ -15,6 +15,7 @@ from typing import TypeVar
 from gateway.domain import (
     CRASHES_ON_DEATH,
     JSON,
+    CallOutcome,
     Delivery,
     DeliveryAttempt,
     Event,
@@ -28,7 +29,7 @@ from gateway.domain import (
     Wait,
     WebhookSpec,
     check_custom_data_count,
-    early_resume_applies,
+    webhook_accepts,
 )
 from gateway.errors import StoreError
 from persistence import rows
@@ -186,7 +187,7 @@ class SqliteStore(SqliteCatalog, Store):
             early = conn.execute(Q["take_early_resume"], key).fetchone()
             if early is None:
                 return False, False
-            if not early_resume_applies(webhook, early["method"], early["suffix"]):
+            if not webhook_accepts(webhook, early["method"], early["suffix"]):
                 return False, True
             _resume(conn, emitted, execution_id, seq, ResumedBy.WEBHOOK, early["payload"], now)
             return True, False
@@ -209,6 +210,25 @@ class SqliteStore(SqliteCatalog, Store):
         return await self._transition(
             lambda conn, emitted: _resume(conn, emitted, execution_id, seq, resumed_by, dumped, now)
         )
+
+    async def resume_by_call(
+        self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
+    ) -> CallOutcome:
+        """Check the wait's webhook and resume it, in one transaction (one thread hop)."""
+        dumped = rows.dump(payload)
+
+        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> CallOutcome:
+            found = conn.execute(Q["get_wait"], {"id": execution_id, "seq": seq}).fetchone()
+            if found is None:
+                return CallOutcome(None)
+            wait = rows.wait_from_row(found)
+            if not webhook_accepts(wait.webhook, method, suffix):
+                return CallOutcome(wait)
+            by = ResumedBy.WEBHOOK
+            resumed = _resume(conn, emitted, execution_id, seq, by, dumped, now)
+            return CallOutcome(wait, accepted=True, resumed=resumed)
+
+        return await self._transition(transaction)
 
     async def record_early_resume(
         self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int

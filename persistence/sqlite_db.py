@@ -7,11 +7,12 @@ cancelled request can never leave a transaction half-done and a write costs one 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -21,6 +22,7 @@ from persistence.sqlfiles import load_migrations
 T = TypeVar("T")
 READERS = 4
 BUSY_TIMEOUT_MS = 5000
+MAX_GROUP = 256
 
 
 def _configure(conn: sqlite3.Connection, *, writer: bool, busy_timeout_ms: int) -> None:
@@ -52,7 +54,8 @@ class SqliteDatabase:
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
-        self._write_lock = asyncio.Lock()
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Open the writer (creating the file and folder) and the readers."""
@@ -76,7 +79,9 @@ class SqliteDatabase:
             raise _translate(exc) from exc
 
     async def close(self) -> None:
-        """Close every connection."""
+        """Finish the writes under way, then close every connection."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
         for conn in [*self._all_readers, self._writer]:
             if conn is not None:
                 await conn.close()
@@ -96,22 +101,39 @@ class SqliteDatabase:
             raise _translate(exc) from exc
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` as one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction on the writer."""
+        """Run ``fn`` in a write transaction; return once that transaction has committed.
+
+        Writes that arrive while another batch is committing are grouped: one
+        ``BEGIN IMMEDIATE`` … ``COMMIT`` (one fsync) for the whole group, each write inside its
+        own savepoint, so one write's failure rolls back only that write. Nobody hears of a
+        result before the commit that makes it durable.
+        """
         if self._writer is None:
             raise StoreUnavailable("store is not open")
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="waitgate-sqlite-writer")
+        result: T = await asyncio.shield(done)
+        return result
 
-        def transaction(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
+    async def _flush(self) -> None:
+        while self._pending and self._writer is not None:
+            jobs, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
             try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-        async with self._write_lock:
-            return await self._call(self._writer, transaction)
+                outcomes = await self._call(self._writer, functools.partial(_group, jobs=jobs))
+            except StoreError as exc:
+                for _, done in jobs:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), (ok, value) in zip(jobs, outcomes, strict=True):
+                if done.done():
+                    continue
+                if ok:
+                    done.set_result(value)
+                else:
+                    done.set_exception(value)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on a free reader connection."""
@@ -167,6 +189,33 @@ class SqliteDatabase:
     async def ping(self) -> None:
         """A trivial read."""
         await self.read(lambda c: c.execute("SELECT 1").fetchone())
+
+
+def _group(
+    conn: sqlite3.Connection,
+    jobs: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
+) -> list[tuple[bool, Any]]:
+    """Run each job in its own savepoint inside one transaction; commit once."""
+    outcomes: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for fn, _ in jobs:
+            conn.execute("SAVEPOINT job")
+            try:
+                value = fn(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((False, _translate(exc) if isinstance(exc, sqlite3.Error) else exc))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((True, value))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
 
 
 def _statements(script: str) -> list[str]:

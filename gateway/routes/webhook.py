@@ -76,32 +76,18 @@ def _configured_answer(spec: WebhookSpec) -> StoredAnswer:
     return json_answer(spec.response_code, data, "answer", headers)
 
 
-async def _resume_waiting(
-    svc: Services, execution: Execution, seq: int, method: str, suffix: str, payload: Any
+async def _answer_caller(
+    svc: Services, execution_id: int, seq: int, spec: WebhookSpec
 ) -> StoredAnswer:
-    wait = await svc.store.get_wait(execution.id, seq)
-    if wait is None:
-        raise await _lost_race(svc, execution.id, seq)
-    spec = wait.webhook
-    if spec is None or method not in spec.methods or spec.suffix != suffix:
-        raise _no_matching_webhook(execution.id)
-    payload = {**payload, "resumedBy": ResumedBy.WEBHOOK.value}
-    if not await svc.store.resume(
-        execution.id, seq, ResumedBy.WEBHOOK, payload, svc.clock.now_ms()
-    ):
-        raise await _lost_race(svc, execution.id, seq)
-    log.info(
-        "resumed by webhook",
-        extra={"action": "wait.resumed", "execution_id": execution.id, "seq": seq},
-    )
+    """The configured answer, or, for a wait that holds its caller, the engine's answer."""
     if not spec.holds_caller:
         return _configured_answer(spec)
     timeout_ms = int(svc.settings.response_timeout_seconds * 1000)
-    held = await svc.held.wait(execution.id, seq, timeout_ms)
+    held = await svc.held.wait(execution_id, seq, timeout_ms)
     if held is None:
         raise _webhook_error(
             504,
-            f'The workflow for execution "{execution.id}" did not answer within '
+            f'The workflow for execution "{execution_id}" did not answer within '
             f"{svc.settings.response_timeout_seconds:g} s; it goes on running.",
         )
     return held
@@ -118,7 +104,6 @@ async def _keep_early(
     svc: Services, execution: Execution, seq: int, method: str, suffix: str, payload: Any
 ) -> StoredAnswer | None:
     """Keep a resume for a wait not parked yet; ``None`` if the execution moved meanwhile."""
-    payload = {**payload, "resumedBy": ResumedBy.WEBHOOK.value}
     kept = await svc.store.record_early_resume(
         execution.id, seq, method, suffix, payload, svc.clock.now_ms()
     )
@@ -137,21 +122,32 @@ async def _keep_early(
 async def _resume(
     svc: Services, request: Request, execution_id: int, seq: int, suffix: str
 ) -> StoredAnswer:
+    """Resume the wait optimistically (one transaction); only a refusal reads to explain."""
     method = request.method
     body = await read_body(request, svc.settings.max_body_bytes)
-    execution = await svc.store.get_execution(execution_id)
-    if execution is None:
-        raise _webhook_error(404, f'The execution "{execution_id}" does not exist.')
-    payload = build_payload(request, body, suffix)
-    if execution.wait_seq == seq and execution.status is Status.RUNNING:
+    payload = {**build_payload(request, body, suffix), "resumedBy": ResumedBy.WEBHOOK.value}
+    for _ in range(2):
+        outcome = await svc.store.resume_by_call(
+            execution_id, seq, method, suffix, payload, svc.clock.now_ms()
+        )
+        if outcome.resumed and outcome.wait is not None and outcome.wait.webhook is not None:
+            log.info(
+                "resumed by webhook",
+                extra={"action": "wait.resumed", "execution_id": execution_id, "seq": seq},
+            )
+            return await _answer_caller(svc, execution_id, seq, outcome.wait.webhook)
+        if outcome.wait is not None and not outcome.accepted:
+            raise _no_matching_webhook(execution_id)
+        execution = await svc.store.get_execution(execution_id)
+        if execution is None:
+            raise _webhook_error(404, f'The execution "{execution_id}" does not exist.')
+        if execution.status is not Status.RUNNING or execution.wait_seq != seq:
+            raise _not_resumable(execution, seq)
         early = await _keep_early(svc, execution, seq, method, suffix, payload)
         if early is not None:
             return early
-        # The engine parked (or something else happened) between our read and our write.
-        return await _resume_waiting(svc, execution, seq, method, suffix, payload)
-    if execution.wait_seq == seq and execution.status is Status.WAITING:
-        return await _resume_waiting(svc, execution, seq, method, suffix, payload)
-    raise _not_resumable(execution, seq)
+        # The engine parked the wait between our write and our read: try once more.
+    raise await _lost_race(svc, execution_id, seq)
 
 
 async def resume_webhook(request: Request) -> Response:
