@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.auth import KeyCache
 from gateway.clock import AlignedClock, Clock, SystemClock
 from gateway.config import Settings, check_callback_secret
 from gateway.delivery import DeliveryPolicy, Dispatcher
@@ -87,6 +88,7 @@ def build_services(
         scheduler=scheduler,
         dispatcher=dispatcher,
         held=held,
+        keys=KeyCache(store, clock),
     )
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.requests import Request
 
 from gateway.http import ApiError
 
 if TYPE_CHECKING:
+    from gateway.clock import Clock
+    from gateway.domain import ApiKey
     from persistence.base import Store
 
 API_KEY_HEADER = "X-N8N-API-KEY"
@@ -64,7 +67,46 @@ def check_scopes(scopes: tuple[str, ...]) -> None:
         raise ValueError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
 
 
-async def authenticate(request: Request, store: Store, scope: str) -> Principal:
+class KeyCache:
+    """Live API keys by hash, kept for ``ttl_ms`` so most requests skip the database.
+
+    A revoked key keeps working for at most ``ttl_ms`` in a process that saw it just before.
+    Unknown keys are never cached, so guessing costs a lookup each time and fills nothing.
+    """
+
+    def __init__(self, store: Store, clock: Clock, ttl_ms: int = 2000, size: int = 10_000) -> None:
+        self._store = store
+        self._clock = clock
+        self._ttl_ms = ttl_ms
+        self._size = size
+        self._keys: OrderedDict[str, tuple[ApiKey, int]] = OrderedDict()
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The live key with this hash."""
+        now = self._clock.now_ms()
+        cached = self._keys.get(key_hash)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        found = await self._store.find_api_key(key_hash)
+        if found is None:
+            self._keys.pop(key_hash, None)
+            return None
+        self._keys[key_hash] = (found, now + self._ttl_ms)
+        self._keys.move_to_end(key_hash)
+        while len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+        return found
+
+
+class KeyFinder(Protocol):
+    """Anything that finds live keys by hash: the store, or a ``KeyCache`` in front of it."""
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The live key with this hash."""
+        ...
+
+
+async def authenticate(request: Request, store: KeyFinder, scope: str) -> Principal:
     """The caller of an API route, or n8n's 401/403 answers."""
     key = request.headers.get(API_KEY_HEADER)
     if not key:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from gateway.auth import KeyCache
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.delivery import Dispatcher
@@ -26,6 +27,7 @@ class Services:
     scheduler: Scheduler
     dispatcher: Dispatcher
     held: HeldCallers
+    keys: KeyCache
 
 
 def services(request: Request) -> Services:

@@ -75,6 +75,14 @@ async def _resume(
     return True
 
 
+async def _execution_with_waits(conn: PgConnection, execution_id: int) -> Execution | None:
+    row = await conn.row("get_execution", {"id": execution_id})
+    if row is None:
+        return None
+    found = await conn.rows("get_waits", {"id": execution_id})
+    return rows.execution_from_row(row, tuple(rows.wait_from_row(w) for w in found))
+
+
 class PostgresStore(PostgresCatalog, Store):
     """A ``Store`` in one PostgreSQL database, shared by any number of gateway replicas."""
 
@@ -158,14 +166,10 @@ class PostgresStore(PostgresCatalog, Store):
         """One execution, optionally with its waits."""
 
         async def read(conn: PgConnection) -> Execution | None:
-            row = await conn.row("get_execution", {"id": execution_id})
-            if row is None:
-                return None
-            waits: tuple[Wait, ...] = ()
             if with_waits:
-                found = await conn.rows("get_waits", {"id": execution_id})
-                waits = tuple(rows.wait_from_row(w) for w in found)
-            return rows.execution_from_row(row, waits)
+                return await _execution_with_waits(conn, execution_id)
+            row = await conn.row("get_execution", {"id": execution_id})
+            return None if row is None else rows.execution_from_row(row)
 
         return await self.db.read(read)
 
@@ -181,7 +185,7 @@ class PostgresStore(PostgresCatalog, Store):
     ) -> ParkOutcome | None:
         """Park a running execution, applying an early resume if one waits for this wait."""
 
-        async def transaction(conn: PgConnection, emitted: list[str]) -> tuple[bool, bool] | None:
+        async def transaction(conn: PgConnection, emitted: list[str]) -> ParkOutcome | None:
             parked = await conn.row("park", rows.park_params(execution_id, wait_till, webhook))
             if parked is None:
                 return None
@@ -196,24 +200,22 @@ class PostgresStore(PostgresCatalog, Store):
             if wait_till is not None:
                 await conn.notify("deadline", str(wait_till))
             early = await conn.row("take_early_resume", key)
-            if early is None:
-                return False, False
-            if not webhook_accepts(webhook, early["method"], early["suffix"]):
-                return False, True
-            await _resume(
-                conn, emitted, execution_id, seq, ResumedBy.WEBHOOK, early["payload"], now
+            applied = early is not None and webhook_accepts(
+                webhook, early["method"], early["suffix"]
             )
-            return True, False
+            if applied:
+                assert early is not None
+                by = ResumedBy.WEBHOOK
+                await _resume(conn, emitted, execution_id, seq, by, early["payload"], now)
+            execution = await _execution_with_waits(conn, execution_id)
+            assert execution is not None
+            return ParkOutcome(
+                execution,
+                early_resume_applied=applied,
+                early_resume_discarded=early is not None and not applied,
+            )
 
-        outcome = await self._transition(transaction)
-        if outcome is None:
-            return None
-        execution = await self.get_execution(execution_id, with_waits=True)
-        if execution is None:
-            return None
-        return ParkOutcome(
-            execution, early_resume_applied=outcome[0], early_resume_discarded=outcome[1]
-        )
+        return await self._transition(transaction)
 
     async def resume(
         self, execution_id: int, seq: int, resumed_by: ResumedBy, payload: JSON, now: int

@@ -88,6 +88,14 @@ def _resume(
     return True
 
 
+def _execution_with_waits(conn: sqlite3.Connection, execution_id: int) -> Execution | None:
+    row = conn.execute(Q["get_execution"], {"id": execution_id}).fetchone()
+    if row is None:
+        return None
+    found = conn.execute(Q["get_waits"], {"id": execution_id}).fetchall()
+    return rows.execution_from_row(row, tuple(rows.wait_from_row(w) for w in found))
+
+
 class SqliteStore(SqliteCatalog, Store):
     """A ``Store`` in one SQLite file."""
 
@@ -149,14 +157,10 @@ class SqliteStore(SqliteCatalog, Store):
         """One execution, optionally with its waits."""
 
         def read(conn: sqlite3.Connection) -> Execution | None:
-            row = conn.execute(Q["get_execution"], {"id": execution_id}).fetchone()
-            if row is None:
-                return None
-            waits: tuple[Wait, ...] = ()
             if with_waits:
-                found = conn.execute(Q["get_waits"], {"id": execution_id}).fetchall()
-                waits = tuple(rows.wait_from_row(w) for w in found)
-            return rows.execution_from_row(row, waits)
+                return _execution_with_waits(conn, execution_id)
+            row = conn.execute(Q["get_execution"], {"id": execution_id}).fetchone()
+            return None if row is None else rows.execution_from_row(row)
 
         return await self.db.read(read)
 
@@ -172,7 +176,7 @@ class SqliteStore(SqliteCatalog, Store):
     ) -> ParkOutcome | None:
         """Park a running execution, applying an early resume if one waits for this wait."""
 
-        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> tuple[bool, bool] | None:
+        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> ParkOutcome | None:
             parked = conn.execute(
                 Q["park"], rows.park_params(execution_id, wait_till, webhook)
             ).fetchone()
@@ -185,22 +189,21 @@ class SqliteStore(SqliteCatalog, Store):
                 {**key, "now": now, "wait_till": wait_till, "webhook": rows.dump_webhook(webhook)},
             )
             early = conn.execute(Q["take_early_resume"], key).fetchone()
-            if early is None:
-                return False, False
-            if not webhook_accepts(webhook, early["method"], early["suffix"]):
-                return False, True
-            _resume(conn, emitted, execution_id, seq, ResumedBy.WEBHOOK, early["payload"], now)
-            return True, False
+            applied = early is not None and webhook_accepts(
+                webhook, early["method"], early["suffix"]
+            )
+            if applied:
+                by = ResumedBy.WEBHOOK
+                _resume(conn, emitted, execution_id, seq, by, early["payload"], now)
+            execution = _execution_with_waits(conn, execution_id)
+            assert execution is not None
+            return ParkOutcome(
+                execution,
+                early_resume_applied=applied,
+                early_resume_discarded=early is not None and not applied,
+            )
 
-        outcome = await self._transition(transaction)
-        if outcome is None:
-            return None
-        execution = await self.get_execution(execution_id, with_waits=True)
-        if execution is None:  # deleted in between; nothing more to report
-            return None
-        return ParkOutcome(
-            execution, early_resume_applied=outcome[0], early_resume_discarded=outcome[1]
-        )
+        return await self._transition(transaction)
 
     async def resume(
         self, execution_id: int, seq: int, resumed_by: ResumedBy, payload: JSON, now: int

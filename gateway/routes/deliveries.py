@@ -54,7 +54,7 @@ async def execution_deliveries(request: Request) -> Response:
 async def redeliver(request: Request) -> Response:
     """``POST /api/v1/deliveries/{id}/redeliver``: a dead or delivered callback, sent again."""
     svc = services(request)
-    principal = await authenticate(request, svc.store, "execution:retry")
+    principal = await authenticate(request, svc.keys, "execution:retry")
     delivery_id: str = request.path_params["id"]
     delivery = await svc.store.get_delivery(delivery_id)
     if delivery is not None:

@@ -50,7 +50,7 @@ async def load_execution(
 
 async def api_caller(request: Request, scope: str) -> tuple[Services, Principal, int]:
     svc = services(request)
-    principal = await authenticate(request, svc.store, scope)
+    principal = await authenticate(request, svc.keys, scope)
     return svc, principal, execution_id(request)
 
 
@@ -64,7 +64,7 @@ def _view(svc: Services, execution: Execution, status_code: int = 200) -> JSONRe
 async def create_execution(request: Request) -> Response:
     """``POST /api/v1/executions``: a running execution and the resume URL of its first wait."""
     svc = services(request)
-    principal = await authenticate(request, svc.store, WRITE)
+    principal = await authenticate(request, svc.keys, WRITE)
     body = await decode_json(request, CreateExecution, svc.settings.max_body_bytes)
     new = body.to_new(
         principal.project_id, svc.settings.callback_url, svc.settings.callback_allowed_hosts
@@ -83,7 +83,8 @@ async def park_execution(request: Request) -> Response:
     svc, principal, eid = await api_caller(request, WRITE)
     body = await decode_json(request, ParkBody, svc.settings.max_body_bytes)
     wait_till, webhook = body.validated()
-    await load_execution(svc, principal, eid)
+    if principal.project_id is not None:
+        await load_execution(svc, principal, eid)  # another project's execution is a 404
     outcome = await svc.store.park(eid, wait_till, webhook, svc.clock.now_ms())
     if outcome is None:
         latest = await load_execution(svc, principal, eid)

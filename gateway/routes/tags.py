@@ -52,7 +52,7 @@ async def tags(request: Request) -> Response:
     """``GET /api/v1/tags`` (paginated by id) and ``POST /api/v1/tags``."""
     svc = services(request)
     if request.method == "GET":
-        await authenticate(request, svc.store, "tag:read")
+        await authenticate(request, svc.keys, "tag:read")
         raw = request.query_params.get("limit") or str(DEFAULT_LIMIT)
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
             raise ApiError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
@@ -63,7 +63,7 @@ async def tags(request: Request) -> Response:
         return JSONResponse(
             {"data": [tag_view(t) for t in found[:limit]], "nextCursor": next_cursor}
         )
-    await authenticate(request, svc.store, "tag:write")
+    await authenticate(request, svc.keys, "tag:write")
     name = _name(await decode_json(request, _TagBody, svc.settings.max_body_bytes))
     tag = await svc.store.create_tag(secrets.token_hex(8), name, svc.clock.now_ms())
     if tag is None:
@@ -75,7 +75,7 @@ async def one_tag(request: Request) -> Response:
     """``GET|PUT|DELETE /api/v1/tags/{id}``."""
     svc = services(request)
     scope = "tag:read" if request.method == "GET" else "tag:write"
-    await authenticate(request, svc.store, scope)
+    await authenticate(request, svc.keys, scope)
     if request.method == "GET":
         return JSONResponse(tag_view(await _tag(svc, request)))
     if request.method == "DELETE":
