@@ -82,6 +82,11 @@ class GatewayProcess:
             time.sleep(0.05)
         raise TimeoutError(f"waitgate did not become ready: {self.logs()}")
 
+    @property
+    def pid(self) -> int | None:
+        """The main process's id while it runs."""
+        return None if self._process is None else self._process.pid
+
     def kill(self) -> None:
         """SIGKILL every process of it, at once: no shutdown code runs."""
         self._signal(signal.SIGKILL)

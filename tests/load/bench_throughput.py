@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import statistics
 import subprocess
@@ -94,6 +95,82 @@ def gateway_park_and_resume(
             gateway.stop()
 
 
+def postgres_two_replicas(count: int, connections: int) -> Result | None:
+    """Resume throughput with two replicas on PostgreSQL (``WAITGATE_TEST_POSTGRES_URL``)."""
+    admin = os.environ.get("WAITGATE_TEST_POSTGRES_URL")
+    if not admin:
+        print("postgres (2 replicas)       : skipped, WAITGATE_TEST_POSTGRES_URL is not set")
+        return None
+    database = f"waitgate_bench_{secrets.token_hex(4)}"
+    _admin_sql(admin, f'CREATE DATABASE "{database}"')
+    url = admin.rsplit("/", 1)[0] + "/" + database
+    key = secrets.token_urlsafe(32)
+    env = {
+        "WAITGATE_DATABASE_URL": url,
+        "WAITGATE_SECRET_KEYS": key,
+        "WAITGATE_LOG_LEVEL": "warning",
+    }
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            replicas = [GatewayProcess(Path(folder), env, name=f"pg{n}") for n in range(2)]
+            for replica in replicas:
+                replica.start()
+            try:
+                api_key = next(k for r in replicas for k in r.admin_keys())
+                auth = {**JSON, "x-n8n-api-key": api_key}
+                creates: list[Request] = [
+                    ("POST", "/api/v1/executions", b'{"workflowId": "b"}', auth)
+                ] * count
+                parks: list[Request] = [
+                    ("POST", f"/api/v1/executions/{i}/wait", b'{"webhook": {}}', auth)
+                    for i in range(1, count + 1)
+                ]
+                asyncio.run(run(replicas[0].url, creates, connections))
+                asyncio.run(run(replicas[1].url, parks, connections))
+                signer = ResumeSigner((Secret(key),), "http://x")
+                halves: list[list[Request]] = [[], []]
+                for i in range(1, count + 1):
+                    halves[i % 2].append(
+                        ("GET", f"/webhook-waiting/{i}?signature={signer.token(i, 1)}", b"", {})
+                    )
+
+                async def both() -> list[Result]:
+                    return await asyncio.gather(
+                        *(
+                            run(r.url, h, connections // 2)
+                            for r, h in zip(replicas, halves, strict=True)
+                        )
+                    )
+
+                results = asyncio.run(both())
+            finally:
+                for replica in replicas:
+                    replica.stop()
+    finally:
+        _admin_sql(admin, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    merged = Result(
+        count,
+        max(r.seconds for r in results),
+        [x for r in results for x in r.latencies_ms],
+        results[0].statuses + results[1].statuses,
+    )
+    print(f"postgres (2 replicas resume) : {merged.summary()}")
+    return merged
+
+
+def _admin_sql(admin_url: str, sql: str) -> None:
+    import asyncpg
+
+    async def go() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
 def main(count: int = 3000, connections: int = 32, rounds: int = 3) -> None:
     """Print medians of ``rounds`` runs of each figure."""
     ceilings, parks, resumes = [], [], []
@@ -113,6 +190,7 @@ def main(count: int = 3000, connections: int = 32, rounds: int = 3) -> None:
     print(f"park     (create + wait)     : {p:8.0f} executions/s = {p / c:5.0%} of ceiling")
     for name, results in (("resume", resumes), ("park", parks)):
         print(f"  {name} runs: " + " | ".join(x.summary() for x in results))
+    postgres_two_replicas(count, connections)
 
 
 if __name__ == "__main__":
