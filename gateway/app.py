@@ -13,13 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.auth import KeyCache
+from gateway.auth import Authenticator, KeyCache
 from gateway.clock import AlignedClock, Clock, SystemClock
 from gateway.config import Settings, check_callback_secret
 from gateway.delivery import DeliveryPolicy, Dispatcher
 from gateway.errors import StoreError
 from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse
+from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
 from gateway.routes import deliveries, engine, public, tags, webhook
 from gateway.scheduler import Scheduler
@@ -88,7 +89,7 @@ def build_services(
         scheduler=scheduler,
         dispatcher=dispatcher,
         held=held,
-        keys=KeyCache(store, clock),
+        auth=Authenticator(KeyCache(store, clock), JwtVerifier.from_settings(settings)),
     )
 
 

@@ -1,4 +1,4 @@
-"""API keys: generation, hashing, scopes, and the check each API route makes."""
+"""Credentials: API keys (generation, hashing, cache), Bearer JWTs, scopes, the check per route."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import hashlib
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from gateway.http import ApiError
+from gateway.jwt_auth import JwtVerifier
 
 if TYPE_CHECKING:
     from gateway.clock import Clock
@@ -98,23 +99,31 @@ class KeyCache:
         return found
 
 
-class KeyFinder(Protocol):
-    """Anything that finds live keys by hash: the store, or a ``KeyCache`` in front of it."""
+class Authenticator:
+    """Checks a request's credentials: an API key in ``X-N8N-API-KEY`` or a Bearer JWT."""
 
-    async def find_api_key(self, key_hash: str) -> ApiKey | None:
-        """The live key with this hash."""
-        ...
+    def __init__(self, keys: KeyCache, jwt: JwtVerifier | None) -> None:
+        self._keys = keys
+        self._jwt = jwt
 
+    async def authenticate(self, request: Request, scope: str) -> Principal:
+        """The caller, or n8n's 401/403 answers (403 only for a known caller lacking ``scope``)."""
+        principal = await self._principal(request)
+        if not principal.allows(scope):
+            raise ApiError(403, "Forbidden")
+        return principal
 
-async def authenticate(request: Request, store: KeyFinder, scope: str) -> Principal:
-    """The caller of an API route, or n8n's 401/403 answers."""
-    key = request.headers.get(API_KEY_HEADER)
-    if not key:
+    async def _principal(self, request: Request) -> Principal:
+        key = request.headers.get(API_KEY_HEADER)
+        if key:
+            found = await self._keys.find_api_key(hash_key(key))
+            if found is None:
+                raise ApiError(401, "Unauthorized")
+            return Principal(found.id, frozenset(found.scopes), found.project_id)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            claims = None if self._jwt is None else self._jwt.verify(token.strip())
+            if claims is None:
+                raise ApiError(401, "Unauthorized")
+            return Principal(0, claims.scopes, claims.project_id)
         raise ApiError(401, f"'{API_KEY_HEADER}' header required")
-    found = await store.find_api_key(hash_key(key))
-    if found is None:
-        raise ApiError(401, "Unauthorized")
-    principal = Principal(found.id, frozenset(found.scopes), found.project_id)
-    if not principal.allows(scope):
-        raise ApiError(403, "Forbidden")
-    return principal

@@ -66,6 +66,12 @@ class Settings:
     callback_backoff_base_seconds: float = 1.0
     callback_backoff_max_seconds: float = 600.0
     response_timeout_seconds: float = 30.0
+    jwt_secret: Secret | None = None
+    jwt_public_key: Secret | None = None
+    jwt_algorithms: tuple[str, ...] = ()
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    max_display_bytes: int = 10 * 1024 * 1024
     align_clock_to_database: bool = True
     clock_align_interval_seconds: float = 60.0
 
@@ -103,6 +109,18 @@ class Settings:
             callback_backoff_base_seconds=_float(env, "WAITGATE_CALLBACK_BACKOFF_BASE", 1.0),
             callback_backoff_max_seconds=_float(env, "WAITGATE_CALLBACK_BACKOFF_MAX", 600.0),
             response_timeout_seconds=_float(env, "WAITGATE_RESPONSE_TIMEOUT", 30.0),
+            jwt_secret=Secret(env["WAITGATE_JWT_SECRET"])
+            if env.get("WAITGATE_JWT_SECRET")
+            else None,
+            jwt_public_key=Secret(env["WAITGATE_JWT_PUBLIC_KEY"])
+            if env.get("WAITGATE_JWT_PUBLIC_KEY")
+            else None,
+            jwt_algorithms=tuple(
+                a.strip() for a in env.get("WAITGATE_JWT_ALGORITHMS", "").split(",") if a.strip()
+            ),
+            jwt_issuer=env.get("WAITGATE_JWT_ISSUER") or None,
+            jwt_audience=env.get("WAITGATE_JWT_AUDIENCE") or None,
+            max_display_bytes=_int(env, "WAITGATE_MAX_DISPLAY_BYTES", 10 * 1024 * 1024),
             align_clock_to_database=env.get("WAITGATE_CLOCK_FROM_DATABASE", "true").lower()
             not in {"0", "false", "no"},
         )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from gateway.auth import KeyCache
+from gateway.auth import Authenticator
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.delivery import Dispatcher
@@ -27,7 +27,7 @@ class Services:
     scheduler: Scheduler
     dispatcher: Dispatcher
     held: HeldCallers
-    keys: KeyCache
+    auth: Authenticator
 
 
 def services(request: Request) -> Services:

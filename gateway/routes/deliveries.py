@@ -8,7 +8,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.auth import authenticate
 from gateway.domain import Delivery, DeliveryAttempt, format_instant
 from gateway.http import ApiError, JSONResponse
 from gateway.routes.engine import api_caller, load_execution
@@ -54,7 +53,7 @@ async def execution_deliveries(request: Request) -> Response:
 async def redeliver(request: Request) -> Response:
     """``POST /api/v1/deliveries/{id}/redeliver``: a dead or delivered callback, sent again."""
     svc = services(request)
-    principal = await authenticate(request, svc.keys, "execution:retry")
+    principal = await svc.auth.authenticate(request, "execution:retry")
     delivery_id: str = request.path_params["id"]
     delivery = await svc.store.get_delivery(delivery_id)
     if delivery is not None:

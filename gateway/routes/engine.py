@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.auth import Principal, authenticate
+from gateway.auth import Principal
 from gateway.domain import (
     Execution,
     ResponseMode,
@@ -50,7 +50,7 @@ async def load_execution(
 
 async def api_caller(request: Request, scope: str) -> tuple[Services, Principal, int]:
     svc = services(request)
-    principal = await authenticate(request, svc.keys, scope)
+    principal = await svc.auth.authenticate(request, scope)
     return svc, principal, execution_id(request)
 
 
@@ -64,7 +64,7 @@ def _view(svc: Services, execution: Execution, status_code: int = 200) -> JSONRe
 async def create_execution(request: Request) -> Response:
     """``POST /api/v1/executions``: a running execution and the resume URL of its first wait."""
     svc = services(request)
-    principal = await authenticate(request, svc.keys, WRITE)
+    principal = await svc.auth.authenticate(request, WRITE)
     body = await decode_json(request, CreateExecution, svc.settings.max_body_bytes)
     new = body.to_new(
         principal.project_id, svc.settings.callback_url, svc.settings.callback_allowed_hosts

@@ -11,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.auth import authenticate
 from gateway.domain import NewExecution, Status, StopFilter, parse_instant
 from gateway.errors import InvalidInput
 from gateway.http import ApiError, JSONResponse, decode_json, read_body
@@ -29,7 +28,7 @@ STOPPABLE = frozenset({Status.NEW, Status.UNKNOWN, Status.RUNNING, Status.WAITIN
 async def list_executions(request: Request) -> Response:
     """``GET /api/v1/executions``: newest first, n8n's cursor pagination and filters."""
     svc = services(request)
-    principal = await authenticate(request, svc.keys, "execution:list")
+    principal = await svc.auth.authenticate(request, "execution:list")
     query = execution_query(request.query_params, principal.project_id)
     include_data = flag(request.query_params, "includeData") is True
     found = await svc.store.list_executions(dataclasses.replace(query, limit=query.limit + 1))
@@ -85,7 +84,7 @@ _STOP_STATUS = {"queued": Status.NEW, "running": Status.RUNNING, "waiting": Stat
 async def stop_many(request: Request) -> Response:
     """``POST /api/v1/executions/stop``: cancel every matching execution."""
     svc = services(request)
-    principal = await authenticate(request, svc.keys, "execution:stop")
+    principal = await svc.auth.authenticate(request, "execution:stop")
     body = await decode_json(request, _StopManyBody, svc.settings.max_body_bytes)
     if not body.status:
         raise ApiError(400, "status must list at least one of queued, running, waiting")

@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.auth import authenticate
 from gateway.domain import Tag, format_instant
 from gateway.http import ApiError, JSONResponse, decode_json
 from gateway.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -52,7 +51,7 @@ async def tags(request: Request) -> Response:
     """``GET /api/v1/tags`` (paginated by id) and ``POST /api/v1/tags``."""
     svc = services(request)
     if request.method == "GET":
-        await authenticate(request, svc.keys, "tag:read")
+        await svc.auth.authenticate(request, "tag:read")
         raw = request.query_params.get("limit") or str(DEFAULT_LIMIT)
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
             raise ApiError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
@@ -63,7 +62,7 @@ async def tags(request: Request) -> Response:
         return JSONResponse(
             {"data": [tag_view(t) for t in found[:limit]], "nextCursor": next_cursor}
         )
-    await authenticate(request, svc.keys, "tag:write")
+    await svc.auth.authenticate(request, "tag:write")
     name = _name(await decode_json(request, _TagBody, svc.settings.max_body_bytes))
     tag = await svc.store.create_tag(secrets.token_hex(8), name, svc.clock.now_ms())
     if tag is None:
@@ -75,7 +74,7 @@ async def one_tag(request: Request) -> Response:
     """``GET|PUT|DELETE /api/v1/tags/{id}``."""
     svc = services(request)
     scope = "tag:read" if request.method == "GET" else "tag:write"
-    await authenticate(request, svc.keys, scope)
+    await svc.auth.authenticate(request, scope)
     if request.method == "GET":
         return JSONResponse(tag_view(await _tag(svc, request)))
     if request.method == "DELETE":
