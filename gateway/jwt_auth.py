@@ -15,7 +15,16 @@ from gateway.config import Secret, Settings
 from gateway.errors import ConfigError
 
 SYMMETRIC: tuple[str, ...] = ("HS256", "HS384", "HS512")
-ASYMMETRIC: tuple[str, ...] = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA")
+ASYMMETRIC: tuple[str, ...] = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "PS256",
+    "EdDSA",
+)
 
 
 @dataclass(frozen=True)

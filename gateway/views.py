@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.domain import Execution, Status, Wait, format_instant
+from gateway.redaction import shown_data, too_large
 from gateway.signing import ResumeSigner
 
 
@@ -34,9 +35,15 @@ def wait_view(wait: Wait) -> dict[str, Any]:
 
 
 def execution_view(
-    execution: Execution, signer: ResumeSigner, *, include_data: bool = False
+    execution: Execution,
+    signer: ResumeSigner,
+    *,
+    include_data: bool = False,
+    redact: bool | None = None,
+    can_reveal: bool = False,
+    max_display_bytes: int | None = None,
 ) -> dict[str, Any]:
-    """The execution as the API answers it."""
+    """The execution as the API answers it; ``data`` only if asked, as the caller may see it."""
     view: dict[str, Any] = {
         "id": execution.id,
         "workflowId": execution.workflow_id,
@@ -57,10 +64,14 @@ def execution_view(
     if url is not None:
         view["resumeUrl"] = url
     if include_data:
-        view["data"] = {
+        data = {
             "input": execution.data,
             "result": execution.result,
             "error": execution.error,
             "waits": [wait_view(w) for w in execution.waits],
         }
+        if too_large(data, max_display_bytes):
+            view["dataTooLargeToDisplay"] = True
+        else:
+            view["data"] = shown_data(data, redact=redact, can_reveal=can_reveal)
     return view

@@ -11,13 +11,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.auth import Principal
 from gateway.domain import NewExecution, Status, StopFilter, parse_instant
 from gateway.errors import InvalidInput
 from gateway.http import ApiError, JSONResponse, decode_json, read_body
 from gateway.pagination import execution_query, flag, page
 from gateway.routes.engine import api_caller, load_execution
 from gateway.routes.tags import tag_view
-from gateway.services import services
+from gateway.services import Services, services
 from gateway.views import execution_view
 
 log = logging.getLogger("waitgate.public")
@@ -25,24 +26,42 @@ RETRYABLE = frozenset({Status.ERROR, Status.CRASHED, Status.CANCELED})
 STOPPABLE = frozenset({Status.NEW, Status.UNKNOWN, Status.RUNNING, Status.WAITING})
 
 
+def _data_options(request: Request, svc: Services, principal: Principal) -> dict[str, Any]:
+    """``includeData``, ``redactExecutionData`` and ``ignoreDataSizeLimit`` as view options."""
+    params = request.query_params
+    redact = flag(params, "redactExecutionData")
+    can_reveal = principal.allows("execution:reveal")
+    if redact is False and not can_reveal:
+        raise ApiError(403, "Forbidden")
+    ignore_limit = flag(params, "ignoreDataSizeLimit") is True
+    return {
+        "include_data": flag(params, "includeData") is True,
+        "redact": redact,
+        "can_reveal": can_reveal,
+        "max_display_bytes": None if ignore_limit else svc.settings.max_display_bytes,
+    }
+
+
 async def list_executions(request: Request) -> Response:
     """``GET /api/v1/executions``: newest first, n8n's cursor pagination and filters."""
     svc = services(request)
     principal = await svc.auth.authenticate(request, "execution:list")
     query = execution_query(request.query_params, principal.project_id)
-    include_data = flag(request.query_params, "includeData") is True
+    options = _data_options(request, svc, principal)
     found = await svc.store.list_executions(dataclasses.replace(query, limit=query.limit + 1))
     next_cursor = page(found, query, lambda e: e.id)
-    data = [execution_view(e, svc.signer, include_data=include_data) for e in found]
+    if options["include_data"]:
+        found = [await load_execution(svc, principal, e.id, with_waits=True) for e in found]
+    data = [execution_view(e, svc.signer, **options) for e in found]
     return JSONResponse({"data": data, "nextCursor": next_cursor})
 
 
 async def get_execution(request: Request) -> Response:
     """``GET /api/v1/executions/{id}``."""
     svc, principal, eid = await api_caller(request, "execution:read")
-    include_data = flag(request.query_params, "includeData") is True
-    execution = await load_execution(svc, principal, eid, with_waits=include_data)
-    return JSONResponse(execution_view(execution, svc.signer, include_data=include_data))
+    options = _data_options(request, svc, principal)
+    execution = await load_execution(svc, principal, eid, with_waits=options["include_data"])
+    return JSONResponse(execution_view(execution, svc.signer, **options))
 
 
 async def delete_execution(request: Request) -> Response:
