@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -22,7 +23,7 @@ from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse
 from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
-from gateway.routes import deliveries, engine, public, tags, webhook
+from gateway.routes import deliveries, docs, engine, public, tags, webhook
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
 from gateway.signing import ResumeSigner
@@ -164,13 +165,36 @@ def create_app(
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        *docs.routes,
         *public.routes,
         *engine.routes,
         *tags.routes,
         *deliveries.routes,
         *webhook.routes,
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    return Starlette(
+        routes=one_route_per_path(routes), lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS
+    )
+
+
+def one_route_per_path(routes: list[Route]) -> list[Route]:
+    """Merge routes that share a path, so a wrong method gets 405 with every allowed method."""
+    grouped: dict[str, list[Route]] = {}
+    for route in routes:
+        grouped.setdefault(route.path, []).append(route)
+    merged = []
+    for path, group in grouped.items():
+        if len(group) == 1:
+            merged.extend(group)
+            continue
+        endpoints = {m: r.endpoint for r in group for m in (r.methods or ())}
+
+        async def dispatch(request: Request, endpoints: dict[str, Any] = endpoints) -> Response:
+            response: Response = await endpoints[request.method](request)
+            return response
+
+        merged.append(Route(path, dispatch, methods=sorted(endpoints)))
+    return merged
 
 
 def app_from_env() -> Starlette:

@@ -37,7 +37,7 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
 
 def _limit(params: QueryParams) -> int:
     raw = params.get("limit")
-    if raw is None or raw == "":
+    if raw is None:
         return DEFAULT_LIMIT
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
         raise ApiError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
@@ -46,7 +46,7 @@ def _limit(params: QueryParams) -> int:
 
 def _instant(params: QueryParams, name: str) -> int | None:
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         return parse_instant(raw, name)
@@ -55,7 +55,7 @@ def _instant(params: QueryParams, name: str) -> int | None:
 
 
 def _statuses(raw: str | None) -> tuple[Status, ...]:
-    if raw is None or raw == "":
+    if raw is None:
         return ()
     try:
         status = Status(raw)

@@ -68,6 +68,6 @@ async def redeliver(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/executions/{id}/deliveries", execution_deliveries, methods=["GET"]),
+    Route("/api/v1/executions/{id:int}/deliveries", execution_deliveries, methods=["GET"]),
     Route("/api/v1/deliveries/{id}/redeliver", redeliver, methods=["POST"]),
 ]

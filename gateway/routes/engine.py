@@ -26,14 +26,15 @@ from gateway.views import execution_view
 
 log = logging.getLogger("waitgate.engine")
 WRITE = "execution:write"
+MAX_ID = 2**63 - 1
 
 
 def execution_id(request: Request) -> int:
-    """The ``{id}`` path parameter; a 404 if it cannot be an execution id."""
-    raw: str = request.path_params["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise ApiError(404, f'The execution "{raw}" does not exist.')
-    return int(raw)
+    """The ``{id:int}`` path parameter; a 404 if it is too large to be an execution id."""
+    value: int = request.path_params["id"]
+    if value > MAX_ID:
+        raise ApiError(404, f'The execution "{value}" does not exist.')
+    return value
 
 
 async def load_execution(
@@ -210,10 +211,10 @@ async def custom_data_key(request: Request) -> Response:
 
 routes = [
     Route("/api/v1/executions", create_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id}/wait", park_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id}/finish", finish_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id}/respond", respond, methods=["POST"]),
-    Route("/api/v1/executions/{id}/resume", resume_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id}/custom-data", custom_data, methods=["GET", "PATCH", "PUT"]),
-    Route("/api/v1/executions/{id}/custom-data/{key}", custom_data_key, methods=["GET"]),
+    Route("/api/v1/executions/{id:int}/wait", park_execution, methods=["POST"]),
+    Route("/api/v1/executions/{id:int}/finish", finish_execution, methods=["POST"]),
+    Route("/api/v1/executions/{id:int}/respond", respond, methods=["POST"]),
+    Route("/api/v1/executions/{id:int}/resume", resume_execution, methods=["POST"]),
+    Route("/api/v1/executions/{id:int}/custom-data", custom_data, methods=["GET", "PATCH", "PUT"]),
+    Route("/api/v1/executions/{id:int}/custom-data/{key}", custom_data_key, methods=["GET"]),
 ]

@@ -188,9 +188,9 @@ async def execution_tags(request: Request) -> Response:
 routes = [
     Route("/api/v1/executions", list_executions, methods=["GET"]),
     Route("/api/v1/executions/stop", stop_many, methods=["POST"]),
-    Route("/api/v1/executions/{id}", get_execution, methods=["GET"]),
-    Route("/api/v1/executions/{id}", delete_execution, methods=["DELETE"]),
-    Route("/api/v1/executions/{id}/stop", stop_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id}/retry", retry_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id}/tags", execution_tags, methods=["GET", "PUT"]),
+    Route("/api/v1/executions/{id:int}", get_execution, methods=["GET"]),
+    Route("/api/v1/executions/{id:int}", delete_execution, methods=["DELETE"]),
+    Route("/api/v1/executions/{id:int}/stop", stop_execution, methods=["POST"]),
+    Route("/api/v1/executions/{id:int}/retry", retry_execution, methods=["POST"]),
+    Route("/api/v1/executions/{id:int}/tags", execution_tags, methods=["GET", "PUT"]),
 ]

@@ -1,0 +1,79 @@
+"""The OpenAPI document (YAML and JSON) and a readable page of every operation."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from gateway.http import JSONResponse
+
+METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
+_templates = Environment(
+    loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
+)
+
+
+@cache
+def openapi_text() -> str:
+    """The document as shipped (``gateway/openapi.yml``)."""
+    return resources.files("gateway").joinpath("openapi.yml").read_text()
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The document, parsed once."""
+    document: dict[str, Any] = yaml.safe_load(openapi_text())
+    return document
+
+
+def _groups(document: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    groups: dict[str, list[dict[str, Any]]] = {t["name"]: [] for t in document.get("tags", [])}
+    for path, item in document["paths"].items():
+        for method in METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            groups.setdefault(operation["tags"][0], []).append(
+                {
+                    "id": operation["operationId"],
+                    "method": method,
+                    "path": path,
+                    "summary": operation["summary"],
+                    "description": operation.get("description", ""),
+                    "codes": sorted(operation["responses"]),
+                }
+            )
+    return [(tag, ops) for tag, ops in groups.items() if ops]
+
+
+async def openapi_yaml(request: Request) -> Response:
+    """``GET /api/v1/openapi.yml``."""
+    return Response(openapi_text(), media_type="application/yaml")
+
+
+async def openapi_json(request: Request) -> Response:
+    """``GET /api/v1/openapi.json``."""
+    return JSONResponse(openapi_document())
+
+
+async def docs_page(request: Request) -> Response:
+    """``GET /api/v1/docs``: every operation, grouped, rendered on the server."""
+    document = openapi_document()
+    page = _templates.get_template("docs.html").render(
+        info=document["info"], groups=_groups(document)
+    )
+    return HTMLResponse(page)
+
+
+routes = [
+    Route("/api/v1/openapi.yml", openapi_yaml, methods=["GET"]),
+    Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
+    Route("/api/v1/docs", docs_page, methods=["GET"]),
+]
