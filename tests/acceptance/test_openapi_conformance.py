@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -46,7 +47,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_every_operation_conforms(case: schemathesis.Case, live: tuple[str, str]) -> None:
+def test_every_operation_conforms(case: schemathesis.Case[Any], live: tuple[str, str]) -> None:
     url, key = live
     case.call_and_validate(
         base_url=url,
