@@ -134,7 +134,12 @@ def api_key_create(label: str, scopes: tuple[str, ...], project: str | None) -> 
 @api_key.command("list")
 def api_key_list() -> None:
     """List keys (never their values)."""
-    keys = _with_store(Settings.from_env(), lambda store: store.list_api_keys())
+
+    async def work(store: Store) -> list[ApiKey]:
+        await store.migrate()
+        return await store.list_api_keys()
+
+    keys = _with_store(Settings.from_env(), work)
     click.echo(
         f"{'ID':>4}  {'PREFIX':<10}  {'CREATED':<24}  {'STATE':<8}  {'PROJECT':<10}  SCOPES / LABEL"
     )
@@ -150,9 +155,12 @@ def api_key_list() -> None:
 @click.argument("key_id", type=int)
 def api_key_revoke(key_id: int) -> None:
     """Revoke a key at once."""
-    revoked = _with_store(
-        Settings.from_env(), lambda store: store.revoke_api_key(key_id, SystemClock().now_ms())
-    )
+
+    async def work(store: Store) -> bool:
+        await store.migrate()
+        return await store.revoke_api_key(key_id, SystemClock().now_ms())
+
+    revoked = _with_store(Settings.from_env(), work)
     if not revoked:
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"revoked key {key_id}")

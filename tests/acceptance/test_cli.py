@@ -38,7 +38,7 @@ def waitgate(tmp_path: Path, *args: str) -> Result:
 
 def waitgate_script(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the installed ``waitgate`` console script, as users do."""
-    return subprocess.run(  # noqa: S603 - our own console script, fixed arguments
+    return subprocess.run(
         [WAITGATE, *args],
         cwd=tmp_path,
         env={"WAITGATE_DATABASE_URL": database_url(tmp_path), "PATH": "/usr/bin:/bin"},
