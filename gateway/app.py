@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.audit import AuditTrail
 from gateway.auth import Authenticator, KeyCache
 from gateway.clock import AlignedClock, Clock, SystemClock
 from gateway.config import Settings, check_callback_secret
@@ -23,7 +24,8 @@ from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse
 from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
-from gateway.routes import deliveries, docs, engine, public, tags, webhook
+from gateway.retention import Pruner, RetentionPolicy
+from gateway.routes import audit, deliveries, docs, engine, public, tags, webhook
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
 from gateway.signing import ResumeSigner
@@ -91,6 +93,8 @@ def build_services(
         dispatcher=dispatcher,
         held=held,
         auth=Authenticator(KeyCache(store, clock), JwtVerifier.from_settings(settings)),
+        audit=AuditTrail(store, clock),
+        pruner=Pruner(store, clock, RetentionPolicy.from_settings(settings)),
     )
 
 
@@ -101,6 +105,8 @@ async def background(svc: Services) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(svc.scheduler.run(), name="waitgate-scheduler"),
         asyncio.create_task(svc.dispatcher.run(), name="waitgate-dispatcher"),
+        asyncio.create_task(svc.audit.run(), name="waitgate-audit"),
+        asyncio.create_task(svc.pruner.run(), name="waitgate-pruner"),
     ]
     if isinstance(svc.clock, AlignedClock) and svc.settings.align_clock_to_database:
         tasks.append(
@@ -112,6 +118,8 @@ async def background(svc: Services) -> AsyncIterator[None]:
         stopping.set()
         svc.scheduler.stop()
         svc.dispatcher.stop()
+        svc.audit.stop()
+        svc.pruner.stop()
         _, pending = await asyncio.wait(tasks, timeout=svc.settings.shutdown_timeout_seconds)
         for task in pending:
             log.warning(
@@ -170,6 +178,7 @@ def create_app(
         *engine.routes,
         *tags.routes,
         *deliveries.routes,
+        *audit.routes,
         *webhook.routes,
     ]
     return Starlette(

@@ -15,6 +15,7 @@ from gateway.clock import SystemClock
 from gateway.config import Settings
 from gateway.domain import ApiKey, format_instant
 from gateway.errors import WaitgateError
+from gateway.retention import RetentionPolicy, prune
 from persistence import open_store
 from persistence.base import Store
 
@@ -98,6 +99,19 @@ def migrate() -> None:
     """Apply the database migrations that are not applied yet."""
     applied = _with_store(Settings.from_env(), lambda store: store.migrate())
     click.echo(f"applied migrations: {applied}" if applied else "database is up to date")
+
+
+@main.command("prune")
+def prune_command() -> None:
+    """Delete finished executions past WAITGATE_RETENTION_MAX_AGE / _MAX_COUNT now."""
+    settings = Settings.from_env()
+
+    async def work(store: Store) -> int:
+        await store.migrate()
+        return await prune(store, SystemClock(), RetentionPolicy.from_settings(settings))
+
+    deleted = _with_store(settings, work)
+    click.echo(f"deleted {deleted} finished execution(s)")
 
 
 @main.group("api-key")

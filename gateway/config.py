@@ -72,6 +72,9 @@ class Settings:
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     max_display_bytes: int = 10 * 1024 * 1024
+    retention_max_age_hours: float = 336.0
+    retention_max_count: int = 10_000
+    retention_interval_seconds: float = 300.0
     align_clock_to_database: bool = True
     clock_align_interval_seconds: float = 60.0
 
@@ -121,6 +124,9 @@ class Settings:
             jwt_issuer=env.get("WAITGATE_JWT_ISSUER") or None,
             jwt_audience=env.get("WAITGATE_JWT_AUDIENCE") or None,
             max_display_bytes=_int(env, "WAITGATE_MAX_DISPLAY_BYTES", 10 * 1024 * 1024),
+            retention_max_age_hours=_float(env, "WAITGATE_RETENTION_MAX_AGE", 336.0),
+            retention_max_count=_int(env, "WAITGATE_RETENTION_MAX_COUNT", 10_000),
+            retention_interval_seconds=_float(env, "WAITGATE_RETENTION_INTERVAL", 300.0),
             align_clock_to_database=env.get("WAITGATE_CLOCK_FROM_DATABASE", "true").lower()
             not in {"0", "false", "no"},
         )

@@ -367,3 +367,18 @@ class DeliveryAttempt:
     def succeeded(self) -> bool:
         """A 2xx answer."""
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True)
+class ResumeAttempt:
+    """One call of a resume URL, accepted or refused, for the audit trail."""
+
+    execution_id: int
+    seq: int
+    attempted_at: int
+    method: str
+    status_code: int
+    outcome: str
+    reason: str
+    ip: str | None = None
+    user_agent: str | None = None

@@ -26,11 +26,13 @@ def encode_cursor(last_id: int, limit: int) -> str:
 def decode_cursor(cursor: str) -> tuple[int, int]:
     """``(lastId, limit)`` of a cursor; 400 ``An invalid cursor was provided`` otherwise."""
     try:
-        raw = msgspec.json.decode(base64.b64decode(cursor, validate=True))
+        # a "+" that reached us unescaped in a query string arrives as a space
+        raw = msgspec.json.decode(base64.b64decode(cursor.replace(" ", "+"), validate=True))
         last_id, limit = raw["lastId"], raw["limit"]
     except (binascii.Error, msgspec.DecodeError, KeyError, TypeError, ValueError):
         raise ApiError(400, "An invalid cursor was provided") from None
-    if not isinstance(last_id, int) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (last_id, limit))
+    if not whole or not 1 <= limit <= MAX_LIMIT:
         raise ApiError(400, "An invalid cursor was provided")
     return last_id, limit
 
@@ -39,7 +41,7 @@ def _limit(params: QueryParams) -> int:
     raw = params.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ApiError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
 

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from gateway.audit import AuditTrail
 from gateway.auth import Authenticator
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.delivery import Dispatcher
 from gateway.held import HeldCallers
+from gateway.retention import Pruner
 from gateway.scheduler import Scheduler
 from gateway.signing import ResumeSigner
 from persistence.base import Store
@@ -28,6 +30,8 @@ class Services:
     dispatcher: Dispatcher
     held: HeldCallers
     auth: Authenticator
+    audit: AuditTrail
+    pruner: Pruner
 
 
 def services(request: Request) -> Services:

@@ -68,7 +68,7 @@ class ResumeSigner:
     ) -> SignedTarget | None:
         """The wait a token names, or ``None`` if it was not made by us for this exact target."""
         seq_text, dot, signature = token.partition(".")
-        if not dot or not seq_text.isdigit() or len(seq_text) > 9:
+        if not dot or not (seq_text.isascii() and seq_text.isdigit()) or len(seq_text) > 9:
             return None
         seq = int(seq_text)
         message = self._message(execution_id, seq, suffix, action)

@@ -20,6 +20,7 @@ from gateway.domain import (
     ExecutionQuery,
     NewExecution,
     ParkOutcome,
+    ResumeAttempt,
     ResumedBy,
     Status,
     StopFilter,
@@ -192,6 +193,20 @@ class Store(ABC):
     @abstractmethod
     async def get_idempotent_answer(self, key: str, target: str) -> StoredAnswer | None:
         """The first answer to a resume call with this ``Idempotency-Key`` and target."""
+
+    @abstractmethod
+    async def prune(self, cutoff: int, keep: int, batch: int) -> int:
+        """Delete up to ``batch`` finished executions that stopped before ``cutoff`` or are not
+        among the newest ``keep`` finished ones (with everything that belongs to them).
+        Waiting, new and running executions are never deleted. How many were deleted."""
+
+    @abstractmethod
+    async def record_resume_attempts(self, attempts: list[ResumeAttempt]) -> None:
+        """Append to the audit trail (attempts for executions that no longer exist are dropped)."""
+
+    @abstractmethod
+    async def resume_attempts(self, execution_id: int) -> list[ResumeAttempt]:
+        """An execution's audit trail, oldest first."""
 
     # callback outbox ------------------------------------------------------------------
 

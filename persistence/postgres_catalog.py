@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.domain import ApiKey, StoredAnswer, Tag
+from gateway.domain import ApiKey, ResumeAttempt, StoredAnswer, Tag
 from persistence import rows
 from persistence.postgres_db import PgConnection, PostgresDatabase
 
@@ -148,3 +148,35 @@ class PostgresCatalog:
         params = {"key": key, "target": target}
         row = await self.db.read(lambda conn: conn.row("get_idempotent_answer", params))
         return None if row is None else rows.answer_from_row(row)
+
+    # retention and the audit trail ---------------------------------------------------
+
+    async def prune(self, cutoff: int, keep: int, batch: int) -> int:
+        """One batch of retention, in one short transaction."""
+
+        async def transaction(conn: PgConnection) -> int:
+            floor = await conn.row("prune_floor", {"keep": keep})
+            params = {
+                "cutoff": cutoff,
+                "floor": 0 if floor is None else floor["id"],
+                "batch": batch,
+            }
+            return await conn.affected("prune_batch", params)
+
+        return await self.db.transaction(transaction)
+
+    async def record_resume_attempts(self, attempts: list[ResumeAttempt]) -> None:
+        """Append to the audit trail."""
+
+        async def transaction(conn: PgConnection) -> None:
+            for attempt in attempts:
+                await conn.run("record_attempt", rows.resume_attempt_params(attempt))
+
+        await self.db.transaction(transaction)
+
+    async def resume_attempts(self, execution_id: int) -> list[ResumeAttempt]:
+        """An execution's audit trail."""
+        found = await self.db.read(
+            lambda conn: conn.rows("execution_resume_attempts", {"id": execution_id})
+        )
+        return [rows.resume_attempt_from_row(r) for r in found]

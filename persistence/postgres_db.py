@@ -94,9 +94,13 @@ class PgConnection:
 
     async def run_counted(self, name: str, params: Mapping[str, Any]) -> bool:
         """Execute a named statement; whether it touched exactly one row."""
+        return await self.affected(name, params) == 1
+
+    async def affected(self, name: str, params: Mapping[str, Any]) -> int:
+        """Execute a named statement; how many rows it touched."""
         sql, names = QUERIES[name]
         status: str = await self._conn.execute(sql, *_args(names, params))
-        return status.rsplit(maxsplit=1)[-1] == "1"
+        return int(status.rsplit(maxsplit=1)[-1])
 
     async def notify(self, channel: str, payload: str) -> None:
         """NOTIFY the other replicas (delivered when the transaction commits)."""

@@ -18,6 +18,7 @@ from gateway.domain import (
     Execution,
     NewExecution,
     ResponseMode,
+    ResumeAttempt,
     ResumedBy,
     Status,
     StopFilter,
@@ -279,4 +280,34 @@ def api_key_params(
         "scopes": dump(list(scopes)),
         "project_id": project_id,
         "now": now,
+    }
+
+
+def resume_attempt_from_row(row: Mapping[str, Any]) -> ResumeAttempt:
+    """A ``resume_attempts`` row as a ``ResumeAttempt``."""
+    return ResumeAttempt(
+        execution_id=row["execution_id"],
+        seq=row["seq"],
+        attempted_at=row["attempted_at"],
+        method=row["method"],
+        status_code=row["status_code"],
+        outcome=row["outcome"],
+        reason=row["reason"],
+        ip=row["ip"],
+        user_agent=row["user_agent"],
+    )
+
+
+def resume_attempt_params(attempt: ResumeAttempt) -> dict[str, Any]:
+    """Parameters of ``record_attempt``."""
+    return {
+        "execution_id": attempt.execution_id,
+        "seq": attempt.seq,
+        "attempted_at": attempt.attempted_at,
+        "method": attempt.method,
+        "status_code": attempt.status_code,
+        "outcome": attempt.outcome,
+        "reason": attempt.reason,
+        "ip": attempt.ip,
+        "user_agent": attempt.user_agent,
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from gateway.domain import ApiKey, StoredAnswer, Tag
+from gateway.domain import ApiKey, ResumeAttempt, StoredAnswer, Tag
 from persistence import rows
 from persistence.sqlfiles import load_queries
 from persistence.sqlite_db import SqliteDatabase
@@ -148,3 +148,31 @@ class SqliteCatalog:
         params = {"key": key, "target": target}
         row = await self.db.read(lambda c: c.execute(Q["get_idempotent_answer"], params).fetchone())
         return None if row is None else rows.answer_from_row(row)
+
+    # retention and the audit trail ---------------------------------------------------
+
+    async def prune(self, cutoff: int, keep: int, batch: int) -> int:
+        """One batch of retention, in one short write transaction."""
+
+        def transaction(conn: sqlite3.Connection) -> int:
+            floor = conn.execute(Q["prune_floor"], {"keep": keep}).fetchone()
+            params = {
+                "cutoff": cutoff,
+                "floor": 0 if floor is None else floor["id"],
+                "batch": batch,
+            }
+            return conn.execute(Q["prune_batch"], params).rowcount
+
+        return await self.db.write(transaction)
+
+    async def record_resume_attempts(self, attempts: list[ResumeAttempt]) -> None:
+        """Append to the audit trail."""
+        params = [rows.resume_attempt_params(a) for a in attempts]
+        await self.db.write(lambda c: c.executemany(Q["record_attempt"], params))
+
+    async def resume_attempts(self, execution_id: int) -> list[ResumeAttempt]:
+        """An execution's audit trail."""
+        found = await self.db.read(
+            lambda c: c.execute(Q["execution_resume_attempts"], {"id": execution_id}).fetchall()
+        )
+        return [rows.resume_attempt_from_row(r) for r in found]

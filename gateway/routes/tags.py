@@ -53,7 +53,7 @@ async def tags(request: Request) -> Response:
     if request.method == "GET":
         await svc.auth.authenticate(request, "tag:read")
         raw = request.query_params.get("limit") or str(DEFAULT_LIMIT)
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
             raise ApiError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(raw)
         after = request.query_params.get("cursor") or None

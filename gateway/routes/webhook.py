@@ -9,7 +9,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.domain import Execution, ResumedBy, Status, StoredAnswer, WebhookSpec
+from gateway.domain import (
+    Execution,
+    ResumeAttempt,
+    ResumedBy,
+    Status,
+    StoredAnswer,
+    WebhookSpec,
+)
 from gateway.held import json_answer, to_response
 from gateway.http import ApiError, read_body
 from gateway.payloads import build_payload
@@ -151,11 +158,7 @@ async def _resume(
 
 
 async def resume_webhook(request: Request) -> Response:
-    """Resume the wait named by the URL's signature, exactly once.
-
-    With an ``Idempotency-Key`` header, the first successful answer is kept and a retry of
-    the same call (same key, same URL and method) gets it again instead of a 409.
-    """
+    """Resume the wait named by the URL's signature, exactly once; audit every attempt."""
     method = request.method
     if method == "OPTIONS":
         return Response(status_code=204, headers=CORS_HEADERS)
@@ -163,7 +166,7 @@ async def resume_webhook(request: Request) -> Response:
     id_text: str = request.path_params["id"]
     suffix: str = request.path_params.get("suffix", "").strip("/")
     token = request.query_params.get("signature", "")
-    if not id_text.isdigit() or len(id_text) > 18:
+    if not (id_text.isascii() and id_text.isdigit()) or len(id_text) > 18:
         raise _invalid_token()
     execution_id = int(id_text)
     target = svc.signer.verify(execution_id, token, suffix)
@@ -172,16 +175,52 @@ async def resume_webhook(request: Request) -> Response:
             "signature refused",
             extra={"action": "resume.bad_signature", "execution_id": execution_id},
         )
+        _audit(svc, request, execution_id, 0, 401, "Invalid token")
         raise _invalid_token()
+    try:
+        response = await _answer_call(svc, request, execution_id, target.wait_seq, suffix, token)
+    except ApiError as exc:
+        _audit(svc, request, execution_id, target.wait_seq, exc.status, exc.message)
+        raise
+    reason = "kept until the wait is parked" if response.status_code == 202 else "resumed"
+    if response.headers.get("idempotent-replayed"):
+        reason = "replayed the first answer (Idempotency-Key)"
+    _audit(svc, request, execution_id, target.wait_seq, response.status_code, reason)
+    return response
+
+
+def _audit(
+    svc: Services, request: Request, execution_id: int, seq: int, status: int, reason: str
+) -> None:
+    svc.audit.record(
+        ResumeAttempt(
+            execution_id=execution_id,
+            seq=seq,
+            attempted_at=svc.clock.now_ms(),
+            method=request.method,
+            status_code=status,
+            outcome="accepted" if status < 300 else "refused",
+            reason=reason,
+            ip=request.client.host if request.client else None,
+            user_agent=request.headers.get("user-agent"),
+        )
+    )
+
+
+async def _answer_call(
+    svc: Services, request: Request, execution_id: int, seq: int, suffix: str, token: str
+) -> Response:
+    """The answer to a correctly signed call; with an ``Idempotency-Key`` header, the first
+    successful answer is kept and a retry of the same call gets it again instead of a 409."""
+    method = request.method
     key = request.headers.get("idempotency-key")
     if key is None:
-        answer = await _resume(svc, request, execution_id, target.wait_seq, suffix)
-        return to_response(answer, method)
+        return to_response(await _resume(svc, request, execution_id, seq, suffix), method)
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise _webhook_error(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     call = f"{method} {request.url.path} {token}"
     try:
-        answer = await _resume(svc, request, execution_id, target.wait_seq, suffix)
+        answer = await _resume(svc, request, execution_id, seq, suffix)
     except ApiError as exc:
         first = await svc.store.get_idempotent_answer(key, call) if exc.status == 409 else None
         if first is None:

@@ -9,6 +9,7 @@ import pytest
 from gateway.domain import (
     FOREVER_MS,
     NewExecution,
+    ResumeAttempt,
     ResumedBy,
     Status,
     StopFilter,
@@ -252,3 +253,44 @@ async def test_only_one_first_api_key_even_from_two_replicas(
         assert await store.create_first_api_key("late", "hash9", "wg_y", ("admin",), NOW) is None
     finally:
         await second.close()
+
+
+async def test_prune_deletes_only_old_or_surplus_finished_executions(store: Store) -> None:
+    day = 86_400_000
+    old_done = await running(store)
+    await store.finish(old_done, Status.SUCCESS, None, None, NOW - 20 * day)
+    old_waiting = await running(store)
+    await store.park(old_waiting, None, HOOK, NOW - 20 * day)
+    old_running = await running(store)
+    recent = []
+    for _ in range(4):
+        eid = await running(store)
+        await store.stop(eid, NOW - day)
+        recent.append(eid)
+    cutoff = NOW - 14 * day
+    assert await store.prune(cutoff, keep=10, batch=100) == 1  # only the old finished one
+    assert await store.get_execution(old_done) is None
+    assert await store.prune(cutoff, keep=2, batch=1) == 1  # beyond the newest two, in batches
+    assert await store.prune(cutoff, keep=2, batch=1) == 1
+    assert await store.prune(cutoff, keep=2, batch=1) == 0
+    kept = [e for e in recent if await store.get_execution(e) is not None]
+    assert kept == recent[-2:]
+    for untouchable in (old_waiting, old_running):
+        assert await store.get_execution(untouchable) is not None
+
+
+async def test_resume_attempts_are_kept_per_execution_and_go_with_it(store: Store) -> None:
+    eid = await running(store)
+    await store.park(eid, None, HOOK, NOW)
+    attempts = [
+        ResumeAttempt(eid, 1, NOW, "POST", 401, "refused", "bad signature", "10.0.0.1", "curl"),
+        ResumeAttempt(eid, 1, NOW + 1, "POST", 200, "accepted", "resumed", "10.0.0.2", None),
+        ResumeAttempt(999, 1, NOW, "GET", 404, "refused", "no such execution"),
+    ]
+    await store.record_resume_attempts(attempts)
+    assert await store.resume_attempts(eid) == attempts[:2]
+    assert await store.resume_attempts(999) == []
+    await store.resume(eid, 1, ResumedBy.API, None, NOW)
+    await store.stop(eid, NOW)
+    assert await store.delete_execution(eid)
+    assert await store.resume_attempts(eid) == []

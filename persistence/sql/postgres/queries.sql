@@ -220,3 +220,27 @@ SELECT * FROM idempotent_answers WHERE key = :key AND target = :target;
 
 -- name: database_time
 SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now;
+
+-- name: prune_floor
+SELECT id FROM executions
+WHERE status IN ('success', 'error', 'crashed', 'canceled')
+ORDER BY id DESC LIMIT 1 OFFSET :keep;
+
+-- name: prune_batch
+DELETE FROM executions WHERE id IN (
+    SELECT id FROM executions
+    WHERE status IN ('success', 'error', 'crashed', 'canceled')
+      AND (stopped_at < :cutoff OR id <= :floor::bigint)
+    ORDER BY id
+    LIMIT :batch
+);
+
+-- name: record_attempt
+INSERT INTO resume_attempts (execution_id, seq, attempted_at, method, status_code, outcome,
+                             reason, ip, user_agent)
+SELECT :execution_id::bigint, :seq::bigint, :attempted_at::bigint, :method::text,
+       :status_code::bigint, :outcome::text, :reason::text, :ip::text, :user_agent::text
+WHERE EXISTS (SELECT 1 FROM executions WHERE id = :execution_id);
+
+-- name: execution_resume_attempts
+SELECT * FROM resume_attempts WHERE execution_id = :id ORDER BY id;

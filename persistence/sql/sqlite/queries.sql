@@ -212,3 +212,27 @@ ON CONFLICT DO NOTHING;
 
 -- name: get_idempotent_answer
 SELECT * FROM idempotent_answers WHERE key = :key AND target = :target;
+
+-- name: prune_floor
+SELECT id FROM executions
+WHERE status IN ('success', 'error', 'crashed', 'canceled')
+ORDER BY id DESC LIMIT 1 OFFSET :keep;
+
+-- name: prune_batch
+DELETE FROM executions WHERE id IN (
+    SELECT id FROM executions
+    WHERE status IN ('success', 'error', 'crashed', 'canceled')
+      AND (stopped_at < :cutoff OR id <= :floor)
+    ORDER BY id
+    LIMIT :batch
+);
+
+-- name: record_attempt
+INSERT INTO resume_attempts (execution_id, seq, attempted_at, method, status_code, outcome,
+                             reason, ip, user_agent)
+SELECT :execution_id, :seq, :attempted_at, :method, :status_code, :outcome, :reason, :ip,
+       :user_agent
+WHERE EXISTS (SELECT 1 FROM executions WHERE id = :execution_id);
+
+-- name: execution_resume_attempts
+SELECT * FROM resume_attempts WHERE execution_id = :id ORDER BY id;

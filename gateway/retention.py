@@ -1,0 +1,79 @@
+"""Retention: finished executions are deleted after a maximum age or past a maximum count.
+
+n8n's defaults: 336 hours, the newest 10,000 finished executions. Waiting, new and running
+executions are never deleted. Deletion goes in small batches, each its own short transaction,
+so resumes never wait behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.errors import StoreError
+from persistence.base import Store
+
+log = logging.getLogger("waitgate.retention")
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long and how many finished executions are kept."""
+
+    max_age_ms: int = 336 * 3600 * 1000
+    max_count: int = 10_000
+    batch: int = 500
+    interval_ms: int = 300_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetentionPolicy:
+        """The retention the settings ask for."""
+        return cls(
+            max_age_ms=int(settings.retention_max_age_hours * 3600 * 1000),
+            max_count=settings.retention_max_count,
+            interval_ms=int(settings.retention_interval_seconds * 1000),
+        )
+
+
+async def prune(store: Store, clock: Clock, policy: RetentionPolicy) -> int:
+    """Delete everything the policy no longer keeps, batch after batch; how many."""
+    total = 0
+    while True:
+        cutoff = clock.now_ms() - policy.max_age_ms
+        deleted = await store.prune(cutoff, policy.max_count, policy.batch)
+        total += deleted
+        if deleted < policy.batch:
+            return total
+        await asyncio.sleep(0)  # let requests in between batches
+
+
+class Pruner:
+    """Runs ``prune`` every ``interval_ms`` in the background."""
+
+    def __init__(self, store: Store, clock: Clock, policy: RetentionPolicy) -> None:
+        self._store = store
+        self._clock = clock
+        self._policy = policy
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        """The loop; returns after ``stop``."""
+        while not self._stop.is_set():
+            try:
+                deleted = await prune(self._store, self._clock, self._policy)
+            except StoreError as exc:
+                log.warning("pruning failed: %s", exc, extra={"action": "retention.error"})
+            else:
+                if deleted:
+                    log.info(
+                        "pruned finished executions",
+                        extra={"action": "retention.pruned", "count": deleted},
+                    )
+            await self._clock.wait(self._stop, self._policy.interval_ms)
+
+    def stop(self) -> None:
+        """Ask the loop to end."""
+        self._stop.set()
