@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -76,6 +77,41 @@ LAST_NODE_DATA = ("firstEntryJson", "allEntries", "noData")
 
 
 @dataclass(frozen=True)
+class CallerAuth:
+    """Who may call a wait's resume URL, beyond holding its signature (n8n's webhook auth).
+
+    ``kind`` is ``none``, ``basic`` (``username``/``secret``), ``header`` (``header`` must equal
+    ``secret``) or ``hmac`` (``header`` carries an HMAC of the raw body made with ``secret``:
+    ``style`` ``plain`` is ``[prefix]hex`` as GitHub sends it, ``stripe`` is
+    ``t=<unix>,v1=<hex>`` over ``"<t>.<body>"`` with ``tolerance_seconds``).
+    """
+
+    kind: str = "none"
+    username: str = ""
+    secret: str = ""
+    header: str = ""
+    algorithm: str = "sha256"
+    style: str = "plain"
+    prefix: str = ""
+    tolerance_seconds: int = 300
+    allowed_ips: tuple[str, ...] = ()
+    ignore_bots: bool = False
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a call was refused before it could use up the wait."""
+
+    status: int
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Admission = Callable[["WebhookSpec"], Refusal | None]
+"""The caller checks of one call, run against the wait it names (inside its transaction)."""
+
+
+@dataclass(frozen=True)
 class WebhookSpec:
     """How a wait may be resumed over HTTP and what the caller is answered."""
 
@@ -85,6 +121,7 @@ class WebhookSpec:
     response_data: JSON = None
     response_headers: dict[str, str] = field(default_factory=dict)
     response_mode: ResponseMode = ResponseMode.ON_RECEIVED
+    auth: CallerAuth = field(default_factory=CallerAuth)
 
     @property
     def holds_caller(self) -> bool:
@@ -107,6 +144,8 @@ class CallOutcome:
     """The wait's webhook takes the call's method and suffix."""
     resumed: bool = False
     """This call resumed the wait (every other call loses)."""
+    refusal: Refusal | None = None
+    """The wait's caller checks refused the call; the wait is untouched."""
 
 
 @dataclass(frozen=True)
@@ -229,8 +268,8 @@ def format_instant(ms: int | None) -> str | None:
     """Milliseconds since the epoch as n8n writes instants: ``2026-01-01T00:00:00.000Z``."""
     if ms is None:
         return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    moment = _EPOCH + timedelta(milliseconds=ms)  # isoformat: four-digit years, even before 1000
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_instant(text: str, name: str) -> int:
@@ -241,6 +280,10 @@ def parse_instant(text: str, name: str) -> int:
         raise InvalidInput(f"{name} must be an RFC 3339 date-time, got {text!r}") from None
     if moment.tzinfo is None:
         raise InvalidInput(f"{name} must carry a UTC offset or Z, got {text!r}")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{name} must lie within the years 1 to 9999 in UTC") from None
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from gateway.domain import (
     HTTP_METHODS,
     LAST_NODE_DATA,
     MODES,
+    CallerAuth,
     NewExecution,
     ResponseMode,
     WebhookSpec,
@@ -78,6 +80,54 @@ def _callback_url(url: str | None, allowed_hosts: tuple[str, ...]) -> str | None
     return url
 
 
+class AuthenticationBody(_Body):
+    """How the caller of a resume URL proves who it is (besides the URL's signature)."""
+
+    type: Literal["none", "basic", "header", "hmac"] = "none"
+    username: str = ""
+    password: str = ""
+    header_name: str = ""
+    header_value: str = ""
+    secret: str = ""
+    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
+    style: Literal["plain", "stripe"] = "plain"
+    prefix: str = ""
+    tolerance_seconds: int = 300
+
+    def to_auth(self, allowed_ips: tuple[str, ...], ignore_bots: bool) -> CallerAuth:
+        """Validated: each type needs its fields."""
+        needs = {
+            "basic": ("username", "password"),
+            "header": ("header_name", "header_value"),
+            "hmac": ("header_name", "secret"),
+        }.get(self.type, ())
+        for name in needs:
+            if not getattr(self, name):
+                camel = name.split("_")[0] + "".join(p.title() for p in name.split("_")[1:])
+                raise InvalidInput(f"webhook.authentication.{camel} is required for {self.type}")
+        if not 0 < self.tolerance_seconds <= 86_400:
+            raise InvalidInput("webhook.authentication.toleranceSeconds must be 1 to 86400")
+        return CallerAuth(
+            kind=self.type,
+            username=self.username,
+            secret=self.password if self.type == "basic" else self.header_value or self.secret,
+            header=self.header_name,
+            algorithm=self.algorithm,
+            style=self.style,
+            prefix=self.prefix,
+            tolerance_seconds=self.tolerance_seconds,
+            allowed_ips=allowed_ips,
+            ignore_bots=ignore_bots,
+        )
+
+
+def _networks(values: list[str]) -> tuple[str, ...]:
+    try:
+        return tuple(str(ipaddress.ip_network(v, strict=False)) for v in values)
+    except ValueError as exc:
+        raise InvalidInput(f"webhook.allowedIps: {exc}") from None
+
+
 class WebhookBody(_Body):
     """How the wait can be resumed over HTTP."""
 
@@ -87,6 +137,9 @@ class WebhookBody(_Body):
     response_data: Any = None
     response_headers: dict[str, str] = {}
     response_mode: Literal["onReceived", "lastNode", "responseNode"] = "onReceived"
+    authentication: AuthenticationBody | None = None
+    allowed_ips: list[str] = []
+    ignore_bots: bool = False
 
     def to_spec(self) -> WebhookSpec:
         """Validated, as the store takes it."""
@@ -116,7 +169,11 @@ class WebhookBody(_Body):
             raise InvalidInput(
                 f"webhook.responseData for lastNode must be one of {', '.join(LAST_NODE_DATA)}"
             )
+        auth = (self.authentication or AuthenticationBody()).to_auth(
+            _networks(self.allowed_ips), self.ignore_bots
+        )
         return WebhookSpec(
+            auth=auth,
             response_mode=mode,
             methods=methods,
             suffix=suffix,

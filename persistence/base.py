@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from gateway.domain import (
     JSON,
+    Admission,
     ApiKey,
     CallOutcome,
     Delivery,
@@ -123,10 +124,18 @@ class Store(ABC):
 
     @abstractmethod
     async def resume_by_call(
-        self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
+        self,
+        execution_id: int,
+        seq: int,
+        method: str,
+        suffix: str,
+        payload: JSON,
+        now: int,
+        admit: Admission | None = None,
     ) -> CallOutcome:
         """A call of wait ``seq``'s resume URL: resume it if its webhook accepts the method
-        and suffix and it is still waiting, all in one transaction."""
+        and suffix, ``admit`` (the wait's caller checks) finds no refusal, and it is still
+        waiting, all in one transaction."""
 
     @abstractmethod
     async def record_early_resume(

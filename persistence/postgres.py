@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from gateway.domain import (
     CRASHES_ON_DEATH,
     JSON,
+    Admission,
     CallOutcome,
     Delivery,
     DeliveryAttempt,
@@ -227,7 +228,14 @@ class PostgresStore(PostgresCatalog, Store):
         )
 
     async def resume_by_call(
-        self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
+        self,
+        execution_id: int,
+        seq: int,
+        method: str,
+        suffix: str,
+        payload: JSON,
+        now: int,
+        admit: Admission | None = None,
     ) -> CallOutcome:
         """Check the wait's webhook and resume it, in one transaction."""
         dumped = rows.dump(payload)
@@ -239,6 +247,9 @@ class PostgresStore(PostgresCatalog, Store):
             wait = rows.wait_from_row(found)
             if not webhook_accepts(wait.webhook, method, suffix):
                 return CallOutcome(wait)
+            refusal = None if admit is None or wait.webhook is None else admit(wait.webhook)
+            if refusal is not None:
+                return CallOutcome(wait, accepted=True, refusal=refusal)
             by = ResumedBy.WEBHOOK
             resumed = await _resume(conn, emitted, execution_id, seq, by, dumped, now)
             return CallOutcome(wait, accepted=True, resumed=resumed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ import msgspec
 from gateway.domain import (
     JSON,
     ApiKey,
+    CallerAuth,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -54,6 +56,7 @@ def dump_webhook(spec: WebhookSpec | None) -> str | None:
             "responseData": spec.response_data,
             "responseHeaders": spec.response_headers,
             "responseMode": spec.response_mode.value,
+            "auth": dataclasses.asdict(spec.auth),
         }
     )
 
@@ -70,6 +73,9 @@ def load_webhook(text: str | None) -> WebhookSpec | None:
         response_data=raw["responseData"],
         response_headers=raw["responseHeaders"],
         response_mode=ResponseMode(raw.get("responseMode", ResponseMode.ON_RECEIVED.value)),
+        auth=CallerAuth(**{**raw["auth"], "allowed_ips": tuple(raw["auth"]["allowed_ips"])})
+        if raw.get("auth")
+        else CallerAuth(),
     )
 
 

@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.caller_auth import checker
+from gateway.confirm import confirmation_page
 from gateway.domain import (
     Execution,
     ResumeAttempt,
@@ -133,10 +135,16 @@ async def _resume(
     method = request.method
     body = await read_body(request, svc.settings.max_body_bytes)
     payload = {**build_payload(request, body, suffix), "resumedBy": ResumedBy.WEBHOOK.value}
+    admit = checker(request.headers, body, request.client.host if request.client else None)
     for _ in range(2):
         outcome = await svc.store.resume_by_call(
-            execution_id, seq, method, suffix, payload, svc.clock.now_ms()
+            execution_id, seq, method, suffix, payload, svc.clock.now_ms(), admit
         )
+        if outcome.refusal is not None:
+            refusal = outcome.refusal
+            raise ApiError(
+                refusal.status, refusal.message, headers=refusal.headers, code=refusal.status
+            )
         if outcome.resumed and outcome.wait is not None and outcome.wait.webhook is not None:
             log.info(
                 "resumed by webhook",
@@ -144,6 +152,9 @@ async def _resume(
             )
             return await _answer_caller(svc, execution_id, seq, outcome.wait.webhook)
         if outcome.wait is not None and not outcome.accepted:
+            page = confirmation_page(request, outcome.wait.webhook)
+            if page is not None:
+                raise Interstitial(page)
             raise _no_matching_webhook(execution_id)
         execution = await svc.store.get_execution(execution_id)
         if execution is None:
@@ -182,6 +193,9 @@ async def resume_webhook(request: Request) -> Response:
     except ApiError as exc:
         _audit(svc, request, execution_id, target.wait_seq, exc.status, exc.message)
         raise
+    except Interstitial as page:
+        _audit(svc, request, execution_id, target.wait_seq, 200, "confirmation page shown", "shown")
+        return to_response(page.answer, method)
     reason = "kept until the wait is parked" if response.status_code == 202 else "resumed"
     if response.headers.get("idempotent-replayed"):
         reason = "replayed the first answer (Idempotency-Key)"
@@ -189,8 +203,22 @@ async def resume_webhook(request: Request) -> Response:
     return response
 
 
+class Interstitial(Exception):
+    """A page shown instead of resuming (the bot-safe GET)."""
+
+    def __init__(self, answer: StoredAnswer) -> None:
+        super().__init__("confirmation page")
+        self.answer = answer
+
+
 def _audit(
-    svc: Services, request: Request, execution_id: int, seq: int, status: int, reason: str
+    svc: Services,
+    request: Request,
+    execution_id: int,
+    seq: int,
+    status: int,
+    reason: str,
+    outcome: str | None = None,
 ) -> None:
     svc.audit.record(
         ResumeAttempt(
@@ -199,7 +227,7 @@ def _audit(
             attempted_at=svc.clock.now_ms(),
             method=request.method,
             status_code=status,
-            outcome="accepted" if status < 300 else "refused",
+            outcome=outcome or ("accepted" if status < 300 else "refused"),
             reason=reason,
             ip=request.client.host if request.client else None,
             user_agent=request.headers.get("user-agent"),

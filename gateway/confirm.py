@@ -1,0 +1,36 @@
+"""The bot-safe GET: a browser opening a POST-only resume URL sees a confirmation page.
+
+Link scanners and chat previews fetch every URL they see with GET; a wait that accepts only
+POST is never resumed by them. A person who opens the link gets a page whose button POSTs.
+"""
+
+from __future__ import annotations
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+
+from gateway.domain import StoredAnswer, WebhookSpec
+
+_templates = Environment(
+    loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
+)
+HEADERS = {
+    "content-type": "text/html; charset=utf-8",
+    "cache-control": "no-store",
+    "x-robots-tag": "noindex",
+    "referrer-policy": "no-referrer",
+}
+
+
+def confirmation_page(request: Request, spec: WebhookSpec | None) -> StoredAnswer | None:
+    """The page for a browser's GET on a wait that resumes on POST only; else ``None``."""
+    if (
+        request.method != "GET"
+        or spec is None
+        or "POST" not in spec.methods
+        or "GET" in spec.methods
+        or "text/html" not in request.headers.get("accept", "")
+    ):
+        return None
+    page = _templates.get_template("confirm.html").render(action=str(request.url))
+    return StoredAnswer(200, dict(HEADERS), page.encode(), "confirm")
