@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,11 +20,12 @@ from gateway.auth import Authenticator, KeyCache
 from gateway.clock import AlignedClock, Clock, SystemClock
 from gateway.config import Settings, check_callback_secret
 from gateway.delivery import DeliveryPolicy, Dispatcher
-from gateway.errors import StoreError
+from gateway.errors import ConfigError, StoreError
 from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse
 from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
+from gateway.ratelimit import ApiRateLimit, Limits, networks
 from gateway.retention import Pruner, RetentionPolicy
 from gateway.routes import audit, deliveries, docs, engine, public, tags, webhook
 from gateway.scheduler import Scheduler
@@ -95,6 +97,22 @@ def build_services(
         auth=Authenticator(KeyCache(store, clock), JwtVerifier.from_settings(settings)),
         audit=AuditTrail(store, clock),
         pruner=Pruner(store, clock, RetentionPolicy.from_settings(settings)),
+        limits=limits_from(settings, clock),
+    )
+
+
+def limits_from(settings: Settings, clock: Clock) -> Limits:
+    """The rate limits the settings ask for."""
+    try:
+        trusted = networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"WAITGATE_TRUSTED_PROXIES: {exc}") from None
+    return Limits(
+        clock,
+        bad_signatures_per_ip=settings.rate_limit_bad_signatures,
+        bad_signatures_per_execution=settings.rate_limit_bad_signatures_per_execution,
+        api_per_ip=settings.rate_limit_api,
+        trusted_proxies=trusted,
     )
 
 
@@ -163,6 +181,7 @@ def create_app(
                 await aligned.align(the_store.database_time)
             async with httpx.AsyncClient() as http:
                 app.state.services = build_services(settings, the_store, aligned, http)
+                app.state.limits = app.state.services.limits
                 async with background(app.state.services):
                     log.info("gateway started", extra={"action": "gateway.started"})
                     yield
@@ -182,7 +201,10 @@ def create_app(
         *webhook.routes,
     ]
     return Starlette(
-        routes=one_route_per_path(routes), lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS
+        routes=one_route_per_path(routes),
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(ApiRateLimit)],
     )
 
 

@@ -72,6 +72,10 @@ class Settings:
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     max_display_bytes: int = 10 * 1024 * 1024
+    trusted_proxies: tuple[str, ...] = ()
+    rate_limit_bad_signatures: int = 30
+    rate_limit_bad_signatures_per_execution: int = 10
+    rate_limit_api: int = 0
     retention_max_age_hours: float = 336.0
     retention_max_count: int = 10_000
     retention_interval_seconds: float = 300.0
@@ -124,6 +128,14 @@ class Settings:
             jwt_issuer=env.get("WAITGATE_JWT_ISSUER") or None,
             jwt_audience=env.get("WAITGATE_JWT_AUDIENCE") or None,
             max_display_bytes=_int(env, "WAITGATE_MAX_DISPLAY_BYTES", 10 * 1024 * 1024),
+            trusted_proxies=tuple(
+                p.strip() for p in env.get("WAITGATE_TRUSTED_PROXIES", "").split(",") if p.strip()
+            ),
+            rate_limit_bad_signatures=_count(env, "WAITGATE_RATE_LIMIT_BAD_SIGNATURES", 30),
+            rate_limit_bad_signatures_per_execution=_count(
+                env, "WAITGATE_RATE_LIMIT_BAD_SIGNATURES_PER_EXECUTION", 10
+            ),
+            rate_limit_api=_count(env, "WAITGATE_RATE_LIMIT_API", 0),
             retention_max_age_hours=_float(env, "WAITGATE_RETENTION_MAX_AGE", 336.0),
             retention_max_count=_int(env, "WAITGATE_RETENTION_MAX_COUNT", 10_000),
             retention_interval_seconds=_float(env, "WAITGATE_RETENTION_INTERVAL", 300.0),
@@ -215,6 +227,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number, zero allowed (zero turns the limit off)."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+    return int(raw)
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -12,6 +12,7 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.delivery import Dispatcher
 from gateway.held import HeldCallers
+from gateway.ratelimit import Limits
 from gateway.retention import Pruner
 from gateway.scheduler import Scheduler
 from gateway.signing import ResumeSigner
@@ -32,6 +33,7 @@ class Services:
     auth: Authenticator
     audit: AuditTrail
     pruner: Pruner
+    limits: Limits
 
 
 def services(request: Request) -> Services:

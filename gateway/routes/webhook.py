@@ -135,7 +135,7 @@ async def _resume(
     method = request.method
     body = await read_body(request, svc.settings.max_body_bytes)
     payload = {**build_payload(request, body, suffix), "resumedBy": ResumedBy.WEBHOOK.value}
-    admit = checker(request.headers, body, request.client.host if request.client else None)
+    admit = checker(request.headers, body, svc.limits.client_ip(request))
     for _ in range(2):
         outcome = await svc.store.resume_by_call(
             execution_id, seq, method, suffix, payload, svc.clock.now_ms(), admit
@@ -180,8 +180,11 @@ async def resume_webhook(request: Request) -> Response:
     if not (id_text.isascii() and id_text.isdigit()) or len(id_text) > 18:
         raise _invalid_token()
     execution_id = int(id_text)
+    ip = svc.limits.client_ip(request)
+    svc.limits.before_signature_check(ip, execution_id)
     target = svc.signer.verify(execution_id, token, suffix)
     if target is None:
+        svc.limits.signature_failed(ip, execution_id)
         log.info(
             "signature refused",
             extra={"action": "resume.bad_signature", "execution_id": execution_id},
@@ -229,7 +232,7 @@ def _audit(
             status_code=status,
             outcome=outcome or ("accepted" if status < 300 else "refused"),
             reason=reason,
-            ip=request.client.host if request.client else None,
+            ip=svc.limits.client_ip(request),
             user_agent=request.headers.get("user-agent"),
         )
     )

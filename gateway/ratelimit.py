@@ -1,0 +1,158 @@
+"""Abuse resistance: token-bucket rate limits per client IP, and the client IP itself.
+
+Failed signature checks are limited per client IP and per execution (a wrong signature costs a
+token, a valid call costs nothing), so guessing signatures is slow however it is spread. The
+API may be limited per client IP too. Limits are per process; an answer over the limit is 429
+with ``Retry-After``. Behind a reverse proxy, ``X-Forwarded-For`` is believed only from the
+proxies listed in ``WAITGATE_TRUSTED_PROXIES``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.clock import Clock
+from gateway.http import ApiError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_TRACKED = 100_000
+
+
+class RateLimiter:
+    """``per_minute`` tokens a minute per key, up to ``per_minute`` saved up; 0 turns it off."""
+
+    def __init__(self, clock: Clock, per_minute: int) -> None:
+        self._clock = clock
+        self._rate = per_minute / 60_000  # tokens per ms
+        self._burst = float(per_minute)
+        self._buckets: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any limit applies."""
+        return self._burst > 0
+
+    def _level(self, key: str, now: int) -> float:
+        tokens, at = self._buckets.get(key, (self._burst, now))
+        return min(self._burst, tokens + (now - at) * self._rate)
+
+    def retry_after(self, key: str) -> int:
+        """0 if ``key`` has a token left, else the seconds until it has one."""
+        if not self.enabled:
+            return 0
+        level = self._level(key, self._clock.now_ms())
+        if level >= 1:
+            return 0
+        return max(1, math.ceil((1 - level) / self._rate / 1000))
+
+    def spend(self, key: str) -> None:
+        """Take one token from ``key``."""
+        if not self.enabled:
+            return
+        now = self._clock.now_ms()
+        self._buckets[key] = (self._level(key, now) - 1, now)
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > MAX_TRACKED:
+            self._buckets.popitem(last=False)
+
+    def check(self, *keys: str) -> None:
+        """A 429 if any of ``keys`` has no token left."""
+        wait = max((self.retry_after(k) for k in keys), default=0)
+        if wait:
+            raise ApiError(
+                429,
+                "Too many requests; try again later",
+                headers={"Retry-After": str(wait)},
+                code=429,
+            )
+
+
+def networks(values: Sequence[str]) -> tuple[Network, ...]:
+    """CIDRs (or single addresses) as networks."""
+    return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip())
+
+
+def client_ip(request: Request, trusted: tuple[Network, ...]) -> str | None:
+    """The caller's address: the peer, or, when the peer is a trusted proxy, the last address
+    in ``X-Forwarded-For`` that is not one of the trusted proxies."""
+    peer = request.client.host if request.client else None
+    if peer is None or not trusted or not _within(peer, trusted):
+        return peer
+    forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",")]
+    for address in reversed([a for a in forwarded if a]):
+        if not _within(address, trusted):
+            return address
+    return peer
+
+
+def _within(address: str, trusted: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+class Limits:
+    """The gateway's limits and who it believes about client addresses."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        bad_signatures_per_ip: int,
+        bad_signatures_per_execution: int,
+        api_per_ip: int,
+        trusted_proxies: tuple[Network, ...],
+    ) -> None:
+        self.bad_signature_ip = RateLimiter(clock, bad_signatures_per_ip)
+        self.bad_signature_execution = RateLimiter(clock, bad_signatures_per_execution)
+        self.api = RateLimiter(clock, api_per_ip)
+        self.trusted_proxies = trusted_proxies
+
+    def client_ip(self, request: Request) -> str | None:
+        """The caller's address (see ``client_ip``)."""
+        return client_ip(request, self.trusted_proxies)
+
+    def before_signature_check(self, ip: str | None, execution_id: int) -> None:
+        """429 if this address or this execution has used up its failed signature checks."""
+        self.bad_signature_ip.check(f"ip:{ip}")
+        self.bad_signature_execution.check(f"execution:{execution_id}")
+
+    def signature_failed(self, ip: str | None, execution_id: int) -> None:
+        """Count a failed signature check against the address and the execution."""
+        self.bad_signature_ip.spend(f"ip:{ip}")
+        self.bad_signature_execution.spend(f"execution:{execution_id}")
+
+    def api_call(self, request: Request) -> None:
+        """429 if this address has used up its API calls; otherwise spend one."""
+        if not self.api.enabled:
+            return
+        key = f"ip:{self.client_ip(request)}"
+        self.api.check(key)
+        self.api.spend(key)
+
+
+class ApiRateLimit:
+    """ASGI middleware: ``Limits.api_call`` for every request under ``/api/``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse with 429 past the limit; pass everything else through."""
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            limits: Limits | None = getattr(scope["app"].state, "limits", None)
+            if limits is not None:
+                try:
+                    limits.api_call(Request(scope))
+                except ApiError as exc:
+                    await exc.response()(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
