@@ -6,6 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import pytest
+from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.clock import ManualClock
@@ -39,3 +41,38 @@ async def test_locked_database_is_503_then_recovers(settings: Settings, clock: M
             assert listed.json()["data"] == []  # the refused create left nothing behind
             response = await client.post("/api/v1/executions", json={"workflowId": "w"})
             assert response.status_code == 201
+
+
+async def _writer_pragma(app: Starlette, pragma: str) -> None:
+    store = app.state.services.store
+    writer = store.db._writer
+    await writer.execute(pragma)
+
+
+@pytest.mark.parametrize(
+    ("break_it", "mend_it"),
+    [
+        ("PRAGMA query_only = ON", "PRAGMA query_only = OFF"),  # a read-only database
+        ("PRAGMA max_page_count = 1", "PRAGMA max_page_count = 1073741823"),  # a full disk
+    ],
+)
+async def test_read_only_or_full_database_is_503_then_recovers(
+    settings: Settings, clock: ManualClock, break_it: str, mend_it: str
+) -> None:
+    sqlite_only(settings)
+    app = create_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        key = await make_key(app.state.services)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": key}
+        ) as client:
+            await _writer_pragma(app, break_it)
+            big = {"workflowId": "w", "data": "x" * 40_000}  # needs new pages
+            refused = await client.post("/api/v1/executions", json=big)
+            assert refused.status_code == 503, refused.text
+            assert "database unavailable" in refused.json()["message"]
+            await _writer_pragma(app, mend_it)
+            assert (
+                await client.post("/api/v1/executions", json={"workflowId": "w"})
+            ).status_code == 201
