@@ -27,7 +27,7 @@ from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
 from gateway.ratelimit import ApiRateLimit, Limits, networks
 from gateway.retention import Pruner, RetentionPolicy
-from gateway.routes import audit, deliveries, docs, engine, public, tags, webhook
+from gateway.routes import audit, deliveries, docs, engine, ops, public, tags, webhook
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
 from gateway.signing import ResumeSigner
@@ -198,6 +198,7 @@ def create_app(
         *tags.routes,
         *deliveries.routes,
         *audit.routes,
+        *ops.routes,
         *webhook.routes,
     ]
     return Starlette(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import httpx
 import msgspec
 
+from gateway import metrics
 from gateway.clock import Clock
 from gateway.domain import Delivery, DeliveryAttempt
 from gateway.errors import StoreError
@@ -117,6 +118,8 @@ class Dispatcher:
             "delivery_id": delivery.id,
             "status_code": attempt.status_code,
         }
+        result = "delivered" if attempt.succeeded else "failed" if next_at is not None else "dead"
+        metrics.DELIVERIES.labels(result).inc()
         if attempt.succeeded:
             log.info("callback delivered", extra={"action": "delivery.delivered", **extra})
         elif next_at is None:

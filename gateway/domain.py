@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.errors import InvalidInput
 
@@ -96,6 +96,14 @@ class CallerAuth:
     tolerance_seconds: int = 300
     allowed_ips: tuple[str, ...] = ()
     ignore_bots: bool = False
+
+
+class TimedOut(NamedTuple):
+    """A wait the timer resumed, and how late (ms after its deadline)."""
+
+    execution_id: int
+    seq: int
+    late_ms: int
 
 
 @dataclass(frozen=True)

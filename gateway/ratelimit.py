@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway import metrics
 from gateway.clock import Clock
 from gateway.http import ApiError
 
@@ -27,8 +28,9 @@ MAX_TRACKED = 100_000
 class RateLimiter:
     """``per_minute`` tokens a minute per key, up to ``per_minute`` saved up; 0 turns it off."""
 
-    def __init__(self, clock: Clock, per_minute: int) -> None:
+    def __init__(self, clock: Clock, per_minute: int, name: str = "limit") -> None:
         self._clock = clock
+        self.name = name
         self._rate = per_minute / 60_000  # tokens per ms
         self._burst = float(per_minute)
         self._buckets: OrderedDict[str, tuple[float, int]] = OrderedDict()
@@ -65,6 +67,7 @@ class RateLimiter:
         """A 429 if any of ``keys`` has no token left."""
         wait = max((self.retry_after(k) for k in keys), default=0)
         if wait:
+            metrics.RATE_LIMITED.labels(self.name).inc()
             raise ApiError(
                 429,
                 "Too many requests; try again later",
@@ -111,9 +114,11 @@ class Limits:
         api_per_ip: int,
         trusted_proxies: tuple[Network, ...],
     ) -> None:
-        self.bad_signature_ip = RateLimiter(clock, bad_signatures_per_ip)
-        self.bad_signature_execution = RateLimiter(clock, bad_signatures_per_execution)
-        self.api = RateLimiter(clock, api_per_ip)
+        self.bad_signature_ip = RateLimiter(clock, bad_signatures_per_ip, "bad_signature_ip")
+        self.bad_signature_execution = RateLimiter(
+            clock, bad_signatures_per_execution, "bad_signature_execution"
+        )
+        self.api = RateLimiter(clock, api_per_ip, "api")
         self.trusted_proxies = trusted_proxies
 
     def client_ip(self, request: Request) -> str | None:

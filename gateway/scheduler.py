@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from gateway import metrics
 from gateway.clock import Clock
 from gateway.errors import StoreError
 from persistence.base import Store
@@ -45,10 +46,17 @@ class Scheduler:
         while True:
             claimed = await self._store.claim_due(self._clock.now_ms(), self._batch_size)
             total += len(claimed)
-            for execution_id, seq in claimed:
+            for execution_id, seq, late_ms in claimed:
+                metrics.TIMER_LATENESS.observe(late_ms / 1000)
+                metrics.RESUMES.labels("timeout").inc()
                 log.info(
                     "wait timed out",
-                    extra={"action": "wait.timeout", "execution_id": execution_id, "seq": seq},
+                    extra={
+                        "action": "wait.timeout",
+                        "execution_id": execution_id,
+                        "seq": seq,
+                        "late_ms": late_ms,
+                    },
                 )
             if len(claimed) < self._batch_size:
                 break

@@ -70,6 +70,8 @@ class ResumeSigner:
         seq_text, dot, signature = token.partition(".")
         if not dot or not (seq_text.isascii() and seq_text.isdigit()) or len(seq_text) > 9:
             return None
+        if seq_text != str(int(seq_text)):
+            return None  # one wait, one token: no leading zeros
         seq = int(seq_text)
         message = self._message(execution_id, seq, suffix, action)
         if not self._signer.verify_signature(message, signature.encode()):

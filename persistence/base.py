@@ -27,6 +27,7 @@ from gateway.domain import (
     StopFilter,
     StoredAnswer,
     Tag,
+    TimedOut,
     Wait,
     WebhookSpec,
 )
@@ -145,8 +146,16 @@ class Store(ABC):
         is not ``running`` at that wait or one is already kept."""
 
     @abstractmethod
-    async def claim_due(self, now: int, limit: int) -> list[tuple[int, int]]:
-        """Resume (by timeout) up to ``limit`` waits due at ``now``; ``(execution, seq)`` each."""
+    async def claim_due(self, now: int, limit: int) -> list[TimedOut]:
+        """Resume (by timeout) up to ``limit`` waits due at ``now``."""
+
+    @abstractmethod
+    async def count_by_status(self) -> dict[str, int]:
+        """How many executions there are in each status."""
+
+    @abstractmethod
+    async def count_overdue(self, now: int) -> int:
+        """How many waits are past their deadline and not yet resumed (the timer's backlog)."""
 
     @abstractmethod
     async def next_deadline(self) -> int | None:

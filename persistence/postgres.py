@@ -26,6 +26,7 @@ from gateway.domain import (
     ResumedBy,
     Status,
     StopFilter,
+    TimedOut,
     Wait,
     WebhookSpec,
     check_custom_data_count,
@@ -272,28 +273,32 @@ class PostgresStore(PostgresCatalog, Store):
             lambda conn: conn.run_counted("record_early_resume", params)
         )
 
-    async def claim_due(self, now: int, limit: int) -> list[tuple[int, int]]:
+    async def claim_due(self, now: int, limit: int) -> list[TimedOut]:
         """Resume due waits by timeout; each replica skips the rows another has locked."""
         payload = rows.dump({"resumedBy": ResumedBy.TIMEOUT.value})
 
-        async def transaction(conn: PgConnection, emitted: list[str]) -> list[tuple[int, int]]:
+        async def transaction(conn: PgConnection, emitted: list[str]) -> list[TimedOut]:
             claimed = await conn.rows("claim_due", {"now": now, "limit": limit})
+            timed_out = []
             for row in claimed:
-                await conn.run(
-                    "mark_wait_resumed",
-                    {
-                        "id": row["id"],
-                        "seq": row["seq"],
-                        "now": now,
-                        "resumed_by": ResumedBy.TIMEOUT.value,
-                        "payload": payload,
-                    },
-                )
+                key = {"id": row["id"], "seq": row["seq"], "now": now, "payload": payload}
+                due = (await conn.one("mark_wait_timed_out", key))["wait_till"]
+                timed_out.append(TimedOut(row["id"], row["seq"], now - due))
                 if row["callback_url"] is not None:
                     await _emit(conn, emitted, row["id"], Event.RESUMED, now, row["seq"])
-            return [(row["id"], row["seq"]) for row in claimed]
+            return timed_out
 
         return await self._transition(transaction)
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Executions per status."""
+        found = await self.db.read(lambda conn: conn.rows("count_by_status", {}))
+        return {r["status"]: int(r["n"]) for r in found}
+
+    async def count_overdue(self, now: int) -> int:
+        """The timer's backlog."""
+        row = await self.db.read(lambda conn: conn.one("count_overdue", {"now": now}))
+        return int(row["n"])
 
     async def next_deadline(self) -> int | None:
         """The earliest deadline of any waiting execution."""

@@ -27,6 +27,7 @@ from gateway.domain import (
     ResumedBy,
     Status,
     StopFilter,
+    TimedOut,
     Wait,
     WebhookSpec,
     check_custom_data_count,
@@ -260,28 +261,32 @@ class SqliteStore(SqliteCatalog, Store):
             lambda c: c.execute(Q["record_early_resume"], params).rowcount == 1
         )
 
-    async def claim_due(self, now: int, limit: int) -> list[tuple[int, int]]:
+    async def claim_due(self, now: int, limit: int) -> list[TimedOut]:
         """Resume due waits by timeout, in one transaction."""
         payload = rows.dump({"resumedBy": ResumedBy.TIMEOUT.value})
 
-        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> list[tuple[int, int]]:
+        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> list[TimedOut]:
             claimed = conn.execute(Q["claim_due"], {"now": now, "limit": limit}).fetchall()
+            timed_out = []
             for row in claimed:
-                conn.execute(
-                    Q["mark_wait_resumed"],
-                    {
-                        "id": row["id"],
-                        "seq": row["seq"],
-                        "now": now,
-                        "resumed_by": ResumedBy.TIMEOUT.value,
-                        "payload": payload,
-                    },
-                )
+                key = {"id": row["id"], "seq": row["seq"], "now": now, "payload": payload}
+                due = conn.execute(Q["mark_wait_timed_out"], key).fetchone()["wait_till"]
+                timed_out.append(TimedOut(row["id"], row["seq"], now - due))
                 if row["callback_url"] is not None:
                     _emit(conn, emitted, row["id"], Event.RESUMED, now, row["seq"])
-            return [(row["id"], row["seq"]) for row in claimed]
+            return timed_out
 
         return await self._transition(transaction)
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Executions per status."""
+        found = await self.db.read(lambda c: c.execute(Q["count_by_status"]).fetchall())
+        return {r["status"]: r["n"] for r in found}
+
+    async def count_overdue(self, now: int) -> int:
+        """The timer's backlog."""
+        row = await self.db.read(lambda c: c.execute(Q["count_overdue"], {"now": now}).fetchone())
+        return int(row["n"])
 
     async def next_deadline(self) -> int | None:
         """The earliest deadline of any waiting execution."""

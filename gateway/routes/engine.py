@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import metrics
 from gateway.auth import Principal
 from gateway.domain import (
     Execution,
@@ -94,6 +95,7 @@ async def park_execution(request: Request) -> Response:
             f"Only running executions can be parked; {eid} is currently {latest.status.value}",
         )
     svc.scheduler.notify(wait_till)
+    metrics.PARKS.inc()
     view = execution_view(outcome.execution, svc.signer, include_data=True)
     parked_seq = max(w.seq for w in outcome.execution.waits)
     new_wait = {k: view.get(k) for k in ("id", "status", "waitTill", "resumeUrl")}
@@ -179,6 +181,7 @@ async def resume_execution(request: Request) -> Response:
             409,
             f"Only waiting executions can be resumed; {eid} is currently {latest.status.value}",
         )
+    metrics.RESUMES.labels("api").inc()
     log.info("resumed by api", extra={"action": "wait.resumed", "execution_id": eid})
     return _view(svc, await load_execution(svc, principal, eid, with_waits=True))
 

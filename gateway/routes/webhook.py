@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import metrics
 from gateway.caller_auth import checker
 from gateway.confirm import confirmation_page
 from gateway.domain import (
@@ -133,6 +135,7 @@ async def _resume(
 ) -> StoredAnswer:
     """Resume the wait optimistically (one transaction); only a refusal reads to explain."""
     method = request.method
+    started = time.perf_counter()
     body = await read_body(request, svc.settings.max_body_bytes)
     payload = {**build_payload(request, body, suffix), "resumedBy": ResumedBy.WEBHOOK.value}
     admit = checker(request.headers, body, svc.limits.client_ip(request))
@@ -146,6 +149,8 @@ async def _resume(
                 refusal.status, refusal.message, headers=refusal.headers, code=refusal.status
             )
         if outcome.resumed and outcome.wait is not None and outcome.wait.webhook is not None:
+            metrics.RESUMES.labels("webhook").inc()
+            metrics.RESUME_LATENCY.observe(time.perf_counter() - started)
             log.info(
                 "resumed by webhook",
                 extra={"action": "wait.resumed", "execution_id": execution_id, "seq": seq},
@@ -185,6 +190,7 @@ async def resume_webhook(request: Request) -> Response:
     target = svc.signer.verify(execution_id, token, suffix)
     if target is None:
         svc.limits.signature_failed(ip, execution_id)
+        metrics.SIGNATURE_FAILURES.inc()
         log.info(
             "signature refused",
             extra={"action": "resume.bad_signature", "execution_id": execution_id},

@@ -115,9 +115,12 @@ class Lifecycle(RuleBasedStateMachine):
             for eid, m in self.models.items()
             if m.status is Status.WAITING and m.deadline is not None and m.deadline <= self.now
         }
-        assert {eid for eid, _ in claimed} == due
-        for eid, seq in claimed:
+        assert {t.execution_id for t in claimed} == due
+        for eid, seq, late_ms in claimed:
             assert seq == self.models[eid].wait_seq
+            deadline = self.models[eid].deadline
+            assert deadline is not None
+            assert late_ms == self.now - deadline
             self._move(eid, Status.RUNNING)
             self.models[eid].wait_seq += 1
             self.models[eid].resumes += 1

@@ -89,9 +89,9 @@ async def test_claim_due_takes_only_due_waits_in_deadline_order_and_batches(stor
         await store.park(eid, NOW + offset, None, NOW)
     assert await store.next_deadline() == NOW + 10
     first = await store.claim_due(NOW + 40, 2)
-    assert sorted(first) == sorted([(ids[1], 1), (ids[2], 1)])  # the two earliest
+    assert sorted(first) == sorted([(ids[1], 1, 30), (ids[2], 1, 20)])  # the two earliest
     second = await store.claim_due(NOW + 40, 10)
-    assert sorted(second) == sorted([(ids[0], 1), (ids[4], 1)])
+    assert sorted(second) == sorted([(ids[0], 1, 10), (ids[4], 1, 0)])  # late by 10 and 0 ms
     assert await store.claim_due(NOW + 40, 10) == []
     assert await store.next_deadline() == NOW + 999
     execution = await store.get_execution(ids[1], with_waits=True)
@@ -140,8 +140,8 @@ async def test_two_stores_claim_each_due_wait_once(store: Store, backend_url: st
         batches = await asyncio.gather(
             *(s.claim_due(NOW, 4) for _ in range(5) for s in (store, second))
         )
-        claimed = [pair for batch in batches for pair in batch]
-        claimed += await store.claim_due(NOW, 100)
+        claimed = [(t.execution_id, t.seq) for batch in batches for t in batch]
+        claimed += [(t.execution_id, t.seq) for t in await store.claim_due(NOW, 100)]
         assert len(claimed) == len(set(claimed)) == 30
     finally:
         await second.close()

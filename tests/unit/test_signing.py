@@ -43,6 +43,13 @@ def test_malformed_tokens_are_refused(token: str) -> None:
     assert signer(NEW).verify(7, token) is None
 
 
+def test_a_token_has_one_spelling() -> None:
+    s = signer(NEW)
+    token = s.token(7, 3)
+    assert s.verify(7, "0" + token) is None
+    assert s.verify(7, "\u0663" + token[1:]) is None  # ARABIC-INDIC DIGIT THREE
+
+
 def test_rotation_keeps_old_urls_valid_until_the_key_is_removed() -> None:
     old_token = signer(OLD).token(7, 1)
     rotated = signer(NEW, OLD)

@@ -244,3 +244,15 @@ WHERE EXISTS (SELECT 1 FROM executions WHERE id = :execution_id);
 
 -- name: execution_resume_attempts
 SELECT * FROM resume_attempts WHERE execution_id = :id ORDER BY id;
+
+-- name: mark_wait_timed_out
+UPDATE waits SET resumed_at = :now, resumed_by = 'timeout', payload = :payload
+WHERE execution_id = :id AND seq = :seq
+RETURNING wait_till;
+
+-- name: count_by_status
+SELECT status, count(*) AS n FROM executions GROUP BY status;
+
+-- name: count_overdue
+SELECT count(*) AS n FROM executions
+WHERE status = 'waiting' AND wait_till IS NOT NULL AND wait_till <= :now;

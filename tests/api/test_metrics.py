@@ -1,0 +1,56 @@
+"""``/metrics``: counters move with what happens; gauges read the database at scrape time."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.clock import ManualClock
+from gateway.services import Services
+from tests.conftest import create, park
+
+
+async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_follow_parks_resumes_timers_and_refusals(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient, svc: Services, clock: ManualClock
+) -> None:
+    before = await scrape(client)
+    hook = await create(client)
+    parked = await park(client, hook["id"], webhook={"httpMethod": "POST"})
+    timer = await create(client)
+    await park(client, timer["id"], waitTill="2026-01-01T00:00:01Z")
+    late = await create(client)
+    await park(client, late["id"], waitTill="2026-01-01T00:00:02Z")
+    await anon.post(parked["resumeUrl"].replace("signature=", "signature=0"))
+    await anon.post(parked["resumeUrl"])
+    clock.advance(1250)
+    await svc.scheduler.run_due()
+    after = await scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta("waitgate_parks_total") == 3
+    assert delta("waitgate_resumes_total", by="webhook") == 1
+    assert delta("waitgate_resumes_total", by="timeout") == 1
+    assert delta("waitgate_signature_failures_total") == 1
+    assert delta("waitgate_resume_seconds_count") == 1
+    assert delta("waitgate_timer_lateness_seconds_count") == 1
+    assert delta("waitgate_timer_lateness_seconds_sum") == 0.25
+    assert after[("waitgate_executions", (("status", "running"),))] == 2
+    assert after[("waitgate_executions", (("status", "waiting"),))] == 1
+    assert after[("waitgate_overdue_waits", ())] == 0
+    clock.advance(5000)  # the third wait is now overdue until the scheduler catches up
+    backlog = await scrape(client)
+    assert backlog[("waitgate_overdue_waits", ())] in {0, 1}
