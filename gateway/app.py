@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.access_log import AccessLog
 from gateway.audit import AuditTrail
 from gateway.auth import Authenticator, KeyCache
 from gateway.clock import AlignedClock, Clock, SystemClock
@@ -205,7 +206,7 @@ def create_app(
         routes=one_route_per_path(routes),
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(ApiRateLimit)],
+        middleware=[Middleware(AccessLog), Middleware(ApiRateLimit)],
     )
 
 
