@@ -11,6 +11,7 @@ import click
 import uvicorn
 
 from gateway.auth import SCOPES, check_scopes, generate_key, hash_key
+from gateway.cli_executions import executions
 from gateway.clock import SystemClock
 from gateway.config import Settings
 from gateway.domain import ApiKey, format_instant
@@ -178,3 +179,6 @@ def api_key_revoke(key_id: int) -> None:
     if not revoked:
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"revoked key {key_id}")
+
+
+main.add_command(executions)

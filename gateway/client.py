@@ -229,6 +229,20 @@ class WaitgateClient:
         body = {"data": data}
         return Execution(self, await self._call("POST", f"/executions/{execution_id}/resume", body))
 
+    async def stop(self, execution_id: int) -> Execution:
+        """Cancel a new, running or waiting execution."""
+        return Execution(self, await self._call("POST", f"/executions/{execution_id}/stop"))
+
+    async def retry(self, execution_id: int) -> Execution:
+        """A new execution retrying a failed, crashed or canceled one (``retryOf`` is set)."""
+        return Execution(self, await self._call("POST", f"/executions/{execution_id}/retry"))
+
+    async def deliveries(self, execution_id: int) -> list[dict[str, Any]]:
+        """The execution's callback deliveries, each with its attempts."""
+        answer = await self._call("GET", f"/executions/{execution_id}/deliveries")
+        found: list[dict[str, Any]] = answer["data"]
+        return found
+
     async def get(self, execution_id: int, *, include_data: bool = False) -> Execution:
         """One execution."""
         params = {"includeData": "true"} if include_data else None
