@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import msgspec
 import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
-
-from gateway.http import JSONResponse
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 _templates = Environment(
@@ -27,10 +27,19 @@ def openapi_text() -> str:
 
 
 @cache
-def openapi_document() -> dict[str, Any]:
-    """The document, parsed once."""
+def _parsed() -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load(openapi_text())
     return document
+
+
+@cache
+def _as_json() -> bytes:
+    return msgspec.json.encode(_parsed())
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document, parsed; a copy of its own for each caller, which may change it at will."""
+    return copy.deepcopy(_parsed())
 
 
 def _groups(document: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -60,12 +69,12 @@ async def openapi_yaml(request: Request) -> Response:
 
 async def openapi_json(request: Request) -> Response:
     """``GET /api/v1/openapi.json``."""
-    return JSONResponse(openapi_document())
+    return Response(_as_json(), media_type="application/json")
 
 
 async def docs_page(request: Request) -> Response:
     """``GET /api/v1/docs``: every operation, grouped, rendered on the server."""
-    document = openapi_document()
+    document = _parsed()
     page = _templates.get_template("docs.html").render(
         info=document["info"], groups=_groups(document)
     )
