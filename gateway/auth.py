@@ -100,7 +100,11 @@ class KeyCache:
 
 
 class Authenticator:
-    """Checks a request's credentials: an API key in ``X-N8N-API-KEY`` or a Bearer JWT."""
+    """Checks a request's credentials: an API key in ``X-N8N-API-KEY`` or a Bearer JWT.
+
+    The API key wins when both are sent. A Bearer token is refused (401) when no JWT key is
+    configured, exactly like an invalid one.
+    """
 
     def __init__(self, keys: KeyCache, jwt: JwtVerifier | None) -> None:
         self._keys = keys

@@ -26,8 +26,7 @@ def encode_cursor(last_id: int, limit: int) -> str:
 def decode_cursor(cursor: str) -> tuple[int, int]:
     """``(lastId, limit)`` of a cursor; 400 ``An invalid cursor was provided`` otherwise."""
     try:
-        # a "+" that reached us unescaped in a query string arrives as a space
-        raw = msgspec.json.decode(base64.b64decode(cursor.replace(" ", "+"), validate=True))
+        raw = msgspec.json.decode(base64.b64decode(cursor, validate=True))
         last_id, limit = raw["lastId"], raw["limit"]
     except (binascii.Error, msgspec.DecodeError, KeyError, TypeError, ValueError):
         raise ApiError(400, "An invalid cursor was provided") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.domain import Execution, Status, Wait, format_instant
-from gateway.redaction import shown_data, too_large
+from gateway.redaction import caller_secret_headers, shown_data, too_large
 from gateway.signing import ResumeSigner
 
 
@@ -73,5 +73,8 @@ def execution_view(
         if too_large(data, max_display_bytes):
             view["dataTooLargeToDisplay"] = True
         else:
-            view["data"] = shown_data(data, redact=redact, can_reveal=can_reveal)
+            secrets = [caller_secret_headers(w.webhook) for w in execution.waits]
+            view["data"] = shown_data(
+                data, redact=redact, can_reveal=can_reveal, secret_headers=secrets
+            )
     return view

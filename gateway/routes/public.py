@@ -48,10 +48,14 @@ async def list_executions(request: Request) -> Response:
     principal = await svc.auth.authenticate(request, "execution:list")
     query = execution_query(request.query_params, principal.project_id)
     options = _data_options(request, svc, principal)
+    asked = request.query_params.get("projectId")
+    if principal.project_id is not None and asked and asked != principal.project_id:
+        return JSONResponse({"data": [], "nextCursor": None})  # filters AND: nothing matches
     found = await svc.store.list_executions(dataclasses.replace(query, limit=query.limit + 1))
     next_cursor = page(found, query, lambda e: e.id)
     if options["include_data"]:
-        found = [await load_execution(svc, principal, e.id, with_waits=True) for e in found]
+        with_waits = [await svc.store.get_execution(e.id, with_waits=True) for e in found]
+        found = [e for e in with_waits if e is not None]  # one deleted meanwhile is left out
     data = [execution_view(e, svc.signer, **options) for e in found]
     return JSONResponse({"data": data, "nextCursor": next_cursor})
 

@@ -236,7 +236,8 @@ async def test_a_project_key_sees_only_its_project(app: Starlette, svc: Services
         await p1.post(f"/api/v1/executions/{own['id']}/finish", json={"status": "error"})
         await root.post(f"/api/v1/executions/{theirs['id']}/finish", json={"status": "error"})
         assert await listed(p1) == [own["id"]]
-        assert await listed(p1, projectId="other") == [own["id"]]
+        assert await listed(p1, projectId="p1") == [own["id"]]
+        assert await listed(p1, projectId="other") == []  # filters AND, never widen or leak
         other = theirs["id"]
         attempts: list[tuple[str, str, dict[str, Any] | None]] = [
             ("GET", f"/api/v1/executions/{other}", None),
