@@ -28,7 +28,7 @@ from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
 from gateway.ratelimit import ApiRateLimit, Limits, networks
 from gateway.retention import Pruner, RetentionPolicy
-from gateway.routes import audit, deliveries, docs, engine, ops, public, tags, webhook
+from gateway.routes import approval, audit, deliveries, docs, engine, ops, public, tags, webhook
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
 from gateway.signing import ResumeSigner
@@ -201,6 +201,7 @@ def create_app(
         *audit.routes,
         *ops.routes,
         *webhook.routes,
+        *approval.routes,
     ]
     return Starlette(
         routes=one_route_per_path(routes),

@@ -120,6 +120,16 @@ Admission = Callable[["WebhookSpec"], Refusal | None]
 
 
 @dataclass(frozen=True)
+class ApprovalSpec:
+    """A wait a person answers on a page: what is asked, and what a rejection does."""
+
+    title: str
+    description: str = ""
+    on_reject: str = "resume"
+    """``resume`` (with ``approved: false``) or ``cancel`` (the execution is stopped)."""
+
+
+@dataclass(frozen=True)
 class WebhookSpec:
     """How a wait may be resumed over HTTP and what the caller is answered."""
 
@@ -130,6 +140,7 @@ class WebhookSpec:
     response_headers: dict[str, str] = field(default_factory=dict)
     response_mode: ResponseMode = ResponseMode.ON_RECEIVED
     auth: CallerAuth = field(default_factory=CallerAuth)
+    approval: ApprovalSpec | None = None
 
     @property
     def holds_caller(self) -> bool:

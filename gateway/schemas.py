@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from typing import Any, Literal
@@ -13,6 +14,7 @@ from gateway.domain import (
     HTTP_METHODS,
     LAST_NODE_DATA,
     MODES,
+    ApprovalSpec,
     CallerAuth,
     NewExecution,
     ResponseMode,
@@ -25,6 +27,8 @@ from gateway.errors import InvalidInput
 _SUFFIX = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
 MAX_SUFFIX = 200
 MAX_WORKFLOW_ID = 255
+MAX_TITLE = 200
+MAX_DESCRIPTION = 4000
 
 
 class _Body(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -183,18 +187,47 @@ class WebhookBody(_Body):
         )
 
 
+class ApprovalBody(_Body):
+    """A page a person answers with Approve or Reject."""
+
+    title: str
+    description: str = ""
+    on_reject: Literal["resume", "cancel"] = "resume"
+
+    def to_spec(self) -> ApprovalSpec:
+        """Validated."""
+        if not 1 <= len(self.title) <= MAX_TITLE or len(self.description) > MAX_DESCRIPTION:
+            raise InvalidInput(
+                f"approval.title must be 1 to {MAX_TITLE} characters and approval.description "
+                f"at most {MAX_DESCRIPTION}"
+            )
+        return ApprovalSpec(self.title, self.description, self.on_reject)
+
+
 class ParkBody(_Body):
     """``POST /api/v1/executions/{id}/wait``."""
 
     wait_till: str | None = None
     webhook: WebhookBody | None = None
+    approval: ApprovalBody | None = None
 
     def validated(self) -> tuple[int | None, WebhookSpec | None]:
-        """The deadline in ms and the webhook spec; at least one of them."""
-        if self.wait_till is None and self.webhook is None:
-            raise InvalidInput("a wait needs waitTill, webhook, or both")
+        """The deadline in ms and the webhook spec; at least one of them.
+
+        An approval wait is a webhook wait (POST unless the webhook says otherwise) whose
+        signed ``approvalUrl`` shows a page with Approve and Reject.
+        """
+        if self.wait_till is None and self.webhook is None and self.approval is None:
+            raise InvalidInput("a wait needs waitTill, webhook, approval, or a combination")
         wait_till = None if self.wait_till is None else parse_instant(self.wait_till, "waitTill")
-        return wait_till, None if self.webhook is None else self.webhook.to_spec()
+        spec = None
+        if self.webhook is not None:
+            spec = self.webhook.to_spec()
+        elif self.approval is not None:
+            spec = WebhookBody(http_method="POST").to_spec()
+        if self.approval is not None and spec is not None:
+            spec = dataclasses.replace(spec, approval=self.approval.to_spec())
+        return wait_till, spec
 
 
 class FinishBody(_Body):

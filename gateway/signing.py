@@ -78,6 +78,11 @@ class ResumeSigner:
             return None
         return SignedTarget(execution_id, seq)
 
+    def approval_url(self, execution_id: int, seq: int) -> str:
+        """``{PUBLIC_URL}/approval/{id}?signature=…``: the page of an approval wait."""
+        token = self.token(execution_id, seq, "", Action.APPROVAL)
+        return f"{self._public_url}/approval/{execution_id}?signature={token}"
+
     def resume_url(self, execution_id: int, seq: int, suffix: str = "") -> str:
         """``{PUBLIC_URL}/webhook-waiting/{id}[/{suffix}]?signature=…``."""
         path = f"{self._public_url}/webhook-waiting/{execution_id}"

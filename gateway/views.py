@@ -63,6 +63,9 @@ def execution_view(
     url = resume_url(execution, signer)
     if url is not None:
         view["resumeUrl"] = url
+    current = execution.current_wait
+    if current is not None and current.webhook is not None and current.webhook.approval:
+        view["approvalUrl"] = signer.approval_url(execution.id, current.seq)
     if include_data:
         data = {
             "input": execution.data,

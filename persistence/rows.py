@@ -12,6 +12,7 @@ import msgspec
 from gateway.domain import (
     JSON,
     ApiKey,
+    ApprovalSpec,
     CallerAuth,
     Delivery,
     DeliveryAttempt,
@@ -57,6 +58,7 @@ def dump_webhook(spec: WebhookSpec | None) -> str | None:
             "responseHeaders": spec.response_headers,
             "responseMode": spec.response_mode.value,
             "auth": dataclasses.asdict(spec.auth),
+            "approval": None if spec.approval is None else dataclasses.asdict(spec.approval),
         }
     )
 
@@ -76,6 +78,7 @@ def load_webhook(text: str | None) -> WebhookSpec | None:
         auth=CallerAuth(**{**raw["auth"], "allowed_ips": tuple(raw["auth"]["allowed_ips"])})
         if raw.get("auth")
         else CallerAuth(),
+        approval=ApprovalSpec(**raw["approval"]) if raw.get("approval") else None,
     )
 
 

@@ -1,0 +1,138 @@
+"""Approval pages: ``/approval/{id}?signature=…`` shows what is asked; Approve or Reject answers.
+
+The page's URL is signed for the approval action of one wait, so it cannot be turned into the
+wait's plain resume URL or another wait's page. Approve resumes with ``{approved: true}``;
+Reject resumes with ``{approved: false}`` or, if the wait says so, cancels the execution. Once
+answered, the page says so instead of showing the buttons.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from gateway import metrics
+from gateway.domain import ApprovalSpec, Execution, ResumedBy, Status, Wait
+from gateway.http import read_body
+from gateway.services import Services, services
+from gateway.signing import Action
+
+log = logging.getLogger("waitgate.approval")
+MAX_COMMENT = 1000
+_templates = Environment(
+    loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
+)
+HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex", "referrer-policy": "no-referrer"}
+
+
+def _page(status: int, title: str, state: str, message: str = "", **extra: Any) -> Response:
+    html = _templates.get_template("approval.html").render(
+        title=title, state=state, message=message, **extra
+    )
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+Target = tuple[Services, Execution, Wait, ApprovalSpec]
+
+
+async def _target(request: Request) -> Target | Response:
+    """The execution and wait the signed page URL names, or the page that says why not."""
+    svc = services(request)
+    raw: str = request.path_params["id"]
+    token = request.query_params.get("signature", "")
+    signed = None
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        signed = svc.signer.verify(int(raw), token, "", Action.APPROVAL)
+    if signed is None:
+        metrics.SIGNATURE_FAILURES.inc()
+        return _page(401, "Link not valid", "gone", "This link is not valid.")
+    execution = await svc.store.get_execution(signed.execution_id, with_waits=True)
+    wait = (
+        None
+        if execution is None
+        else next((w for w in execution.waits if w.seq == signed.wait_seq), None)
+    )
+    approval = None if wait is None or wait.webhook is None else wait.webhook.approval
+    if execution is None or wait is None or approval is None:
+        return _page(404, "Nothing to approve", "gone", "There is nothing to approve here.")
+    return svc, execution, wait, approval
+
+
+def _answered(execution: Execution, wait: Wait, title: str) -> Response | None:
+    """The page for an approval that cannot be answered any more."""
+    if wait.resumed_at is not None:
+        decided = isinstance(wait.payload, dict) and wait.payload.get("approved")
+        verdict = "approved" if decided else "answered"
+        return _page(409, title, "done", f"This request was already {verdict}.")
+    if execution.status is not Status.WAITING or execution.wait_seq != wait.seq:
+        return _page(409, title, "done", "This request is no longer waiting for an answer.")
+    return None
+
+
+async def show(request: Request) -> Response:
+    """``GET /approval/{id}``: the question, with Approve and Reject."""
+    found = await _target(request)
+    if isinstance(found, Response):
+        return found
+    _, execution, wait, approval = found
+    closed = _answered(execution, wait, approval.title)
+    if closed is not None:
+        return closed
+    return _page(
+        200, approval.title, "ask", description=approval.description, action=str(request.url)
+    )
+
+
+async def answer(request: Request) -> Response:
+    """``POST /approval/{id}``: Approve or Reject, exactly once."""
+    found = await _target(request)
+    if isinstance(found, Response):
+        return found
+    svc, execution, wait, approval = found
+    form = parse_qs((await read_body(request, 64 * 1024)).decode("utf-8", "replace"))
+    decision = form.get("decision", [""])[0]
+    if decision not in {"approve", "reject"}:
+        return _page(400, approval.title, "done", "Choose Approve or Reject.")
+    comment = form.get("comment", [""])[0][:MAX_COMMENT]
+    now = svc.clock.now_ms()
+    approved = decision == "approve"
+    if not approved and approval.on_reject == "cancel":
+        done = execution.status is Status.WAITING and await svc.store.stop(execution.id, now)
+    else:
+        payload = {
+            "approved": approved,
+            "comment": comment,
+            "userAgent": request.headers.get("user-agent"),
+            "resumedBy": ResumedBy.FORM.value,
+        }
+        done = await svc.store.resume(execution.id, wait.seq, ResumedBy.FORM, payload, now)
+        if done:
+            metrics.RESUMES.labels("form").inc()
+    if not done:
+        latest = await svc.store.get_execution(execution.id, with_waits=True)
+        latest_wait = (
+            None if latest is None else next((w for w in latest.waits if w.seq == wait.seq), None)
+        )
+        if latest is not None and latest_wait is not None:
+            closed = _answered(latest, latest_wait, approval.title)
+            if closed is not None:
+                return closed
+        return _page(409, approval.title, "done", "This request is no longer waiting.")
+    log.info(
+        "approval answered",
+        extra={"action": "approval.answered", "execution_id": execution.id, "approved": approved},
+    )
+    message = "Approved. Thank you." if approved else "Rejected. Thank you."
+    return _page(200, approval.title, "done", message)
+
+
+routes = [
+    Route("/approval/{id}", show, methods=["GET"]),
+    Route("/approval/{id}", answer, methods=["POST"]),
+]
