@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from gateway.app import create_app
 from gateway.auth import generate_key, hash_key
 from gateway.clock import ManualClock
 from gateway.config import Secret, Settings
+from gateway.domain import Status
 from gateway.services import Services
 from persistence import open_store
 from persistence.base import Store
@@ -146,3 +148,18 @@ async def get(client: httpx.AsyncClient, execution_id: int, **params: str) -> di
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def fire_timers(svc: Services, execution_id: int) -> None:
+    """Run the scheduler until the execution's due wait has resumed.
+
+    The app's own scheduler, woken by the manual clock, may be resuming it at the same moment
+    (on PostgreSQL its locked row is then skipped), so this looks until the resume is visible.
+    """
+    for _ in range(300):
+        await svc.scheduler.run_due()
+        execution = await svc.store.get_execution(execution_id)
+        if execution is not None and execution.status is not Status.WAITING:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"execution {execution_id} never resumed by its timer")

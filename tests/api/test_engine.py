@@ -9,7 +9,7 @@ import pytest
 
 from gateway.clock import ManualClock
 from gateway.services import Services
-from tests.conftest import create, get, make_key, park
+from tests.conftest import create, fire_timers, get, make_key, park
 
 
 def message(response: httpx.Response) -> str:
@@ -77,7 +77,7 @@ async def test_oversize_engine_body_is_413(client: httpx.AsyncClient, svc: Servi
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ({}, "needs waitTill, webhook, or both"),
+        ({}, "needs waitTill, webhook, approval, or a combination"),
         ({"waitTill": "tomorrow"}, "RFC 3339"),
         ({"waitTill": "2026-01-01T00:00:00"}, "UTC offset"),
         ({"webhook": {"httpMethod": "BREW"}}, "'BREW' is not one of"),
@@ -112,7 +112,7 @@ async def test_past_wait_till_resumes_at_once(
 ) -> None:
     execution = await create(client)
     await park(client, execution["id"], waitTill="2020-01-01T00:00:00Z")
-    await svc.scheduler.run_due()  # the woken background loop may have been first
+    await fire_timers(svc, execution["id"])
     after = await get(client, execution["id"], includeData="true")
     assert after["status"] == "running"
     assert after["data"]["waits"][0]["resumedBy"] == "timeout"

@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.clock import ManualClock
 from gateway.services import Services
-from tests.conftest import create, park
+from tests.conftest import create, fire_timers, park
 
 
 async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -34,7 +34,7 @@ async def test_metrics_follow_parks_resumes_timers_and_refusals(
     await anon.post(parked["resumeUrl"].replace("signature=", "signature=0"))
     await anon.post(parked["resumeUrl"])
     clock.advance(1250)
-    await svc.scheduler.run_due()
+    await fire_timers(svc, timer["id"])
     after = await scrape(client)
 
     def delta(name: str, **labels: str) -> float:

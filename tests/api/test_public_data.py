@@ -14,7 +14,7 @@ from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import Settings
 from gateway.services import Services
-from tests.conftest import BASE_URL, create, get, make_key, park
+from tests.conftest import BASE_URL, create, fire_timers, get, make_key, park
 
 MASK = "**redacted**"
 CREDENTIAL_HEADERS = {
@@ -66,7 +66,7 @@ async def test_include_data_shows_input_waits_with_due_and_actual_times_and_the_
     eid = execution["id"]
     await park(client, eid, waitTill="2026-01-01T00:00:05Z")
     clock.advance(7_250)  # the timer fires late, so due and actual differ
-    assert await svc.scheduler.run_due() == 1
+    await fire_timers(svc, eid)
     parked = await park(client, eid, webhook={"httpMethod": "POST", "suffix": "ok"})
     clock.advance(1_000)
     assert (await anon.post(parked["resumeUrl"], json={"approved": True})).status_code == 200
