@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.auth import generate_key, hash_key
-from gateway.clock import ManualClock
+from gateway.clock import Clock, ManualClock
 from gateway.config import Secret, Settings
 from gateway.domain import Status
 from gateway.services import Services
@@ -163,3 +164,18 @@ async def fire_timers(svc: Services, execution_id: int) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"execution {execution_id} never resumed by its timer")
+
+
+@asynccontextmanager
+async def running_gateway(
+    settings: Settings, clock: Clock, *, store: Store | None = None
+) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    """A gateway built from ``settings`` with its lifespan running, and an admin client."""
+    application = create_app(settings, clock=clock, store=store)
+    async with application.router.lifespan_context(application):
+        key = await make_key(application.state.services)
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": key}
+        ) as admin:
+            yield application, admin

@@ -19,7 +19,7 @@ from gateway.clock import ManualClock, SystemClock
 from gateway.config import Settings
 from gateway.domain import parse_instant
 from gateway.services import Services
-from tests.conftest import BASE_URL, create, get, make_key, park
+from tests.conftest import BASE_URL, create, get, make_key, park, running_gateway
 from tests.receiver import Receiver, running_receiver
 
 
@@ -43,14 +43,8 @@ def callback_settings(settings: Settings, receiver: Receiver) -> Settings:
 async def gateway(
     callback_settings: Settings, clock: ManualClock
 ) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
-    app = create_app(callback_settings, clock=clock)
-    async with app.router.lifespan_context(app):
-        key = await make_key(app.state.services)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": key}
-        ) as client:
-            yield app, client
+    async with running_gateway(callback_settings, clock) as (app, client):
+        yield app, client
 
 
 async def deliveries_when_settled(

@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import Secret, Settings
-from tests.conftest import BASE_URL, make_key
+from tests.conftest import running_gateway
 
 OLD, NEW = Secret("old-signing-key"), Secret("new-signing-key")
 
@@ -20,14 +19,11 @@ OLD, NEW = Secret("old-signing-key"), Secret("new-signing-key")
 async def gateway(
     settings: Settings, clock: ManualClock, *keys: Secret
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(dataclasses.replace(settings, secret_keys=keys), clock=clock)
-    async with app.router.lifespan_context(app):
-        key = await make_key(app.state.services)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": key}
-        ) as client:
-            yield client
+    async with running_gateway(dataclasses.replace(settings, secret_keys=keys), clock) as (
+        _app,
+        client,
+    ):
+        yield client
 
 
 async def park_one(client: httpx.AsyncClient) -> str:

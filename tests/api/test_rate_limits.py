@@ -10,10 +10,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import Settings
-from tests.conftest import BASE_URL, create, make_key, park
+from tests.conftest import create, park, running_gateway
 
 
 @pytest.fixture
@@ -26,14 +25,8 @@ async def limited(
         rate_limit_bad_signatures_per_execution=5,
         trusted_proxies=("127.0.0.1/32",),
     )
-    app = create_app(strict, clock=clock)
-    async with app.router.lifespan_context(app):
-        key = await make_key(app.state.services)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": key}
-        ) as client:
-            yield app, client
+    async with running_gateway(strict, clock) as (app, client):
+        yield app, client
 
 
 def forged(url: str) -> str:
@@ -73,18 +66,15 @@ async def test_failed_signatures_are_limited_per_execution_across_addresses(
 
 
 async def test_api_limit(settings: Settings, clock: ManualClock) -> None:
-    app = create_app(dataclasses.replace(settings, rate_limit_api=2), clock=clock)
-    async with app.router.lifespan_context(app):
-        key = await make_key(app.state.services)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": key}
-        ) as client:
-            codes = [(await client.get("/api/v1/executions")).status_code for _ in range(3)]
-            assert codes == [200, 200, 429]
-            assert (await client.get("/healthz")).status_code == 200  # only /api/ is limited
-            clock.advance(30_000)
-            assert (await client.get("/api/v1/executions")).status_code == 200
+    async with running_gateway(dataclasses.replace(settings, rate_limit_api=2), clock) as (
+        _app,
+        client,
+    ):
+        codes = [(await client.get("/api/v1/executions")).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        assert (await client.get("/healthz")).status_code == 200  # only /api/ is limited
+        clock.advance(30_000)
+        assert (await client.get("/api/v1/executions")).status_code == 200
 
 
 async def test_forwarded_for_is_believed_only_from_trusted_proxies(

@@ -5,42 +5,34 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import Settings
 from persistence.sqlite import SqliteStore
-from tests.conftest import BASE_URL, make_key, sqlite_only
+from tests.conftest import running_gateway, sqlite_only
 
 
 async def test_locked_database_is_503_then_recovers(settings: Settings, clock: ManualClock) -> None:
     sqlite_only(settings)
     path = Path(settings.database_url.removeprefix("sqlite:///"))
     store = SqliteStore(path, busy_timeout_ms=50)
-    app = create_app(settings, clock=clock, store=store)
-    async with app.router.lifespan_context(app):
-        key = await make_key(app.state.services)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": key}
-        ) as client:
-            blocker = sqlite3.connect(path, isolation_level=None)
-            blocker.execute("BEGIN IMMEDIATE")
-            try:
-                response = await client.post("/api/v1/executions", json={"workflowId": "w"})
-                assert response.status_code == 503
-                assert "database unavailable" in response.json()["message"]
-                assert response.headers["retry-after"] == "1"
-            finally:
-                blocker.execute("ROLLBACK")
-                blocker.close()
-            listed = await client.get("/api/v1/executions", params={"status": "running"})
-            assert listed.json()["data"] == []  # the refused create left nothing behind
+    async with running_gateway(settings, clock, store=store) as (_app, client):
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
             response = await client.post("/api/v1/executions", json={"workflowId": "w"})
-            assert response.status_code == 201
+            assert response.status_code == 503
+            assert "database unavailable" in response.json()["message"]
+            assert response.headers["retry-after"] == "1"
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        listed = await client.get("/api/v1/executions", params={"status": "running"})
+        assert listed.json()["data"] == []  # the refused create left nothing behind
+        response = await client.post("/api/v1/executions", json={"workflowId": "w"})
+        assert response.status_code == 201
 
 
 async def _writer_pragma(app: Starlette, pragma: str) -> None:
@@ -60,19 +52,13 @@ async def test_read_only_or_full_database_is_503_then_recovers(
     settings: Settings, clock: ManualClock, break_it: str, mend_it: str
 ) -> None:
     sqlite_only(settings)
-    app = create_app(settings, clock=clock)
-    async with app.router.lifespan_context(app):
-        key = await make_key(app.state.services)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": key}
-        ) as client:
-            await _writer_pragma(app, break_it)
-            big = {"workflowId": "w", "data": "x" * 40_000}  # needs new pages
-            refused = await client.post("/api/v1/executions", json=big)
-            assert refused.status_code == 503, refused.text
-            assert "database unavailable" in refused.json()["message"]
-            await _writer_pragma(app, mend_it)
-            assert (
-                await client.post("/api/v1/executions", json={"workflowId": "w"})
-            ).status_code == 201
+    async with running_gateway(settings, clock) as (app, client):
+        await _writer_pragma(app, break_it)
+        big = {"workflowId": "w", "data": "x" * 40_000}  # needs new pages
+        refused = await client.post("/api/v1/executions", json=big)
+        assert refused.status_code == 503, refused.text
+        assert "database unavailable" in refused.json()["message"]
+        await _writer_pragma(app, mend_it)
+        assert (
+            await client.post("/api/v1/executions", json={"workflowId": "w"})
+        ).status_code == 201

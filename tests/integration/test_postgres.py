@@ -8,16 +8,14 @@ import time
 from collections.abc import AsyncIterator
 
 import asyncpg
-import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import Settings
 from gateway.domain import NewExecution, parse_instant
 from persistence import open_store
 from persistence.base import Store
-from tests.conftest import BASE_URL, make_key
+from tests.conftest import running_gateway
 
 NOW = 1_800_000_000_000
 
@@ -85,40 +83,28 @@ async def test_replicas_wake_each_other_and_the_listener_reconnects(
 async def test_lost_connections_answer_503_then_recover(
     pg_settings: Settings, clock: ManualClock
 ) -> None:
-    app = create_app(pg_settings, clock=clock)
-    async with app.router.lifespan_context(app):
-        key = await make_key(app.state.services)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": key}
-        ) as client:
-            before = await client.post("/api/v1/executions", json={"workflowId": "w"})
-            assert before.status_code == 201
-            assert await _terminate_connections(pg_settings.database_url) > 0
-            codes = []
-            for _ in range(10):
-                response = await client.get(f"/api/v1/executions/{before.json()['id']}")
-                codes.append(response.status_code)
-                if response.status_code == 503:
-                    assert "database unavailable" in response.json()["message"]
-                if response.status_code == 200:
-                    break
-            assert 500 not in codes
-            assert codes[-1] == 200  # recovered by itself, nothing acknowledged lost
-            assert set(codes) <= {200, 503}
+    async with running_gateway(pg_settings, clock) as (_app, client):
+        before = await client.post("/api/v1/executions", json={"workflowId": "w"})
+        assert before.status_code == 201
+        assert await _terminate_connections(pg_settings.database_url) > 0
+        codes = []
+        for _ in range(10):
+            response = await client.get(f"/api/v1/executions/{before.json()['id']}")
+            codes.append(response.status_code)
+            if response.status_code == 503:
+                assert "database unavailable" in response.json()["message"]
+            if response.status_code == 200:
+                break
+        assert 500 not in codes
+        assert codes[-1] == 200  # recovered by itself, nothing acknowledged lost
+        assert set(codes) <= {200, 503}
 
 
 async def test_a_replica_with_a_wrong_clock_follows_the_database(pg_settings: Settings) -> None:
     skewed = ManualClock(start_ms=int(time.time() * 1000) - 3_600_000)  # an hour behind
     settings = dataclasses.replace(pg_settings, align_clock_to_database=True)
-    app = create_app(settings, clock=skewed)
-    async with app.router.lifespan_context(app):
-        key = await make_key(app.state.services)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": key}
-        ) as client:
-            created = (await client.post("/api/v1/executions", json={"workflowId": "w"})).json()
+    async with running_gateway(settings, skewed) as (app, client):
+        created = (await client.post("/api/v1/executions", json={"workflowId": "w"})).json()
     started = app.state.services.clock.now_ms()
     assert abs(started - time.time() * 1000) < 2000
     assert abs(parse_instant(created["startedAt"], "startedAt") - time.time() * 1000) < 2000
