@@ -77,6 +77,8 @@ async def decode_json(request: Request, kind: type[T], limit: int) -> T:
         raise ApiError(400, f"Invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "Request body is nested too deeply") from None
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:

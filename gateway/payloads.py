@@ -35,13 +35,15 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-def _xml_to_value(element: ET.Element) -> Any:
+def _xml_to_value(element: ET.Element, level: int = 0) -> Any:
+    if level > MAX_JSON_DEPTH:
+        raise _parse_error(f"XML is nested deeper than {MAX_JSON_DEPTH} levels")
     children = list(element)
     if not children and not element.attrib:
         return element.text or ""
     value: dict[str, Any] = {f"@{k}": v for k, v in element.attrib.items()}
     for child in children:
-        converted = _xml_to_value(child)
+        converted = _xml_to_value(child, level + 1)
         if child.tag in value:
             existing = value[child.tag]
             value[child.tag] = (
@@ -55,19 +57,26 @@ def _xml_to_value(element: ET.Element) -> Any:
     return value
 
 
+def _json(body: bytes) -> Any:
+    too_deep = f"JSON is nested deeper than {MAX_JSON_DEPTH} levels"
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise _parse_error(str(exc)) from None
+    except RecursionError:  # msgspec gives up on thousands of levels before we can count
+        raise _parse_error(too_deep) from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise _parse_error(too_deep)
+    return value
+
+
 def parse_body(content_type: str, body: bytes) -> Any:
     """The body as the engine sees it; a 422 when a declared format does not parse."""
     if not body:
         return {}
     mime = content_type.split(";", 1)[0].strip().lower()
     if mime == "application/json" or mime.endswith("+json"):
-        try:
-            value = msgspec.json.decode(body)
-        except msgspec.DecodeError as exc:
-            raise _parse_error(str(exc)) from None
-        if _depth(value) > MAX_JSON_DEPTH:
-            raise _parse_error(f"JSON is nested deeper than {MAX_JSON_DEPTH} levels")
-        return value
+        return _json(body)
     if mime == "application/x-www-form-urlencoded":
         try:
             return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
