@@ -28,7 +28,18 @@ from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
 from gateway.ratelimit import ApiRateLimit, Limits, networks
 from gateway.retention import Pruner, RetentionPolicy
-from gateway.routes import approval, audit, deliveries, docs, engine, ops, public, tags, webhook
+from gateway.routes import (
+    approval,
+    audit,
+    deliveries,
+    docs,
+    engine,
+    forms,
+    ops,
+    public,
+    tags,
+    webhook,
+)
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
 from gateway.signing import ResumeSigner
@@ -202,6 +213,7 @@ def create_app(
         *ops.routes,
         *webhook.routes,
         *approval.routes,
+        *forms.routes,
     ]
     return Starlette(
         routes=one_route_per_path(routes),

@@ -129,6 +129,30 @@ class ApprovalSpec:
     """``resume`` (with ``approved: false``) or ``cancel`` (the execution is stopped)."""
 
 
+FIELD_TYPES = ("text", "textarea", "number", "email", "date", "dropdown", "checkbox", "file")
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One field of a form wait."""
+
+    name: str
+    label: str
+    type: str = "text"
+    required: bool = False
+    options: tuple[str, ...] = ()
+    max_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """A form a person fills in to resume the wait (n8n's "On form submitted")."""
+
+    title: str
+    fields: tuple[FormField, ...]
+    description: str = ""
+
+
 @dataclass(frozen=True)
 class WebhookSpec:
     """How a wait may be resumed over HTTP and what the caller is answered."""
@@ -141,6 +165,7 @@ class WebhookSpec:
     response_mode: ResponseMode = ResponseMode.ON_RECEIVED
     auth: CallerAuth = field(default_factory=CallerAuth)
     approval: ApprovalSpec | None = None
+    form: FormSpec | None = None
 
     @property
     def holds_caller(self) -> bool:

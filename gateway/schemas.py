@@ -11,11 +11,14 @@ from urllib.parse import urlsplit
 import msgspec
 
 from gateway.domain import (
+    FIELD_TYPES,
     HTTP_METHODS,
     LAST_NODE_DATA,
     MODES,
     ApprovalSpec,
     CallerAuth,
+    FormField,
+    FormSpec,
     NewExecution,
     ResponseMode,
     WebhookSpec,
@@ -29,6 +32,8 @@ MAX_SUFFIX = 200
 MAX_WORKFLOW_ID = 255
 MAX_TITLE = 200
 MAX_DESCRIPTION = 4000
+MAX_FIELDS = 50
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,50}")
 
 
 class _Body(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -204,12 +209,62 @@ class ApprovalBody(_Body):
         return ApprovalSpec(self.title, self.description, self.on_reject)
 
 
+class FormFieldBody(_Body):
+    """One field of a form."""
+
+    label: str
+    type: str = "text"
+    name: str = ""
+    required: bool = False
+    options: list[str] = []
+    max_bytes: int = 1024 * 1024
+
+    def to_field(self, index: int) -> FormField:
+        """Validated; the name defaults to field1, field2, …"""
+        where = f"form.fields[{index}]"
+        if self.type not in FIELD_TYPES:
+            raise InvalidInput(f"{where}.type must be one of {', '.join(FIELD_TYPES)}")
+        if not 1 <= len(self.label) <= MAX_TITLE:
+            raise InvalidInput(f"{where}.label must be 1 to {MAX_TITLE} characters")
+        name = self.name or f"field{index + 1}"
+        if not _FIELD_NAME.fullmatch(name):
+            raise InvalidInput(f"{where}.name may only hold A-Z a-z 0-9 _ (at most 50)")
+        if self.type == "dropdown" and not self.options:
+            raise InvalidInput(f"{where}.options must list the choices of a dropdown")
+        if not 1 <= self.max_bytes <= 50 * 1024 * 1024:
+            raise InvalidInput(f"{where}.maxBytes must be 1 to 52428800")
+        return FormField(
+            name, self.label, self.type, self.required, tuple(self.options), self.max_bytes
+        )
+
+
+class FormBody(_Body):
+    """A form a person fills in to resume the wait."""
+
+    title: str
+    fields: list[FormFieldBody]
+    description: str = ""
+
+    def to_spec(self) -> FormSpec:
+        """Validated: 1 to 50 fields with distinct names."""
+        if not 1 <= len(self.title) <= MAX_TITLE or len(self.description) > MAX_DESCRIPTION:
+            raise InvalidInput(f"form.title must be 1 to {MAX_TITLE} characters")
+        if not 1 <= len(self.fields) <= MAX_FIELDS:
+            raise InvalidInput(f"form.fields must hold 1 to {MAX_FIELDS} fields")
+        fields = tuple(f.to_field(i) for i, f in enumerate(self.fields))
+        names = [f.name for f in fields]
+        if len(set(names)) != len(names):
+            raise InvalidInput("form.fields must have distinct names")
+        return FormSpec(self.title, fields, self.description)
+
+
 class ParkBody(_Body):
     """``POST /api/v1/executions/{id}/wait``."""
 
     wait_till: str | None = None
     webhook: WebhookBody | None = None
     approval: ApprovalBody | None = None
+    form: FormBody | None = None
 
     def validated(self) -> tuple[int | None, WebhookSpec | None]:
         """The deadline in ms and the webhook spec; at least one of them.
@@ -217,16 +272,18 @@ class ParkBody(_Body):
         An approval wait is a webhook wait (POST unless the webhook says otherwise) whose
         signed ``approvalUrl`` shows a page with Approve and Reject.
         """
-        if self.wait_till is None and self.webhook is None and self.approval is None:
-            raise InvalidInput("a wait needs waitTill, webhook, approval, or a combination")
+        if all(x is None for x in (self.wait_till, self.webhook, self.approval, self.form)):
+            raise InvalidInput("a wait needs waitTill, webhook, approval, form, or a combination")
         wait_till = None if self.wait_till is None else parse_instant(self.wait_till, "waitTill")
         spec = None
         if self.webhook is not None:
             spec = self.webhook.to_spec()
-        elif self.approval is not None:
+        elif self.approval is not None or self.form is not None:
             spec = WebhookBody(http_method="POST").to_spec()
         if self.approval is not None and spec is not None:
             spec = dataclasses.replace(spec, approval=self.approval.to_spec())
+        if self.form is not None and spec is not None:
+            spec = dataclasses.replace(spec, form=self.form.to_spec())
         return wait_till, spec
 
 

@@ -78,6 +78,11 @@ class ResumeSigner:
             return None
         return SignedTarget(execution_id, seq)
 
+    def form_url(self, execution_id: int, seq: int) -> str:
+        """``{PUBLIC_URL}/form-waiting/{id}?signature=…``: the form of a form wait."""
+        token = self.token(execution_id, seq, "", Action.FORM)
+        return f"{self._public_url}/form-waiting/{execution_id}?signature={token}"
+
     def approval_url(self, execution_id: int, seq: int) -> str:
         """``{PUBLIC_URL}/approval/{id}?signature=…``: the page of an approval wait."""
         token = self.token(execution_id, seq, "", Action.APPROVAL)

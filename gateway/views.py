@@ -66,6 +66,8 @@ def execution_view(
     current = execution.current_wait
     if current is not None and current.webhook is not None and current.webhook.approval:
         view["approvalUrl"] = signer.approval_url(execution.id, current.seq)
+    if current is not None and current.webhook is not None and current.webhook.form:
+        view["resumeFormUrl"] = signer.form_url(execution.id, current.seq)
     if include_data:
         data = {
             "input": execution.data,

@@ -19,6 +19,8 @@ from gateway.domain import (
     DeliveryStatus,
     Event,
     Execution,
+    FormField,
+    FormSpec,
     NewExecution,
     ResponseMode,
     ResumeAttempt,
@@ -59,6 +61,7 @@ def dump_webhook(spec: WebhookSpec | None) -> str | None:
             "responseMode": spec.response_mode.value,
             "auth": dataclasses.asdict(spec.auth),
             "approval": None if spec.approval is None else dataclasses.asdict(spec.approval),
+            "form": None if spec.form is None else dataclasses.asdict(spec.form),
         }
     )
 
@@ -79,7 +82,13 @@ def load_webhook(text: str | None) -> WebhookSpec | None:
         if raw.get("auth")
         else CallerAuth(),
         approval=ApprovalSpec(**raw["approval"]) if raw.get("approval") else None,
+        form=_form(raw["form"]) if raw.get("form") else None,
     )
+
+
+def _form(raw: Mapping[str, Any]) -> FormSpec:
+    fields = tuple(FormField(**{**f, "options": tuple(f["options"])}) for f in raw["fields"])
+    return FormSpec(title=raw["title"], fields=fields, description=raw["description"])
 
 
 def wait_from_row(row: Mapping[str, Any]) -> Wait:

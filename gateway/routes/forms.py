@@ -1,0 +1,155 @@
+"""Form waits: ``/form-waiting/{id}?signature=…`` (n8n's "On form submitted").
+
+The page shows the wait's fields; a submission is checked field by field (a bad one shows the
+form again with its errors, nothing used up) and resumes the wait with the values — files as
+binary data (base64, mime type, name, size) within each field's ``maxBytes``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import date
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from gateway import metrics
+from gateway.domain import FormField, FormSpec, ResumedBy, Status
+from gateway.http import ApiError
+from gateway.services import services
+from gateway.signing import Action
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+MAX_TEXT = 10_000
+_templates = Environment(
+    loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
+)
+HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex", "referrer-policy": "no-referrer"}
+
+
+def _page(status: int, spec: FormSpec | None, state: str, **extra: Any) -> Response:
+    html = _templates.get_template("form.html").render(
+        title=spec.title if spec else "Form",
+        description=spec.description if spec else "",
+        fields=spec.fields if spec else (),
+        state=state,
+        values=extra.pop("values", {}),
+        errors=extra.pop("errors", {}),
+        **extra,
+    )
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+def _check(field: FormField, raw: Any) -> tuple[Any, str | None]:
+    """The value of one field, or why it is refused."""
+    if field.type == "checkbox":
+        if field.required and raw is None:
+            return False, "Tick this box to continue."
+        return raw is not None, None
+    if field.type == "file":
+        if not isinstance(raw, UploadFile) or not raw.filename:
+            return None, "Choose a file." if field.required else None
+        return raw, None
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text:
+        return None, "This field is required." if field.required else None
+    if len(text) > MAX_TEXT:
+        return None, f"At most {MAX_TEXT} characters."
+    return _typed(field, text)
+
+
+def _typed(field: FormField, text: str) -> tuple[Any, str | None]:
+    """A non-empty text value checked against its field's type."""
+    if field.type == "number":
+        try:
+            return float(text) if "." in text or "e" in text.lower() else int(text), None
+        except ValueError:
+            return None, "Enter a number."
+    if field.type == "email" and not EMAIL.fullmatch(text):
+        return None, "Enter an email address."
+    if field.type == "date":
+        try:
+            return date.fromisoformat(text).isoformat(), None
+        except ValueError:
+            return None, "Enter a date as YYYY-MM-DD."
+    if field.type == "dropdown" and text not in field.options:
+        return None, "Choose one of the options."
+    return text, None
+
+
+async def _binary(upload: UploadFile, limit: int) -> tuple[dict[str, Any] | None, str | None]:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        return None, f"The file is larger than {limit} bytes."
+    return {
+        "fileName": upload.filename,
+        "mimeType": upload.content_type or "application/octet-stream",
+        "fileSize": len(data),
+        "data": base64.b64encode(data).decode("ascii"),
+    }, None
+
+
+async def _values(form: FormData, spec: FormSpec) -> tuple[dict[str, Any], dict[str, str]]:
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for field in spec.fields:
+        value, error = _check(field, form.get(field.name))
+        if error is None and isinstance(value, UploadFile):
+            value, error = await _binary(value, field.max_bytes)
+        if error is not None:
+            errors[field.name] = error
+        else:
+            values[field.name] = value
+    return values, errors
+
+
+async def form_page(request: Request) -> Response:
+    """``GET|POST /form-waiting/{id}``: the form, and its submission."""
+    svc = services(request)
+    raw: str = request.path_params["id"]
+    token = request.query_params.get("signature", "")
+    signed = None
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        signed = svc.signer.verify(int(raw), token, "", Action.FORM)
+    if signed is None:
+        metrics.SIGNATURE_FAILURES.inc()
+        return _page(401, None, "done", message="This link is not valid.")
+    execution = await svc.store.get_execution(signed.execution_id, with_waits=True)
+    wait = (
+        None
+        if execution is None
+        else next((w for w in execution.waits if w.seq == signed.wait_seq), None)
+    )
+    spec = None if wait is None or wait.webhook is None else wait.webhook.form
+    if execution is None or wait is None or spec is None:
+        return _page(404, None, "done", message="There is no form here.")
+    if wait.resumed_at is not None or execution.status is not Status.WAITING:
+        return _page(409, spec, "done", message="This form was already submitted or has closed.")
+    if request.method == "GET":
+        return _page(200, spec, "ask", action=str(request.url))
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > svc.settings.max_body_bytes:
+        raise ApiError(413, "The form is larger than the limit")
+    form = await request.form(max_part_size=svc.settings.max_body_bytes)
+    typed = {k: v for k, v in form.multi_items() if isinstance(v, str)}  # to show again
+    try:
+        values, errors = await _values(form, spec)
+    finally:
+        await form.close()
+    if errors:
+        return _page(400, spec, "ask", action=str(request.url), values=typed, errors=errors)
+    payload = {"formData": values, "resumedBy": ResumedBy.FORM.value}
+    if not await svc.store.resume(
+        execution.id, wait.seq, ResumedBy.FORM, payload, svc.clock.now_ms()
+    ):
+        return _page(409, spec, "done", message="This form was already submitted or has closed.")
+    metrics.RESUMES.labels("form").inc()
+    return _page(200, spec, "done", message="Thank you. Your answer was received.")
+
+
+routes = [Route("/form-waiting/{id}", form_page, methods=["GET", "POST"])]
