@@ -6,20 +6,13 @@ POST is never resumed by them. A person who opens the link gets a page whose but
 
 from __future__ import annotations
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 
 from gateway.domain import StoredAnswer, WebhookSpec
+from gateway.pages import HEADERS as PAGE_HEADERS
+from gateway.pages import templates
 
-_templates = Environment(
-    loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
-)
-HEADERS = {
-    "content-type": "text/html; charset=utf-8",
-    "cache-control": "no-store",
-    "x-robots-tag": "noindex",
-    "referrer-policy": "no-referrer",
-}
+HEADERS = {"content-type": "text/html; charset=utf-8", **PAGE_HEADERS}
 
 
 def confirmation_page(request: Request, spec: WebhookSpec | None) -> StoredAnswer | None:
@@ -32,5 +25,5 @@ def confirmation_page(request: Request, spec: WebhookSpec | None) -> StoredAnswe
         or "text/html" not in request.headers.get("accept", "")
     ):
         return None
-    page = _templates.get_template("confirm.html").render(action=str(request.url))
+    page = templates.get_template("confirm.html").render(action=str(request.url))
     return StoredAnswer(200, dict(HEADERS), page.encode(), "confirm")

@@ -12,55 +12,38 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import metrics
 from gateway.domain import ApprovalSpec, Execution, ResumedBy, Status, Wait
 from gateway.http import read_body
-from gateway.services import Services, services
+from gateway.pages import page, signed_wait
+from gateway.services import Services
 from gateway.signing import Action
 
 log = logging.getLogger("waitgate.approval")
 MAX_COMMENT = 1000
-_templates = Environment(
-    loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
-)
-HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex", "referrer-policy": "no-referrer"}
+Target = tuple[Services, Execution, Wait, ApprovalSpec]
 
 
 def _page(status: int, title: str, state: str, message: str = "", **extra: Any) -> Response:
-    html = _templates.get_template("approval.html").render(
-        title=title, state=state, message=message, **extra
-    )
-    return HTMLResponse(html, status_code=status, headers=HEADERS)
-
-
-Target = tuple[Services, Execution, Wait, ApprovalSpec]
+    return page("approval.html", status, title=title, state=state, message=message, **extra)
 
 
 async def _target(request: Request) -> Target | Response:
     """The execution and wait the signed page URL names, or the page that says why not."""
-    svc = services(request)
-    raw: str = request.path_params["id"]
-    token = request.query_params.get("signature", "")
-    signed = None
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        signed = svc.signer.verify(int(raw), token, "", Action.APPROVAL)
-    if signed is None:
-        metrics.SIGNATURE_FAILURES.inc()
+    found = await signed_wait(request, Action.APPROVAL)
+    if found is False:
         return _page(401, "Link not valid", "gone", "This link is not valid.")
-    execution = await svc.store.get_execution(signed.execution_id, with_waits=True)
-    wait = (
-        None
-        if execution is None
-        else next((w for w in execution.waits if w.seq == signed.wait_seq), None)
-    )
-    approval = None if wait is None or wait.webhook is None else wait.webhook.approval
-    if execution is None or wait is None or approval is None:
+    approval = None
+    if isinstance(found, tuple):
+        webhook = found[2].webhook
+        approval = None if webhook is None else webhook.approval
+    if not isinstance(found, tuple) or approval is None:
         return _page(404, "Nothing to approve", "gone", "There is nothing to approve here.")
+    svc, execution, wait = found
     return svc, execution, wait, approval
 
 

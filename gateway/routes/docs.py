@@ -9,15 +9,13 @@ from typing import Any
 
 import msgspec
 import yaml
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from gateway.pages import templates
+
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
-_templates = Environment(
-    loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
-)
 
 
 @cache
@@ -75,7 +73,7 @@ async def openapi_json(request: Request) -> Response:
 async def docs_page(request: Request) -> Response:
     """``GET /api/v1/docs``: every operation, grouped, rendered on the server."""
     document = _parsed()
-    page = _templates.get_template("docs.html").render(
+    page = templates.get_template("docs.html").render(
         info=document["info"], groups=_groups(document)
     )
     return HTMLResponse(page)

@@ -12,28 +12,25 @@ import re
 from datetime import date
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import metrics
 from gateway.domain import FormField, FormSpec, ResumedBy, Status
 from gateway.http import ApiError
-from gateway.services import services
+from gateway.pages import page, signed_wait
 from gateway.signing import Action
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MAX_TEXT = 10_000
-_templates = Environment(
-    loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
-)
-HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex", "referrer-policy": "no-referrer"}
 
 
 def _page(status: int, spec: FormSpec | None, state: str, **extra: Any) -> Response:
-    html = _templates.get_template("form.html").render(
+    return page(
+        "form.html",
+        status,
         title=spec.title if spec else "Form",
         description=spec.description if spec else "",
         fields=spec.fields if spec else (),
@@ -42,7 +39,6 @@ def _page(status: int, spec: FormSpec | None, state: str, **extra: Any) -> Respo
         errors=extra.pop("errors", {}),
         **extra,
     )
-    return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
 def _check(field: FormField, raw: Any) -> tuple[Any, str | None]:
@@ -110,24 +106,16 @@ async def _values(form: FormData, spec: FormSpec) -> tuple[dict[str, Any], dict[
 
 async def form_page(request: Request) -> Response:
     """``GET|POST /form-waiting/{id}``: the form, and its submission."""
-    svc = services(request)
-    raw: str = request.path_params["id"]
-    token = request.query_params.get("signature", "")
-    signed = None
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        signed = svc.signer.verify(int(raw), token, "", Action.FORM)
-    if signed is None:
-        metrics.SIGNATURE_FAILURES.inc()
+    found = await signed_wait(request, Action.FORM)
+    if found is False:
         return _page(401, None, "done", message="This link is not valid.")
-    execution = await svc.store.get_execution(signed.execution_id, with_waits=True)
-    wait = (
-        None
-        if execution is None
-        else next((w for w in execution.waits if w.seq == signed.wait_seq), None)
-    )
-    spec = None if wait is None or wait.webhook is None else wait.webhook.form
-    if execution is None or wait is None or spec is None:
+    spec = None
+    if isinstance(found, tuple):
+        webhook = found[2].webhook
+        spec = None if webhook is None else webhook.form
+    if not isinstance(found, tuple) or spec is None:
         return _page(404, None, "done", message="There is no form here.")
+    svc, execution, wait = found
     if wait.resumed_at is not None or execution.status is not Status.WAITING:
         return _page(409, spec, "done", message="This form was already submitted or has closed.")
     if request.method == "GET":
