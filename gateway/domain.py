@@ -279,6 +279,13 @@ CUSTOM_DATA_MAX_VALUE = 255
 _CUSTOM_DATA_KEY = re.compile(r"[A-Za-z0-9_]+")
 
 
+def check_text(name: str, value: str) -> str:
+    """Text the databases can hold: no NUL character (PostgreSQL refuses it)."""
+    if "\x00" in value:
+        raise InvalidInput(f"{name} must not contain the NUL character")
+    return value
+
+
 def check_custom_data(values: dict[str, Any]) -> dict[str, str]:
     """Check keys and values against n8n's documented rules; the error names key and rule."""
     for key, value in values.items():
@@ -292,6 +299,7 @@ def check_custom_data(values: dict[str, Any]) -> dict[str, str]:
             )
         if not isinstance(value, str):
             raise InvalidInput(f"customData value of {key!r} must be a string")
+        check_text(f"customData value of {key!r}", value)
         if len(value) > CUSTOM_DATA_MAX_VALUE:
             raise InvalidInput(
                 f"customData value of {key!r} is longer than {CUSTOM_DATA_MAX_VALUE} characters"

@@ -23,6 +23,7 @@ from gateway.domain import (
     ResponseMode,
     WebhookSpec,
     check_custom_data,
+    check_text,
     parse_instant,
 )
 from gateway.errors import InvalidInput
@@ -58,6 +59,7 @@ class CreateExecution(_Body):
         """Validated, as the store takes it; the callback URL must point at an allowed host."""
         if not self.workflow_id or len(self.workflow_id) > MAX_WORKFLOW_ID:
             raise InvalidInput(f"workflowId must be 1 to {MAX_WORKFLOW_ID} characters")
+        check_text("workflowId", self.workflow_id)
         if self.mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         return NewExecution(

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from gateway.errors import StoreError, StoreUnavailable
+from gateway.errors import InvalidInput, StoreError, StoreUnavailable, WaitgateError
 from persistence.sqlfiles import load_migrations, load_queries, to_positional
 
 log = logging.getLogger("waitgate.postgres")
@@ -42,10 +42,13 @@ _UNAVAILABLE = (
 )
 
 
-def translate(exc: BaseException) -> StoreError:
-    """A driver error as the project's own."""
+def translate(exc: BaseException) -> WaitgateError:
+    """A driver error as the project's own: unavailable (503), a value the database cannot
+    hold such as text with a NUL character (400), or anything else."""
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}")
+    if isinstance(exc, asyncpg.DataError):
+        return InvalidInput(f"a value cannot be stored: {exc}")
     return StoreError(f"database error: {type(exc).__name__}: {exc}")
 
 

@@ -39,6 +39,8 @@ async def test_create_answers_the_execution_with_a_resume_url(client: httpx.Asyn
         ({"workflowId": 5}, "Expected `str`, got `int`"),
         ({"workflowId": "w", "extra": 1}, "unknown field `extra`"),
         ({"workflowId": ""}, "workflowId must be 1 to 255"),
+        ({"workflowId": "a\u0000b"}, "must not contain the NUL character"),
+        ({"workflowId": "w", "customData": {"k": "a\u0000"}}, "must not contain the NUL"),
         ({"workflowId": "w", "mode": "party"}, "mode must be one of"),
         ({"workflowId": "w", "customData": {"bad-key": "v"}}, "'bad-key' may only contain"),
         ({"workflowId": "w", "customData": {"k": 1}}, "value of 'k' must be a string"),
@@ -77,7 +79,8 @@ async def test_oversize_engine_body_is_413(client: httpx.AsyncClient, svc: Servi
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ({}, "needs waitTill, webhook, approval, or a combination"),
+        ({}, "needs waitTill, webhook, approval, form, or a combination"),
+        ({"webhook": {}, "bogus": 1}, "unknown field"),
         ({"waitTill": "tomorrow"}, "RFC 3339"),
         ({"waitTill": "2026-01-01T00:00:00"}, "UTC offset"),
         ({"webhook": {"httpMethod": "BREW"}}, "'BREW' is not one of"),

@@ -316,3 +316,14 @@ async def test_data_too_large_to_display(
         assert whole["data"]["input"] == {"blob": "x" * 2000}
     finally:
         app.state.services = svc
+
+
+async def test_a_nul_character_in_a_filter_is_never_a_500(
+    client: httpx.AsyncClient, settings: Any
+) -> None:
+    response = await client.get("/api/v1/executions", params={"workflowId": "a\x00b"})
+    if settings.database_url.startswith("sqlite"):
+        assert (response.status_code, response.json()["data"]) == (200, [])
+    else:  # PostgreSQL cannot hold NUL in text: the value is refused, clearly
+        assert response.status_code == 400
+        assert "cannot be stored" in response.json()["message"]
