@@ -34,8 +34,10 @@ class _TagBody(msgspec.Struct, forbid_unknown_fields=True):
 
 def _name(body: _TagBody) -> str:
     name = body.name.strip()
-    if not name or len(name) > MAX_TAG_NAME or "\x00" in name:
-        raise ApiError(400, f"name must be 1 to {MAX_TAG_NAME} characters, without NUL")
+    if not name or len(name) > MAX_TAG_NAME:
+        raise ApiError(400, f"name must be 1 to {MAX_TAG_NAME} characters")
+    if "\x00" in name:
+        raise ApiError(400, "name must not contain the NUL character")
     return name
 
 
