@@ -38,6 +38,7 @@ from gateway.routes import (
     ops,
     public,
     tags,
+    ui,
     webhook,
 )
 from gateway.scheduler import Scheduler
@@ -214,6 +215,7 @@ def create_app(
         *webhook.routes,
         *approval.routes,
         *forms.routes,
+        *ui.routes,
     ]
     return Starlette(
         routes=one_route_per_path(routes),

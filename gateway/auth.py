@@ -110,6 +110,13 @@ class Authenticator:
         self._keys = keys
         self._jwt = jwt
 
+    async def by_key_hash(self, key_hash: str) -> Principal | None:
+        """The caller a stored key hash stands for (the dashboard's session), if still live."""
+        found = await self._keys.find_api_key(key_hash)
+        if found is None:
+            return None
+        return Principal(found.id, frozenset(found.scopes), found.project_id)
+
     async def authenticate(self, request: Request, scope: str) -> Principal:
         """The caller, or n8n's 401/403 answers (403 only for a known caller lacking ``scope``)."""
         principal = await self._principal(request)

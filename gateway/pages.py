@@ -19,10 +19,10 @@ templates = Environment(
 HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex", "referrer-policy": "no-referrer"}
 
 
-def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """A template rendered as an HTML answer that is never cached or indexed."""
     html = templates.get_template(template).render(**context)
-    return HTMLResponse(html, status_code=status, headers=HEADERS)
+    return HTMLResponse(html, status_code=status_code, headers=HEADERS)
 
 
 async def signed_wait(

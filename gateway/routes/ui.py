@@ -1,0 +1,286 @@
+"""The executions dashboard at ``/ui``: sign in with an API key, list, inspect, act.
+
+The session is the key's hash in an itsdangerous-signed cookie (HttpOnly, SameSite=Strict,
+Secure behind https, 12 hours); every form carries a CSRF token bound to that session. What a
+session may see and do follows the key's scopes and project, as on the API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from gateway.auth import Principal, hash_key
+from gateway.domain import NewExecution, ResumedBy, Status, format_instant
+from gateway.http import ApiError, read_body
+from gateway.pages import page as render
+from gateway.pagination import execution_query, page
+from gateway.routes.engine import load_execution
+from gateway.services import Services, services
+from gateway.views import execution_view
+
+COOKIE = "waitgate_ui"
+SESSION_SECONDS = 12 * 3600
+ACTIONS = {
+    "stop": ("execution:stop", "Stop", "danger"),
+    "retry": ("execution:retry", "Retry", ""),
+    "resume": ("execution:write", "Resume now", ""),
+}
+
+
+def _serializer(svc: Services, purpose: str) -> URLSafeTimedSerializer:
+    keys = [k.reveal() for k in reversed(svc.settings.secret_keys)]
+    return URLSafeTimedSerializer(keys, salt=f"waitgate.ui.{purpose}")
+
+
+async def _session(request: Request) -> tuple[Services, Principal, str] | None:
+    svc = services(request)
+    try:
+        key_hash = _serializer(svc, "session").loads(
+            request.cookies.get(COOKIE, ""), max_age=SESSION_SECONDS
+        )
+    except BadSignature:
+        return None
+    principal = await svc.auth.by_key_hash(str(key_hash))
+    if principal is None:
+        return None
+    return svc, principal, _serializer(svc, "csrf").dumps(key_hash)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await read_body(request, 16 * 1024)).decode("utf-8", "replace")
+    return {k: v[0] for k, v in parse_qs(body).items()}
+
+
+def _csrf_ok(svc: Services, token: str, request: Request) -> bool:
+    try:
+        bound = _serializer(svc, "csrf").loads(token, max_age=SESSION_SECONDS)
+        session = _serializer(svc, "session").loads(request.cookies.get(COOKIE, ""))
+    except BadSignature:
+        return False
+    return bool(bound == session)
+
+
+def _to_login() -> Response:
+    return RedirectResponse("/ui/login", status_code=303)
+
+
+async def login(request: Request) -> Response:
+    """``GET|POST /ui/login``: the form, and signing in with an API key."""
+    if request.method == "GET":
+        return render("ui_login.html")
+    svc = services(request)
+    key = (await _form(request)).get("api_key", "")
+    key_hash = hash_key(key)
+    if not key or await svc.auth.by_key_hash(key_hash) is None:
+        return render("ui_login.html", 401, flash="That API key is not valid.", flash_bad=True)
+    response = RedirectResponse("/ui", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        _serializer(svc, "session").dumps(key_hash),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=svc.settings.public_url.startswith("https://"),
+        path="/ui",
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    """``POST /ui/logout``."""
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/ui")
+    return response
+
+
+async def executions(request: Request) -> Response:
+    """``GET /ui``: executions, newest first, with status, workflow and customData filters."""
+    session = await _session(request)
+    if session is None:
+        return _to_login()
+    svc, principal, csrf = session
+    if not principal.allows("execution:list"):
+        return render(
+            "ui_list.html",
+            403,
+            flash="This key may not list executions.",
+            flash_bad=True,
+            signed_in=True,
+            csrf=csrf,
+            executions=[],
+            statuses=[],
+        )
+    params = request.query_params
+    status, q, cd = params.get("status", ""), params.get("q", ""), params.get("cd", "")
+    api_params: dict[str, str] = {"limit": "50"}
+    if status:
+        api_params["status"] = status
+    if q:
+        api_params["workflowId"] = q
+    if "=" in cd:
+        key, _, value = cd.partition("=")
+        api_params[f"customData[{key.strip()}]"] = value.strip()
+    if params.get("cursor"):
+        api_params["cursor"] = params["cursor"]
+    flash: str | None = None
+    query = None
+    try:
+        query = execution_query(type(params)(api_params), principal.project_id)
+    except ApiError as exc:
+        flash = exc.message
+    found = (
+        []
+        if query is None
+        else await svc.store.list_executions(dataclasses.replace(query, limit=query.limit + 1))
+    )
+    next_cursor = None if query is None else page(found, query, lambda e: e.id)
+    return render(
+        "ui_list.html",
+        400 if flash else 200,
+        signed_in=True,
+        csrf=csrf,
+        flash=flash,
+        flash_bad=bool(flash),
+        statuses=[s.value for s in Status],
+        status=status,
+        q=q,
+        cd=cd,
+        executions=[execution_view(e, svc.signer) for e in found],
+        next_cursor=next_cursor,
+        next_query=urlencode({"status": status, "q": q, "cd": cd, "cursor": next_cursor or ""}),
+    )
+
+
+async def detail(request: Request) -> Response:
+    """``GET /ui/executions/{id}``: waits, resume attempts, deliveries, customData, buttons."""
+    session = await _session(request)
+    if session is None:
+        return _to_login()
+    svc, principal, csrf = session
+    eid: int = request.path_params["id"]
+    if not principal.allows("execution:read"):
+        return render(
+            "ui_list.html",
+            403,
+            flash="This key may not read executions.",
+            flash_bad=True,
+            signed_in=True,
+            csrf=csrf,
+            executions=[],
+            statuses=[],
+        )
+    try:
+        execution = await load_execution(svc, principal, eid, with_waits=True)
+    except ApiError as exc:
+        return render(
+            "ui_list.html",
+            404,
+            flash=exc.message,
+            flash_bad=True,
+            signed_in=True,
+            csrf=csrf,
+            executions=[],
+            statuses=[],
+        )
+    deliveries, _ = await svc.store.execution_deliveries(eid)
+    attempts = await svc.store.resume_attempts(eid)
+    usable = {
+        "stop": execution.status in {Status.NEW, Status.RUNNING, Status.WAITING},
+        "retry": execution.status in {Status.ERROR, Status.CRASHED, Status.CANCELED},
+        "resume": execution.status is Status.WAITING,
+    }
+    actions = [
+        (name, label, style)
+        for name, (scope, label, style) in ACTIONS.items()
+        if usable[name] and principal.allows(scope)
+    ]
+    return render(
+        "ui_detail.html",
+        signed_in=True,
+        csrf=csrf,
+        flash=request.query_params.get("done"),
+        e=execution_view(execution, svc.signer, include_data=True),
+        actions=actions,
+        attempts=[
+            {
+                "at": format_instant(a.attempted_at),
+                "method": a.method,
+                "status": a.status_code,
+                "outcome": a.outcome,
+                "reason": a.reason,
+                "ip": a.ip,
+            }
+            for a in attempts
+        ],
+        deliveries=[
+            {
+                "id": d.id,
+                "event": d.event.value,
+                "status": d.status.value,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+            }
+            for d in deliveries
+        ],
+    )
+
+
+async def act(request: Request) -> Response:
+    """``POST /ui/executions/{id}/{stop|retry|resume}``, then back to the execution."""
+    session = await _session(request)
+    if session is None:
+        return _to_login()
+    svc, principal, _ = session
+    eid: int = request.path_params["id"]
+    action: str = request.path_params["action"]
+    form = await _form(request)
+    if action not in ACTIONS or not _csrf_ok(svc, form.get("csrf", ""), request):
+        raise ApiError(403, "Forbidden")
+    if not principal.allows(ACTIONS[action][0]):
+        raise ApiError(403, "Forbidden")
+    execution = await load_execution(svc, principal, eid)
+    now = svc.clock.now_ms()
+    target = eid
+    if action == "stop":
+        done = await svc.store.stop(eid, now)
+    elif action == "resume":
+        payload: dict[str, Any] = {"body": None, "resumedBy": ResumedBy.API.value, "via": "ui"}
+        done = execution.status is Status.WAITING and await svc.store.resume(
+            eid, execution.wait_seq, ResumedBy.API, payload, now
+        )
+    else:
+        done = execution.status in {Status.ERROR, Status.CRASHED, Status.CANCELED}
+        if done:
+            retry = await svc.store.create_execution(
+                NewExecution(
+                    workflow_id=execution.workflow_id,
+                    mode="retry",
+                    project_id=execution.project_id,
+                    custom_data=execution.custom_data,
+                    data=execution.data,
+                    retry_of=eid,
+                    callback_url=execution.callback_url,
+                ),
+                now,
+            )
+            target = retry.id
+    message = f"{ACTIONS[action][1]}: done." if done else f"{ACTIONS[action][1]}: not possible now."
+    return RedirectResponse(
+        f"/ui/executions/{target}?{urlencode({'done': message})}", status_code=303
+    )
+
+
+routes = [
+    Route("/ui", executions, methods=["GET"]),
+    Route("/ui/login", login, methods=["GET", "POST"]),
+    Route("/ui/logout", logout, methods=["POST"]),
+    Route("/ui/executions/{id:int}", detail, methods=["GET"]),
+    Route("/ui/executions/{id:int}/{action}", act, methods=["POST"]),
+]
