@@ -1,0 +1,149 @@
+"""People's pages in a real browser: Playwright driving the system Chromium, headless.
+
+Each test saves a screenshot of the page it exercises into ``docs/screenshots/``. Without
+Chromium (Debian package ``chromium``) the tests are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.process import GatewayProcess
+
+pytestmark = pytest.mark.acceptance
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+if CHROMIUM is None:
+    pytest.skip(
+        "Chromium is not installed (Debian: apt-get install chromium)", allow_module_level=True
+    )
+async_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, str]]:
+    process = GatewayProcess(tmp_path_factory.mktemp("browser"), {"WAITGATE_LOG_LEVEL": "warning"})
+    process.start()
+    (key,) = process.admin_keys()
+    yield process, key
+    process.kill()
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Any]:
+    async with async_api.async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = await chromium.new_context(viewport={"width": 1000, "height": 800})
+        yield await context.new_page()
+        await chromium.close()
+
+
+def api(gateway: tuple[GatewayProcess, str]) -> httpx.Client:
+    process, key = gateway
+    return httpx.Client(base_url=process.url, headers={"X-N8N-API-KEY": key})
+
+
+def parked(client: httpx.Client, **wait: Any) -> dict[str, Any]:
+    created = client.post(
+        "/api/v1/executions", json={"workflowId": "browser", **wait.pop("create", {})}
+    )
+    body: dict[str, Any] = client.post(
+        f"/api/v1/executions/{created.json()['id']}/wait", json=wait
+    ).json()
+    return body
+
+
+async def test_approve_in_the_browser(gateway: tuple[GatewayProcess, str], page: Any) -> None:
+    with api(gateway) as client:
+        wait = parked(
+            client,
+            approval={"title": "Buy a laptop for Ada?", "description": "ThinkPad X1, 1,450 EUR."},
+        )
+        await page.goto(wait["approvalUrl"])
+        await page.screenshot(path=SHOTS / "approval.png")
+        await page.fill("#comment", "Within budget")
+        await page.get_by_role("button", name="Approve").click()
+        await page.get_by_role("status").wait_for()
+        assert "Approved" in await page.get_by_role("status").inner_text()
+        await page.screenshot(path=SHOTS / "approval-done.png")
+        waits = client.get(
+            f"/api/v1/executions/{wait['id']}", params={"includeData": "true"}
+        ).json()["data"]["waits"]
+        assert waits[0]["payload"]["approved"] is True
+        assert waits[0]["payload"]["comment"] == "Within budget"
+        await page.goto(wait["approvalUrl"])
+        assert await page.get_by_role("button", name="Approve").count() == 0
+
+
+async def test_form_with_a_validation_error_then_success(
+    gateway: tuple[GatewayProcess, str], page: Any
+) -> None:
+    fields = [
+        {"label": "Your name", "name": "name", "required": True},
+        {"label": "Email", "name": "email", "type": "email", "required": True},
+        {"label": "Team", "name": "team", "type": "dropdown", "options": ["Platform", "Payments"]},
+    ]
+    with api(gateway) as client:
+        wait = parked(client, form={"title": "Welcome aboard", "fields": fields})
+        await page.goto(wait["resumeFormUrl"])
+        await page.fill("#name", "Grace")
+        await page.fill("#email", "not-an-email")
+        await page.get_by_role("button", name="Submit").click()
+        await page.wait_for_selector(".error")
+        assert "Enter an email address." in await page.inner_text("#email-error")
+        assert await page.input_value("#name") == "Grace"  # what was typed is kept
+        await page.screenshot(path=SHOTS / "form-errors.png")
+        await page.fill("#email", "grace@example.com")
+        await page.select_option("#team", "Payments")
+        await page.get_by_role("button", name="Submit").click()
+        await page.get_by_role("status").wait_for()
+        assert "Thank you" in await page.get_by_role("status").inner_text()
+        data = client.get(
+            f"/api/v1/executions/{wait['id']}", params={"includeData": "true"}
+        ).json()["data"]["waits"][0]["payload"]["formData"]
+        assert data == {"name": "Grace", "email": "grace@example.com", "team": "Payments"}
+
+
+async def test_dashboard_login_filter_and_stop(
+    gateway: tuple[GatewayProcess, str], page: Any
+) -> None:
+    process, key = gateway
+    with api(gateway) as client:
+        target = parked(
+            client,
+            create={"customData": {"tenant": "acme"}},
+            waitTill="2030-01-01T00:00:00Z",
+            webhook={},
+        )
+        await page.goto(process.url + "/ui")
+        await page.fill("#api_key", key)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url("**/ui")
+        await page.select_option("#status", "waiting")
+        await page.fill("#cd", "tenant=acme")
+        await page.get_by_role("button", name="Filter").click()
+        await page.wait_for_url("**/ui?*")
+        link = page.get_by_role("link", name=str(target["id"]), exact=True)
+        assert await link.count() == 1
+        await page.screenshot(path=SHOTS / "dashboard.png", full_page=True)
+        await link.click()
+        await page.get_by_role("button", name="Stop").wait_for()
+        await page.screenshot(path=SHOTS / "execution.png", full_page=True)
+        await page.get_by_role("button", name="Stop").click()
+        await page.get_by_role("status").wait_for()
+        assert "Stop: done." in await page.get_by_role("status").inner_text()
+        assert client.get(f"/api/v1/executions/{target['id']}").json()["status"] == "canceled"
