@@ -39,6 +39,8 @@ class Status(StrEnum):
 
 
 FINISHED = frozenset({Status.SUCCESS, Status.ERROR, Status.CRASHED, Status.CANCELED})
+RETRYABLE = frozenset({Status.ERROR, Status.CRASHED, Status.CANCELED})
+STOPPABLE = frozenset({Status.NEW, Status.UNKNOWN, Status.RUNNING, Status.WAITING})
 
 MODES = (
     "cli",
@@ -257,6 +259,18 @@ class Execution:
         if self.status is not Status.WAITING:
             return None
         return next((w for w in self.waits if w.seq == self.wait_seq), None)
+
+    def retry(self) -> NewExecution:
+        """A new execution that retries this one (``mode: retry``, ``retryOf``)."""
+        return NewExecution(
+            workflow_id=self.workflow_id,
+            mode="retry",
+            project_id=self.project_id,
+            custom_data=self.custom_data,
+            data=self.data,
+            retry_of=self.id,
+            callback_url=self.callback_url,
+        )
 
 
 @dataclass(frozen=True)

@@ -122,8 +122,12 @@ class Limits:
         self.trusted_proxies = trusted_proxies
 
     def client_ip(self, request: Request) -> str | None:
-        """The caller's address (see ``client_ip``)."""
-        return client_ip(request, self.trusted_proxies)
+        """The caller's address (see ``client_ip``), worked out once per request."""
+        state = request.scope.setdefault("state", {})
+        if "client_ip" not in state:
+            state["client_ip"] = client_ip(request, self.trusted_proxies)
+        found: str | None = state["client_ip"]
+        return found
 
     def before_signature_check(self, ip: str | None, execution_id: int) -> None:
         """429 if this address or this execution has used up its failed signature checks."""

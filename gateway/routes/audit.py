@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.domain import format_instant
+from gateway.domain import ResumeAttempt, format_instant
 from gateway.http import JSONResponse
 from gateway.routes.engine import api_caller, load_execution
 
@@ -17,23 +19,21 @@ async def resume_attempts(request: Request) -> Response:
     await load_execution(svc, principal, eid)
     await svc.audit.flush()
     attempts = await svc.store.resume_attempts(eid)
-    return JSONResponse(
-        {
-            "data": [
-                {
-                    "seq": a.seq,
-                    "attemptedAt": format_instant(a.attempted_at),
-                    "method": a.method,
-                    "statusCode": a.status_code,
-                    "outcome": a.outcome,
-                    "reason": a.reason,
-                    "ip": a.ip,
-                    "userAgent": a.user_agent,
-                }
-                for a in attempts
-            ]
-        }
-    )
+    return JSONResponse({"data": [attempt_view(a) for a in attempts]})
+
+
+def attempt_view(attempt: ResumeAttempt) -> dict[str, Any]:
+    """One resume attempt as the API (and the dashboard) shows it."""
+    return {
+        "seq": attempt.seq,
+        "attemptedAt": format_instant(attempt.attempted_at),
+        "method": attempt.method,
+        "statusCode": attempt.status_code,
+        "outcome": attempt.outcome,
+        "reason": attempt.reason,
+        "ip": attempt.ip,
+        "userAgent": attempt.user_agent,
+    }
 
 
 routes = [

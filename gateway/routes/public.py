@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.auth import Principal
-from gateway.domain import NewExecution, Status, StopFilter, parse_instant
+from gateway.domain import RETRYABLE, Status, StopFilter, parse_instant
 from gateway.errors import InvalidInput
 from gateway.http import ApiError, JSONResponse, decode_json, read_body
 from gateway.pagination import execution_query, flag, page
@@ -22,8 +22,6 @@ from gateway.services import Services, services
 from gateway.views import execution_view
 
 log = logging.getLogger("waitgate.public")
-RETRYABLE = frozenset({Status.ERROR, Status.CRASHED, Status.CANCELED})
-STOPPABLE = frozenset({Status.NEW, Status.UNKNOWN, Status.RUNNING, Status.WAITING})
 
 
 def _data_options(request: Request, svc: Services, principal: Principal) -> dict[str, Any]:
@@ -155,15 +153,7 @@ async def retry_execution(request: Request) -> Response:
             f"Only executions that failed, crashed or were canceled can be retried; "
             f"{eid} is currently {old.status.value}",
         )
-    new = NewExecution(
-        workflow_id=old.workflow_id,
-        mode="retry",
-        project_id=old.project_id,
-        custom_data=old.custom_data,
-        data=old.data,
-        retry_of=old.id,
-        callback_url=old.callback_url,
-    )
+    new = old.retry()
     retry = await svc.store.create_execution(new, svc.clock.now_ms())
     log.info(
         "retried",

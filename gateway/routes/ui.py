@@ -17,10 +17,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.auth import Principal, hash_key
-from gateway.domain import NewExecution, ResumedBy, Status, format_instant
+from gateway.domain import RETRYABLE, STOPPABLE, ResumedBy, Status
 from gateway.http import ApiError, read_body
 from gateway.pages import page as render
 from gateway.pagination import execution_query, page
+from gateway.routes.audit import attempt_view
+from gateway.routes.deliveries import delivery_view
 from gateway.routes.engine import load_execution
 from gateway.services import Services, services
 from gateway.views import execution_view
@@ -67,6 +69,20 @@ def _csrf_ok(svc: Services, token: str, request: Request) -> bool:
     return bool(bound == session)
 
 
+def _refused(status: int, message: str, csrf: str) -> Response:
+    """The dashboard's page for something this session may not see or do."""
+    return render(
+        "ui_list.html",
+        status,
+        flash=message,
+        flash_bad=True,
+        signed_in=True,
+        csrf=csrf,
+        executions=[],
+        statuses=[],
+    )
+
+
 def _to_login() -> Response:
     return RedirectResponse("/ui/login", status_code=303)
 
@@ -107,16 +123,7 @@ async def executions(request: Request) -> Response:
         return _to_login()
     svc, principal, csrf = session
     if not principal.allows("execution:list"):
-        return render(
-            "ui_list.html",
-            403,
-            flash="This key may not list executions.",
-            flash_bad=True,
-            signed_in=True,
-            csrf=csrf,
-            executions=[],
-            statuses=[],
-        )
+        return _refused(403, "This key may not list executions.", csrf)
     params = request.query_params
     status, q, cd = params.get("status", ""), params.get("q", ""), params.get("cd", "")
     api_params: dict[str, str] = {"limit": "50"}
@@ -166,34 +173,16 @@ async def detail(request: Request) -> Response:
     svc, principal, csrf = session
     eid: int = request.path_params["id"]
     if not principal.allows("execution:read"):
-        return render(
-            "ui_list.html",
-            403,
-            flash="This key may not read executions.",
-            flash_bad=True,
-            signed_in=True,
-            csrf=csrf,
-            executions=[],
-            statuses=[],
-        )
+        return _refused(403, "This key may not read executions.", csrf)
     try:
         execution = await load_execution(svc, principal, eid, with_waits=True)
     except ApiError as exc:
-        return render(
-            "ui_list.html",
-            404,
-            flash=exc.message,
-            flash_bad=True,
-            signed_in=True,
-            csrf=csrf,
-            executions=[],
-            statuses=[],
-        )
-    deliveries, _ = await svc.store.execution_deliveries(eid)
+        return _refused(404, exc.message, csrf)
+    deliveries, delivery_attempts = await svc.store.execution_deliveries(eid)
     attempts = await svc.store.resume_attempts(eid)
     usable = {
-        "stop": execution.status in {Status.NEW, Status.RUNNING, Status.WAITING},
-        "retry": execution.status in {Status.ERROR, Status.CRASHED, Status.CANCELED},
+        "stop": execution.status in STOPPABLE,
+        "retry": execution.status in RETRYABLE,
         "resume": execution.status is Status.WAITING,
     }
     actions = [
@@ -208,27 +197,8 @@ async def detail(request: Request) -> Response:
         flash=request.query_params.get("done"),
         e=execution_view(execution, svc.signer, include_data=True),
         actions=actions,
-        attempts=[
-            {
-                "at": format_instant(a.attempted_at),
-                "method": a.method,
-                "status": a.status_code,
-                "outcome": a.outcome,
-                "reason": a.reason,
-                "ip": a.ip,
-            }
-            for a in attempts
-        ],
-        deliveries=[
-            {
-                "id": d.id,
-                "event": d.event.value,
-                "status": d.status.value,
-                "attempts": d.attempts,
-                "last_error": d.last_error,
-            }
-            for d in deliveries
-        ],
+        attempts=[attempt_view(a) for a in attempts],
+        deliveries=[delivery_view(d, delivery_attempts) for d in deliveries],
     )
 
 
@@ -256,20 +226,9 @@ async def act(request: Request) -> Response:
             eid, execution.wait_seq, ResumedBy.API, payload, now
         )
     else:
-        done = execution.status in {Status.ERROR, Status.CRASHED, Status.CANCELED}
+        done = execution.status in RETRYABLE
         if done:
-            retry = await svc.store.create_execution(
-                NewExecution(
-                    workflow_id=execution.workflow_id,
-                    mode="retry",
-                    project_id=execution.project_id,
-                    custom_data=execution.custom_data,
-                    data=execution.data,
-                    retry_of=eid,
-                    callback_url=execution.callback_url,
-                ),
-                now,
-            )
+            retry = await svc.store.create_execution(execution.retry(), now)
             target = retry.id
     message = f"{ACTIONS[action][1]}: done." if done else f"{ACTIONS[action][1]}: not possible now."
     return RedirectResponse(
