@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from gateway.domain import StoredAnswer, WebhookSpec
 from gateway.pages import HEADERS as PAGE_HEADERS
-from gateway.pages import templates
+from gateway.pages import own_action, templates
 
 HEADERS = {"content-type": "text/html; charset=utf-8", **PAGE_HEADERS}
 
@@ -25,5 +25,5 @@ def confirmation_page(request: Request, spec: WebhookSpec | None) -> StoredAnswe
         or "text/html" not in request.headers.get("accept", "")
     ):
         return None
-    page = templates.get_template("confirm.html").render(action=str(request.url))
+    page = templates.get_template("confirm.html").render(action=own_action(request))
     return StoredAnswer(200, dict(HEADERS), page.encode(), "confirm")

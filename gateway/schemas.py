@@ -34,6 +34,8 @@ MAX_WORKFLOW_ID = 255
 MAX_TITLE = 200
 MAX_DESCRIPTION = 4000
 MAX_FIELDS = 50
+BROWSERLESS = ("header", "hmac")
+"""Caller authentication a browser opening an approval or form page cannot send."""
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,50}")
 
 
@@ -286,6 +288,12 @@ class ParkBody(_Body):
             spec = dataclasses.replace(spec, approval=self.approval.to_spec())
         if self.form is not None and spec is not None:
             spec = dataclasses.replace(spec, form=self.form.to_spec())
+        if spec is not None and (spec.approval or spec.form) and spec.auth.kind in BROWSERLESS:
+            raise InvalidInput(
+                f"webhook.authentication.type {spec.auth.kind} cannot be used with approval or "
+                "form: a browser opening the page cannot send that header; use basic, "
+                "allowedIps or none"
+            )
         return wait_till, spec
 
 
