@@ -17,7 +17,13 @@ from gateway.signing import Action
 templates = Environment(
     loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
 )
-HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex", "referrer-policy": "no-referrer"}
+HEADERS = {
+    "cache-control": "no-store",
+    "x-robots-tag": "noindex",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+}
 
 
 def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
