@@ -51,10 +51,21 @@ class ApiError(Exception):
         )
 
 
+MAX_LENGTH_DIGITS = 18
+
+
+def declared_length(request: Request) -> int:
+    """The ``Content-Length`` the caller declared, 0 if none or not a plain decimal number;
+    more digits than any real body has count as larger than every limit."""
+    declared = request.headers.get("content-length", "")
+    if not (declared.isascii() and declared.isdigit()):
+        return 0
+    return int(declared) if len(declared) <= MAX_LENGTH_DIGITS else 10**MAX_LENGTH_DIGITS
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole request body, or a 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared_length(request) > limit:
         raise ApiError(413, f"Request body is larger than the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
