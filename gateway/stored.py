@@ -33,6 +33,11 @@ def clip(text: str, limit: int) -> str:
     return text[: limit - len(TRUNCATED)] + TRUNCATED
 
 
+def clip_optional(text: str | None, limit: int) -> str | None:
+    """``clip`` for a value that may be missing."""
+    return None if text is None else clip(text, limit)
+
+
 def clip_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """Header pairs with each name and value clipped, up to ``MAX_HEADERS_TOTAL`` characters;
     a last ``x-waitgate-headers-left-out`` pair counts the headers that did not fit."""
@@ -53,11 +58,10 @@ def clip_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def clip_attempt(attempt: ResumeAttempt) -> ResumeAttempt:
     """An audit row with every caller-controlled text bounded."""
-    ua, ip = attempt.user_agent, attempt.ip
     return dataclasses.replace(
         attempt,
         method=clip(attempt.method, MAX_AUDIT_METHOD),
         reason=clip(attempt.reason, MAX_AUDIT_TEXT),
-        ip=None if ip is None else clip(ip, MAX_AUDIT_IP),
-        user_agent=None if ua is None else clip(ua, MAX_AUDIT_TEXT),
+        ip=clip_optional(attempt.ip, MAX_AUDIT_IP),
+        user_agent=clip_optional(attempt.user_agent, MAX_AUDIT_TEXT),
     )

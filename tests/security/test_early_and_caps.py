@@ -297,6 +297,18 @@ async def test_huge_headers_are_stored_bounded(
         assert _db_size(settings) - before < 2 * 1024 * 1024
 
 
+async def test_an_approval_keeps_a_bounded_user_agent(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    execution = await create(client)
+    wait = await park(client, execution["id"], approval={"title": "Pay?"})
+    sent = {"user-agent": HUGE}
+    done = await anon.post(wait["approvalUrl"], data={"decision": "approve"}, headers=sent)
+    assert done.status_code == 200
+    payload = (await get(client, wait["id"], includeData="true"))["data"]["waits"][0]["payload"]
+    assert len(payload["userAgent"]) == MAX_HEADER_VALUE
+
+
 async def test_the_audit_trail_keeps_a_bounded_number_of_rows_per_execution(
     client: httpx.AsyncClient, anon: httpx.AsyncClient
 ) -> None:
