@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -25,7 +25,11 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Records every POST; answers with the queued status codes, then ``default_status``."""
+    """Records every POST; answers with the queued status codes, then ``default_status``.
+
+    With ``answer_bytes`` set, the answer's body is that many bytes, streamed in 64 KiB chunks;
+    ``sent`` counts the bytes handed to the server so far.
+    """
 
     url: str = ""
     received: list[Received] = field(default_factory=list)
@@ -33,6 +37,8 @@ class Receiver:
     default_status: int = 200
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     answering: asyncio.Event = field(default_factory=asyncio.Event)
+    answer_bytes: int = 0
+    sent: int = 0
 
     def __post_init__(self) -> None:
         self.answering.set()
@@ -43,7 +49,15 @@ class Receiver:
         self.arrived.set()
         await self.answering.wait()
         status = self.answers.pop(0) if self.answers else self.default_status
+        if self.answer_bytes:
+            return StreamingResponse(self._stream(), status_code=status)
         return Response(b"{}" if status < 300 else b"nope", status_code=status)
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        chunk = b"x" * 65536
+        while self.sent < self.answer_bytes:
+            self.sent += len(chunk)
+            yield chunk
 
     async def wait_for(self, count: int, within: float = 5.0) -> None:
         """Until at least ``count`` requests have arrived (bounded)."""
