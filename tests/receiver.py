@@ -27,8 +27,7 @@ class Received:
 class Receiver:
     """Records every POST; answers with the queued status codes, then ``default_status``.
 
-    With ``answer_bytes`` set, the answer's body is that many bytes, streamed in 64 KiB chunks;
-    ``sent`` counts the bytes handed to the server so far.
+    With ``answer_bytes`` set, the answer's body is that many bytes, streamed in 64 KiB chunks.
     """
 
     url: str = ""
@@ -38,7 +37,6 @@ class Receiver:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     answering: asyncio.Event = field(default_factory=asyncio.Event)
     answer_bytes: int = 0
-    sent: int = 0
 
     def __post_init__(self) -> None:
         self.answering.set()
@@ -55,8 +53,7 @@ class Receiver:
 
     async def _stream(self) -> AsyncIterator[bytes]:
         chunk = b"x" * 65536
-        while self.sent < self.answer_bytes:
-            self.sent += len(chunk)
+        for _ in range(0, self.answer_bytes, len(chunk)):
             yield chunk
 
     async def wait_for(self, count: int, within: float = 5.0) -> None:
@@ -76,10 +73,10 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_receiver() -> AsyncIterator[Receiver]:
-    """Serve a ``Receiver`` with uvicorn on a free loopback port for the duration."""
+async def running_receiver(port: int | None = None) -> AsyncIterator[Receiver]:
+    """Serve a ``Receiver`` with uvicorn on loopback (``port``, or a free one) for the duration."""
     receiver = Receiver()
-    port = free_port()
+    port = port or free_port()
     receiver.url = f"http://127.0.0.1:{port}/callbacks"
     app = Starlette(routes=[Route("/callbacks", receiver.handle, methods=["POST"])])
     server = uvicorn.Server(

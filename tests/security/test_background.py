@@ -390,3 +390,133 @@ async def test_readyz_does_not_echo_the_exception_text(
     assert "hunter2" not in response.text
     logged = [r for r in caplog.records if getattr(r, "action", None) == "readyz.unavailable"]
     assert "db.internal" in logged[0].getMessage()
+
+
+# --- callbacks are allowed by whole origin --------------------------------------------------
+
+
+async def test_another_port_or_scheme_on_an_allowed_host_is_refused(
+    gateway: tuple[Starlette, httpx.AsyncClient], receiver: Receiver
+) -> None:
+    _, client = gateway
+    allowed = origin(receiver.url)
+    host, port = allowed.rsplit(":", 1)
+    other = int(port) + 1 if int(port) < 65535 else int(port) - 1
+    for url, named in [
+        (f"{host}:{other}/callbacks", f"{host}:{other}"),
+        (f"https{host.removeprefix('http')}:{port}/callbacks", f"https://127.0.0.1:{port}"),
+        (f"{host}:5678/api/v1/executions", f"{host}:5678"),
+    ]:
+        response = await client.post(
+            "/api/v1/executions", json={"workflowId": "w", "callbackUrl": url}
+        )
+        assert response.status_code == 400, url
+        assert f"callback origin {named} is not allowed" in response.json()["message"]
+    assert (await create(client, callbackUrl=receiver.url))["id"]
+
+
+@pytest.mark.parametrize("port", ["", ":8080", ":99999"])
+async def test_a_legacy_allowed_host_means_default_ports_only(
+    settings: Settings, clock: ManualClock, port: str
+) -> None:
+    legacy = dataclasses.replace(settings, callback_allowed_hosts=("engine.example.com",))
+    async with running_gateway(legacy, clock) as (_app, client):
+        url = f"http://engine.example.com{port}/hook"
+        response = await client.post(
+            "/api/v1/executions", json={"workflowId": "w", "callbackUrl": url}
+        )
+        assert response.status_code == (201 if port == "" else 400), response.text
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+async def test_the_gateways_own_origin_only_when_explicitly_allowed(
+    settings: Settings, clock: ManualClock, explicit: bool
+) -> None:
+    own = dataclasses.replace(
+        settings,
+        public_url="https://gw.example.com",
+        callback_allowed_hosts=("gw.example.com",),
+        callback_allowed_origins=("https://gw.example.com",) if explicit else (),
+    )
+    async with running_gateway(own, clock) as (_app, client):
+        url = "https://gw.example.com/api/v1/executions"
+        response = await client.post(
+            "/api/v1/executions", json={"workflowId": "w", "callbackUrl": url}
+        )
+        if explicit:
+            assert response.status_code == 201, response.text
+        else:
+            assert response.status_code == 400
+            assert "https://gw.example.com:443 is not allowed" in response.json()["message"]
+
+
+class CountingStream(httpx.AsyncByteStream):
+    """An answer body that counts the bytes its reader pulls from the network."""
+
+    def __init__(self, inner: httpx.AsyncByteStream) -> None:
+        self.inner = inner
+        self.read = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.inner:
+            self.read += len(chunk)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_only_a_short_prefix_of_a_huge_answer_is_read_and_kept(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+    receiver: Receiver,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, client = gateway
+    svc: Services = app.state.services
+    send = httpx.AsyncClient.send
+    streams: list[CountingStream] = []
+
+    async def counting(self: httpx.AsyncClient, request: httpx.Request, **kw: Any) -> Any:
+        response = await send(self, request, **kw)
+        if str(request.url) == receiver.url:
+            assert isinstance(response.stream, httpx.AsyncByteStream)
+            response.stream = CountingStream(response.stream)
+            streams.append(response.stream)
+        return response
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", counting)
+    receiver.answer_bytes = 10 * 1024 * 1024
+    receiver.default_status = 500
+    eid = await resume_with_callback(client, svc, receiver.url)
+
+    async def attempted() -> bool:
+        return len(await delivery_errors(client, eid)) > 0
+
+    await until(attempted, clock, 100)
+    (error,) = await delivery_errors(client, eid)
+    assert error == "answered 500: " + "x" * 200
+    (delivery,) = (await client.get(f"/api/v1/executions/{eid}/deliveries")).json()["data"]
+    assert delivery["lastError"] == error
+    (stream,) = streams
+    assert stream.read <= 256 * 1024  # a network read or so, never the 10 MiB
+
+
+async def test_a_target_no_longer_allowed_fails_at_send_time(
+    bg_settings: Settings, clock: ManualClock, receiver: Receiver
+) -> None:
+    async with running_gateway(bg_settings, clock) as (_app, client):
+        eid = (await create(client, callbackUrl=receiver.url))["id"]
+        await park(client, eid, webhook={})
+    removed = dataclasses.replace(bg_settings, callback_allowed_origins=())
+    async with running_gateway(removed, clock) as (_app, client):
+        assert (await client.post(f"/api/v1/executions/{eid}/resume", json={})).status_code == 200
+
+        async def attempted() -> bool:
+            return len(await delivery_errors(client, eid)) > 0
+
+        await until(attempted, clock, 100)
+        (error,) = await delivery_errors(client, eid)
+        assert error is not None
+        assert f"callback origin {origin(receiver.url)} is not allowed" in error
+    assert receiver.received == []
