@@ -520,3 +520,23 @@ async def test_a_target_no_longer_allowed_fails_at_send_time(
         assert error is not None
         assert f"callback origin {origin(receiver.url)} is not allowed" in error
     assert receiver.received == []
+
+
+async def test_a_503_does_not_echo_the_driver_message(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, client = gateway
+    svc: Services = app.state.services
+
+    async def create_execution(*args: Any) -> Any:
+        raise StoreUnavailable("database unavailable: connection refused by db.internal:5432")
+
+    monkeypatch.setattr(svc.store, "create_execution", create_execution)
+    response = await client.post("/api/v1/executions", json={"workflowId": "w"})
+    assert response.status_code == 503
+    assert response.json() == {"message": "database unavailable, try again later"}
+    assert response.headers["retry-after"] == "1"
+    logged = [r for r in caplog.records if getattr(r, "action", None) == "store.unavailable"]
+    assert "db.internal" in logged[0].getMessage()
