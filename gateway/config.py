@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gateway.errors import ConfigError
+from gateway.files import keep_private
 from gateway.origins import parse_origin
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/waitgate.db"
@@ -170,7 +171,7 @@ class Settings:
 def _kept_secret(path: Path, make: Callable[[], str]) -> str:
     """The secret in ``path``, created (mode 0600) the first time."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -178,6 +179,7 @@ def _kept_secret(path: Path, make: Callable[[], str]) -> str:
         else:
             with os.fdopen(fd, "w") as handle:
                 handle.write(make() + "\n")
+    keep_private(path)
     value = path.read_text().strip()
     if not value:
         raise ConfigError(f"secret file {path} is empty")
