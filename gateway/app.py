@@ -43,6 +43,7 @@ from gateway.routes import (
 )
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
+from gateway.serving import BodyDeadline
 from gateway.signing import ResumeSigner
 from gateway.supervisor import Loop, Supervisor
 from persistence import open_store
@@ -245,7 +246,11 @@ def create_app(
         routes=one_route_per_path(routes),
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(AccessLog), Middleware(ApiRateLimit)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(ApiRateLimit),
+            Middleware(BodyDeadline, timeout_seconds=settings.body_timeout_seconds),
+        ],
     )
 
 

@@ -84,6 +84,11 @@ class Settings:
     retention_interval_seconds: float = 300.0
     align_clock_to_database: bool = True
     clock_align_interval_seconds: float = 60.0
+    max_concurrency: int = 1000
+    keep_alive_timeout_seconds: int = 5
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 60.0
+    max_header_bytes: int = 32 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -145,6 +150,11 @@ class Settings:
             retention_interval_seconds=_float(env, "WAITGATE_RETENTION_INTERVAL", 300.0),
             align_clock_to_database=env.get("WAITGATE_CLOCK_FROM_DATABASE", "true").lower()
             not in {"0", "false", "no"},
+            max_concurrency=_int(env, "WAITGATE_MAX_CONCURRENCY", 1000),
+            keep_alive_timeout_seconds=_int(env, "WAITGATE_KEEP_ALIVE_TIMEOUT", 5),
+            header_timeout_seconds=_float(env, "WAITGATE_HEADER_TIMEOUT", 10.0),
+            body_timeout_seconds=_float(env, "WAITGATE_BODY_TIMEOUT", 60.0),
+            max_header_bytes=_int(env, "WAITGATE_MAX_HEADER_BYTES", 32 * 1024),
         )
 
     def with_secret_keys(self) -> Settings:
