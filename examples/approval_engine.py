@@ -7,7 +7,7 @@ what arrived and finishes the execution.
 
 Run the gateway with callbacks allowed to this machine, then this script:
 
-    WAITGATE_CALLBACK_ALLOWED_HOSTS=127.0.0.1 make run
+    WAITGATE_CALLBACK_ALLOWED_ORIGINS=http://127.0.0.1:8765 make run
     WAITGATE_API_KEY=wg_... .venv/bin/python examples/approval_engine.py
 
 It reads the callback secret from ``WAITGATE_CALLBACK_SECRET`` or, as the gateway generates it

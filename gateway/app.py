@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -22,11 +21,12 @@ from gateway.auth import Authenticator, KeyCache
 from gateway.clock import AlignedClock, Clock, SystemClock
 from gateway.config import Settings, check_callback_secret
 from gateway.delivery import DeliveryPolicy, Dispatcher
-from gateway.errors import ConfigError, StoreError
+from gateway.errors import ConfigError
 from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse
 from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
+from gateway.origins import CallbackOrigins
 from gateway.ratelimit import ApiRateLimit, Limits, networks
 from gateway.retention import Pruner, RetentionPolicy
 from gateway.routes import (
@@ -44,7 +44,9 @@ from gateway.routes import (
 )
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
+from gateway.serving import BodyDeadline
 from gateway.signing import ResumeSigner
+from gateway.supervisor import Loop, Supervisor
 from gateway.ui_origin import SeparateUiOrigin, UiOrigin
 from persistence import open_store
 from persistence.base import Store
@@ -58,18 +60,33 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """The database answers and its schema is current."""
+    """The database answers, its schema is current, and every background task is alive.
+
+    The reason given is a fixed phrase; the details (driver messages can name hosts, users
+    and files) go to the log only.
+    """
     svc = services(request)
+    dead = svc.supervisor.dead()
+    if dead:
+        return _unavailable(f"background task stopped: {', '.join(dead)}")
     try:
         await svc.store.ping()
         pending = await svc.store.pending_migrations()
     except Exception as exc:
-        return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
-    if pending:
-        return JSONResponse(
-            {"status": "unavailable", "reason": f"migrations pending: {pending}"}, status_code=503
+        log.warning(
+            "readiness check failed: %s: %s",
+            type(exc).__name__,
+            exc,
+            extra={"action": "readyz.unavailable"},
         )
+        return _unavailable("database unavailable")
+    if pending:
+        return _unavailable(f"migrations pending: {pending}")
     return JSONResponse({"status": "ok"})
+
+
+def _unavailable(reason: str) -> Response:
+    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
 
 
 def build_services(
@@ -96,7 +113,15 @@ def build_services(
             backoff_max_ms=int(settings.callback_backoff_max_seconds * 1000),
             max_sleep_ms=int(settings.scheduler_max_sleep_seconds * 1000),
         ),
+        CallbackOrigins.from_settings(settings),
     )
+    audit_trail = AuditTrail(store, clock)
+    pruner = Pruner(store, clock, RetentionPolicy.from_settings(settings))
+    loops: list[Loop] = [scheduler, dispatcher, audit_trail, pruner]
+    if isinstance(clock, AlignedClock) and settings.align_clock_to_database:
+        loops.append(
+            ClockAlignment(clock, store, int(settings.clock_align_interval_seconds * 1000))
+        )
     held = HeldCallers(store, clock)
     store.on_outbox(dispatcher.notify)
     store.on_deadline(scheduler.notify)
@@ -110,9 +135,10 @@ def build_services(
         dispatcher=dispatcher,
         held=held,
         auth=Authenticator(KeyCache(store, clock), JwtVerifier.from_settings(settings)),
-        audit=AuditTrail(store, clock),
-        pruner=Pruner(store, clock, RetentionPolicy.from_settings(settings)),
+        audit=audit_trail,
+        pruner=pruner,
         limits=limits_from(settings, clock),
+        supervisor=Supervisor(clock, loops),
     )
 
 
@@ -133,46 +159,38 @@ def limits_from(settings: Settings, clock: Clock) -> Limits:
 
 @contextlib.asynccontextmanager
 async def background(svc: Services) -> AsyncIterator[None]:
-    """Run the scheduler and the dispatcher; stop them gracefully, then cancel stragglers."""
-    stopping = asyncio.Event()
-    tasks = [
-        asyncio.create_task(svc.scheduler.run(), name="waitgate-scheduler"),
-        asyncio.create_task(svc.dispatcher.run(), name="waitgate-dispatcher"),
-        asyncio.create_task(svc.audit.run(), name="waitgate-audit"),
-        asyncio.create_task(svc.pruner.run(), name="waitgate-pruner"),
-    ]
-    if isinstance(svc.clock, AlignedClock) and svc.settings.align_clock_to_database:
-        tasks.append(
-            asyncio.create_task(keep_aligned(svc, svc.clock, stopping), name="waitgate-clock")
-        )
+    """Run every background loop under the supervisor; stop them gracefully, within the
+    shutdown timeout, then cancel stragglers."""
+    svc.supervisor.start()
     try:
         yield
     finally:
-        stopping.set()
-        svc.scheduler.stop()
-        svc.dispatcher.stop()
-        svc.audit.stop()
-        svc.pruner.stop()
-        _, pending = await asyncio.wait(tasks, timeout=svc.settings.shutdown_timeout_seconds)
-        for task in pending:
-            log.warning(
-                "%s did not stop in time", task.get_name(), extra={"action": "gateway.abort"}
-            )
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await svc.supervisor.stop(svc.settings.shutdown_timeout_seconds)
 
 
-async def keep_aligned(svc: Services, clock: AlignedClock, stopping: asyncio.Event) -> None:
-    """Re-measure the offset to the database's clock now and then (see docs/decisions.md)."""
-    interval_ms = int(svc.settings.clock_align_interval_seconds * 1000)
-    while not stopping.is_set():
-        await clock.base.wait(stopping, interval_ms)
-        try:
-            await clock.align(svc.store.database_time)
-        except StoreError as exc:
-            log.warning(
-                "could not read the database clock: %s", exc, extra={"action": "clock.error"}
-            )
+class ClockAlignment(Loop):
+    """Re-measures the offset to the database's clock now and then (see docs/decisions.md)."""
+
+    name = "clock"
+
+    def __init__(
+        self,
+        clock: AlignedClock,
+        store: Store,
+        interval_ms: int,
+    ) -> None:
+        super().__init__()
+        self._clock = clock
+        self._store = store
+        self._interval_ms = interval_ms
+        self._first = True
+
+    async def step(self) -> int:
+        """Align (except on the first step: the lifespan has just aligned), then pause."""
+        if not self._first:
+            await self._clock.align(self._store.database_time)
+        self._first = False
+        return self._interval_ms
 
 
 def create_app(
@@ -195,6 +213,13 @@ def create_app(
             await the_store.migrate()
             if settings.align_clock_to_database:
                 await aligned.align(the_store.database_time)
+            if settings.callback_allowed_hosts:
+                log.warning(
+                    "WAITGATE_CALLBACK_ALLOWED_HOSTS is deprecated: it allows only https://host "
+                    "and http://host on their default ports; list origins in "
+                    "WAITGATE_CALLBACK_ALLOWED_ORIGINS instead",
+                    extra={"action": "config.deprecated"},
+                )
             async with httpx.AsyncClient() as http:
                 app.state.services = build_services(settings, the_store, aligned, http)
                 app.state.limits = app.state.services.limits
@@ -229,6 +254,7 @@ def create_app(
             Middleware(SeparateUiOrigin, origin=ui_origin),
             Middleware(AnswerPolicy),
             Middleware(ApiRateLimit),
+            Middleware(BodyDeadline, timeout_seconds=settings.body_timeout_seconds),
         ],
     )
 

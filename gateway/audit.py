@@ -2,17 +2,19 @@
 
 Attempts are buffered and written in batches in the background, off the resume's own
 transaction; a crash can lose the last fraction of a second of audit rows, never a resume.
+The buffer is bounded: while writes fail, the oldest attempts are dropped (and counted in
+``waitgate_audit_dropped_total``) rather than letting memory grow.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from gateway import metrics
 from gateway.clock import Clock
 from gateway.domain import ResumeAttempt
-from gateway.errors import StoreError
 from gateway.stored import clip_attempt
+from gateway.supervisor import Loop
 from persistence.base import Store
 
 log = logging.getLogger("waitgate.audit")
@@ -20,42 +22,61 @@ FLUSH_EVERY_MS = 200
 MAX_BUFFER = 10_000
 
 
-class AuditTrail:
-    """Collects attempts and writes them in batches."""
+class AuditTrail(Loop):
+    """Collects attempts and writes them in batches (a flush every ``FLUSH_EVERY_MS``)."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    name = "audit"
+
+    def __init__(self, store: Store, clock: Clock, max_buffer: int | None = None) -> None:
+        super().__init__()
         self._store = store
         self._clock = clock
+        self._max_buffer = MAX_BUFFER if max_buffer is None else max_buffer
         self._buffer: list[ResumeAttempt] = []
-        self._stop = asyncio.Event()
         self.dropped = 0
+
+    @property
+    def buffered(self) -> int:
+        """How many attempts wait for the next flush."""
+        return len(self._buffer)
 
     def record(self, attempt: ResumeAttempt) -> None:
         """Keep an attempt, its caller-controlled text bounded, for the next flush (the oldest
-        are dropped past ``MAX_BUFFER``)."""
-        if len(self._buffer) >= MAX_BUFFER:
-            self._buffer.pop(0)
-            self.dropped += 1
+        are dropped past the bound)."""
         self._buffer.append(clip_attempt(attempt))
+        self._trim()
 
     async def flush(self) -> None:
-        """Write what is buffered."""
+        """Write what is buffered; on failure keep it (within the bound) and re-raise."""
         batch, self._buffer = self._buffer, []
         if not batch:
             return
         try:
             await self._store.record_resume_attempts(batch)
-        except StoreError as exc:
-            self._buffer[:0] = batch[-(MAX_BUFFER - len(self._buffer)) :]
-            log.warning("audit trail not written: %s", exc, extra={"action": "audit.error"})
+        except Exception:
+            self._buffer[:0] = batch
+            dropped = self._trim()
+            if dropped:
+                log.warning(
+                    "audit buffer full: dropped the %d oldest attempt(s)",
+                    dropped,
+                    extra={"action": "audit.dropped", "count": dropped},
+                )
+            raise
 
-    async def run(self) -> None:
-        """Flush every ``FLUSH_EVERY_MS`` until stopped, then once more."""
-        while not self._stop.is_set():
-            await self._clock.wait(self._stop, FLUSH_EVERY_MS)
-            await self.flush()
+    def _trim(self) -> int:
+        excess = max(0, len(self._buffer) - self._max_buffer)
+        if excess:
+            del self._buffer[:excess]
+            self.dropped += excess
+            metrics.AUDIT_DROPPED.inc(excess)
+        return excess
+
+    async def step(self) -> int:
+        """Flush, then pause ``FLUSH_EVERY_MS``."""
         await self.flush()
+        return FLUSH_EVERY_MS
 
-    def stop(self) -> None:
-        """Ask the loop to flush a last time and end."""
-        self._stop.set()
+    async def drain(self) -> None:
+        """The last flush at shutdown."""
+        await self.flush()

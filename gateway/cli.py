@@ -92,6 +92,9 @@ def serve(host: str, port: int, workers: int) -> None:
         log_level=settings.log_level,
         access_log=False,
         proxy_headers=False,
+        http="gateway.serving:GuardedHttpProtocol",
+        limit_concurrency=settings.max_concurrency,
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
     )
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gateway.errors import ConfigError
+from gateway.files import keep_private
+from gateway.origins import parse_origin
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/waitgate.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5678"
@@ -60,6 +62,7 @@ class Settings:
     callback_url: str | None = None
     callback_secret: Secret | None = None
     callback_allowed_hosts: tuple[str, ...] = ()
+    callback_allowed_origins: tuple[str, ...] = ()
     callback_timeout_seconds: float = 10.0
     callback_max_age_seconds: float = 24 * 3600.0
     callback_concurrency: int = 16
@@ -82,6 +85,11 @@ class Settings:
     align_clock_to_database: bool = True
     clock_align_interval_seconds: float = 60.0
     ui_origin: str | None = None
+    max_concurrency: int = 1000
+    keep_alive_timeout_seconds: int = 5
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 60.0
+    max_header_bytes: int = 32 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -113,7 +121,8 @@ class Settings:
             log_level=env.get("WAITGATE_LOG_LEVEL", "info").lower(),
             callback_url=callback_url,
             callback_secret=Secret(callback_secret) if callback_secret else None,
-            callback_allowed_hosts=_hosts(env.get("WAITGATE_CALLBACK_ALLOWED_HOSTS"), callback_url),
+            callback_allowed_hosts=_list(env, "WAITGATE_CALLBACK_ALLOWED_HOSTS"),
+            callback_allowed_origins=_origins(env),
             callback_timeout_seconds=_float(env, "WAITGATE_CALLBACK_TIMEOUT", 10.0),
             callback_max_age_seconds=_float(env, "WAITGATE_CALLBACK_MAX_AGE", 24 * 3600.0),
             callback_concurrency=_int(env, "WAITGATE_CALLBACK_CONCURRENCY", 16),
@@ -146,6 +155,11 @@ class Settings:
             align_clock_to_database=env.get("WAITGATE_CLOCK_FROM_DATABASE", "true").lower()
             not in {"0", "false", "no"},
             ui_origin=ui_origin,
+            max_concurrency=_int(env, "WAITGATE_MAX_CONCURRENCY", 1000),
+            keep_alive_timeout_seconds=_int(env, "WAITGATE_KEEP_ALIVE_TIMEOUT", 5),
+            header_timeout_seconds=_float(env, "WAITGATE_HEADER_TIMEOUT", 10.0),
+            body_timeout_seconds=_float(env, "WAITGATE_BODY_TIMEOUT", 60.0),
+            max_header_bytes=_int(env, "WAITGATE_MAX_HEADER_BYTES", 32 * 1024),
         )
 
     def with_secret_keys(self) -> Settings:
@@ -172,7 +186,7 @@ class Settings:
 def _kept_secret(path: Path, make: Callable[[], str]) -> str:
     """The secret in ``path``, created (mode 0600) the first time."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -180,6 +194,7 @@ def _kept_secret(path: Path, make: Callable[[], str]) -> str:
         else:
             with os.fdopen(fd, "w") as handle:
                 handle.write(make() + "\n")
+    keep_private(path)
     value = path.read_text().strip()
     if not value:
         raise ConfigError(f"secret file {path} is empty")
@@ -201,17 +216,23 @@ def check_callback_secret(value: str) -> bytes:
 
 def _check_http_url(url: str, name: str) -> None:
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError when out of range
+    except ValueError:
+        raise ConfigError(f"{name} has an invalid port: {url!r}") from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
 
 
-def _hosts(raw: str | None, callback_url: str | None) -> tuple[str, ...]:
-    if raw:
-        return tuple(h.strip().lower() for h in raw.split(",") if h.strip())
-    if callback_url:
-        host = urlsplit(callback_url).hostname
-        return (host.lower(),) if host else ()
-    return ()
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(h.strip().lower() for h in env.get(name, "").split(",") if h.strip())
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        return tuple(parse_origin(o) for o in _list(env, "WAITGATE_CALLBACK_ALLOWED_ORIGINS"))
+    except ValueError as exc:
+        raise ConfigError(f"WAITGATE_CALLBACK_ALLOWED_ORIGINS: {exc}") from None
 
 
 def _default_data_dir(database_url: str) -> str:

@@ -5,6 +5,11 @@ per-request timeout, and records every attempt. A failure is retried with expone
 and jitter until the delivery's maximum age; then it is dead. A lease that runs out (the process
 died mid-delivery) makes the delivery due again, so every callback arrives at least once; its
 ``webhook-id`` never changes, so the engine can drop duplicates.
+
+Every send error (a refused or invalid target, a timeout, any exception while building or
+sending the request) is a failed attempt of that delivery and nothing else. The target's
+origin is checked against the allow-list again at send time, the whole exchange has one
+deadline, and at most ``MAX_ANSWER_BYTES`` of a failed answer are read and kept.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ import msgspec
 from gateway import metrics
 from gateway.clock import Clock
 from gateway.domain import Delivery, DeliveryAttempt
-from gateway.errors import StoreError
+from gateway.origins import CallbackOrigins, OriginRefused
+from gateway.supervisor import Loop
 from persistence.base import Store
 
 log = logging.getLogger("waitgate.delivery")
-RETRY_AFTER_ERROR_MS = 1000
-MAX_ERROR_TEXT = 500
+MAX_ANSWER_BYTES = 200
+MAX_ERROR_TEXT = 300
 
 
 def sign(secret: bytes, message_id: str, timestamp: int, body: bytes) -> str:
@@ -65,8 +71,10 @@ class DeliveryPolicy:
         return now + delay
 
 
-class Dispatcher:
+class Dispatcher(Loop):
     """Sends what the outbox holds; woken by ``notify`` when a transition adds to it."""
+
+    name = "dispatcher"
 
     def __init__(
         self,
@@ -75,26 +83,27 @@ class Dispatcher:
         http: httpx.AsyncClient,
         secret: bytes,
         policy: DeliveryPolicy,
+        origins: CallbackOrigins,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__()
+        self.origins = origins
         self._store = store
         self._clock = clock
         self._http = http
         self._secret = secret
         self._policy = policy
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(policy.concurrency)
-        self._stopping = False
 
     def notify(self) -> None:
         """Something was added to the outbox (or made due again)."""
-        self._wake.set()
+        self.wake.set()
 
     async def run_due(self) -> int:
         """Send every delivery due now; how many attempts were made."""
         total = 0
-        while not self._stopping:
+        while not self.stopping:
             now = self._clock.now_ms()
             batch = await self._store.claim_deliveries(
                 now, self._policy.batch_size, self._policy.lease_ms
@@ -133,56 +142,61 @@ class Dispatcher:
             )
 
     async def _send(self, delivery: Delivery) -> DeliveryAttempt:
+        started_at = self._clock.now_ms()
+        started = time.perf_counter()
+        status_code: int | None = None
+        try:
+            status_code, error = await self._post(delivery)
+        except OriginRefused as exc:
+            error = str(exc)
+        except TimeoutError:
+            error = f"no answer within {self._policy.timeout_ms / 1000:g} s"
+        except Exception as exc:  # every send error is a failed attempt, nothing else
+            error = f"{type(exc).__name__}: {exc}"
+        latency = int((time.perf_counter() - started) * 1000)
+        error = None if error is None else error[:MAX_ERROR_TEXT]
+        return DeliveryAttempt(delivery.id, started_at, latency, status_code, error)
+
+    async def _post(self, delivery: Delivery) -> tuple[int, str | None]:
+        """POST the delivery; its status code, and the error if it is not a 2xx."""
+        url = self.origins.check(delivery.target_url)
         body = msgspec.json.encode(delivery.payload)
         timestamp = self._clock.now_ms() // 1000
         headers = {
             "content-type": "application/json",
+            "accept-encoding": "identity",
             "user-agent": "waitgate",
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self._secret, delivery.id, timestamp, body),
         }
-        started_at = self._clock.now_ms()
-        started = time.perf_counter()
-        status_code: int | None = None
-        error: str | None = None
-        try:
-            response = await self._http.post(
-                delivery.target_url,
-                content=body,
-                headers=headers,
-                timeout=self._policy.timeout_ms / 1000,
-                follow_redirects=False,
-            )
-            status_code = response.status_code
-            if not 200 <= status_code < 300:
-                error = f"answered {status_code}: {response.text[:MAX_ERROR_TEXT]}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT]
-        latency = int((time.perf_counter() - started) * 1000)
-        return DeliveryAttempt(delivery.id, started_at, latency, status_code, error)
+        timeout = self._policy.timeout_ms / 1000
+        async with (
+            asyncio.timeout(timeout),
+            self._http.stream(
+                "POST", url, content=body, headers=headers, timeout=timeout, follow_redirects=False
+            ) as response,
+        ):
+            if 200 <= response.status_code < 300:
+                return response.status_code, None
+            prefix = await answer_prefix(response, MAX_ANSWER_BYTES)
+            return response.status_code, f"answered {response.status_code}: {prefix}"
 
-    async def run(self) -> None:
-        """The loop; returns after ``stop``."""
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.run_due()
-                due = await self._store.next_delivery_due()
-            except StoreError as exc:
-                log.warning(
-                    "dispatcher could not reach the store: %s",
-                    exc,
-                    extra={"action": "delivery.store_error"},
-                )
-                await self._clock.wait(self._wake, RETRY_AFTER_ERROR_MS)
-                continue
-            sleep = self._policy.max_sleep_ms
-            if due is not None:
-                sleep = max(0, min(due - self._clock.now_ms(), sleep))
-            await self._clock.wait(self._wake, sleep)
+    async def step(self) -> int:
+        """Send what is due, then sleep until the next delivery is due (or the safety net)."""
+        await self.run_due()
+        due = await self._store.next_delivery_due()
+        sleep = self._policy.max_sleep_ms
+        if due is not None:
+            sleep = max(0, min(due - self._clock.now_ms(), sleep))
+        return sleep
 
-    def stop(self) -> None:
-        """Ask the loop to end after its current step."""
-        self._stopping = True
-        self._wake.set()
+
+async def answer_prefix(response: httpx.Response, limit: int) -> str:
+    """At most ``limit`` bytes of the answer's body, as text; the rest is never read."""
+    kept = bytearray()
+    async for chunk in response.aiter_raw():
+        kept += chunk[: limit - len(kept)]
+        if len(kept) >= limit:
+            break
+    return kept.decode("utf-8", "replace")

@@ -125,16 +125,24 @@ _STATUS_BY_ERROR: list[tuple[type[WaitgateError], int]] = [
     (InvalidInput, 400),
     (NotFound, 404),
     (Conflict, 409),
-    (StoreUnavailable, 503),
 ]
 
 
 async def handle_waitgate_error(request: Request, exc: Exception) -> Response:
-    """Domain errors → 400/404/409/503; anything else is a 500 that is logged."""
+    """Domain errors → 400/404/409/503; anything else is a 500 that is logged.
+
+    A 503 says only "database unavailable": driver messages (hosts, users, files) are logged.
+    """
+    if isinstance(exc, StoreUnavailable):
+        log.warning("%s", exc, extra={"action": "store.unavailable"})
+        return JSONResponse(
+            {"message": "database unavailable, try again later"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
     for kind, status in _STATUS_BY_ERROR:
         if isinstance(exc, kind):
-            headers = {"Retry-After": "1"} if status == 503 else None
-            return JSONResponse({"message": str(exc)}, status_code=status, headers=headers)
+            return JSONResponse({"message": str(exc)}, status_code=status)
     log.error("unexpected store error", exc_info=exc, extra={"action": "error.internal"})
     return JSONResponse({"message": "Internal error"}, status_code=500)
 

@@ -30,6 +30,15 @@ SIGNATURE_FAILURES = Counter(
 RATE_LIMITED = Counter(
     "waitgate_rate_limited_total", "Requests refused with 429, by limit", ["limit"]
 )
+BACKGROUND_ERRORS = Counter(
+    "waitgate_background_errors_total",
+    "Failed iterations of a background loop (each followed by a backoff), by task",
+    ["task"],
+)
+AUDIT_DROPPED = Counter(
+    "waitgate_audit_dropped_total",
+    "Audit rows dropped (oldest first) because the buffer was full while writes failed",
+)
 EXECUTIONS = Gauge("waitgate_executions", "Executions in the database, by status", ["status"])
 OVERDUE = Gauge("waitgate_overdue_waits", "Waits past their deadline not yet resumed (backlog)")
 STATUSES = ("new", "running", "waiting", "success", "error", "crashed", "canceled", "unknown")

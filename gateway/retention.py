@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from gateway.clock import Clock
 from gateway.config import Settings
-from gateway.errors import StoreError
+from gateway.supervisor import Loop
 from persistence.base import Store
 
 log = logging.getLogger("waitgate.retention")
@@ -50,30 +50,23 @@ async def prune(store: Store, clock: Clock, policy: RetentionPolicy) -> int:
         await asyncio.sleep(0)  # let requests in between batches
 
 
-class Pruner:
+class Pruner(Loop):
     """Runs ``prune`` every ``interval_ms`` in the background."""
 
+    name = "pruner"
+
     def __init__(self, store: Store, clock: Clock, policy: RetentionPolicy) -> None:
+        super().__init__()
         self._store = store
         self._clock = clock
         self._policy = policy
-        self._stop = asyncio.Event()
 
-    async def run(self) -> None:
-        """The loop; returns after ``stop``."""
-        while not self._stop.is_set():
-            try:
-                deleted = await prune(self._store, self._clock, self._policy)
-            except StoreError as exc:
-                log.warning("pruning failed: %s", exc, extra={"action": "retention.error"})
-            else:
-                if deleted:
-                    log.info(
-                        "pruned finished executions",
-                        extra={"action": "retention.pruned", "count": deleted},
-                    )
-            await self._clock.wait(self._stop, self._policy.interval_ms)
-
-    def stop(self) -> None:
-        """Ask the loop to end."""
-        self._stop.set()
+    async def step(self) -> int:
+        """Prune once, then pause ``interval_ms``."""
+        deleted = await prune(self._store, self._clock, self._policy)
+        if deleted:
+            log.info(
+                "pruned finished executions",
+                extra={"action": "retention.pruned", "count": deleted},
+            )
+        return self._policy.interval_ms

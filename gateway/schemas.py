@@ -28,6 +28,7 @@ from gateway.domain import (
     parse_instant,
 )
 from gateway.errors import InvalidInput
+from gateway.origins import CallbackOrigins, OriginRefused
 
 _SUFFIX = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
 MAX_SUFFIX = 200
@@ -57,9 +58,9 @@ class CreateExecution(_Body):
         self,
         project_id: str | None,
         default_callback_url: str | None = None,
-        allowed_callback_hosts: tuple[str, ...] = (),
+        callback_origins: CallbackOrigins | None = None,
     ) -> NewExecution:
-        """Validated, as the store takes it; the callback URL must point at an allowed host."""
+        """Validated, as the store takes it; the callback URL must have an allowed origin."""
         if not self.workflow_id or len(self.workflow_id) > MAX_WORKFLOW_ID:
             raise InvalidInput(f"workflowId must be 1 to {MAX_WORKFLOW_ID} characters")
         check_text("workflowId", self.workflow_id)
@@ -71,14 +72,16 @@ class CreateExecution(_Body):
             project_id=project_id,
             custom_data=check_custom_data(self.custom_data),
             data=self.data,
-            callback_url=_callback_url(self.callback_url, allowed_callback_hosts)
+            callback_url=_callback_url(
+                self.callback_url, callback_origins or CallbackOrigins(frozenset())
+            )
             or default_callback_url,
         )
 
 
-def _callback_url(url: str | None, allowed_hosts: tuple[str, ...]) -> str | None:
-    """Refuse callback targets outside the allowed hosts, so API callers cannot make the
-    gateway POST into arbitrary (internal) addresses."""
+def _callback_url(url: str | None, origins: CallbackOrigins) -> str | None:
+    """Refuse callback targets outside the allowed origins (scheme, host and port), so API
+    callers cannot make the gateway POST into arbitrary (internal) addresses or ports."""
     if url is None:
         return None
     parts = urlsplit(url)
@@ -86,12 +89,10 @@ def _callback_url(url: str | None, allowed_hosts: tuple[str, ...]) -> str | None
         raise InvalidInput(f"callbackUrl must be an http(s) URL, got {url!r}")
     if parts.username or parts.password:
         raise InvalidInput("callbackUrl must not carry credentials")
-    if parts.hostname.lower() not in allowed_hosts:
-        allowed = ", ".join(allowed_hosts) or "none (set WAITGATE_CALLBACK_ALLOWED_HOSTS)"
-        raise InvalidInput(
-            f"callbackUrl host {parts.hostname!r} is not allowed; allowed: {allowed}"
-        )
-    return url
+    try:
+        return origins.check(url)
+    except OriginRefused as exc:
+        raise InvalidInput(f"callbackUrl: {exc}") from None
 
 
 class AuthenticationBody(_Body):

@@ -16,6 +16,7 @@ from gateway.ratelimit import Limits
 from gateway.retention import Pruner
 from gateway.scheduler import Scheduler
 from gateway.signing import ResumeSigner
+from gateway.supervisor import Supervisor
 from persistence.base import Store
 
 
@@ -34,6 +35,7 @@ class Services:
     audit: AuditTrail
     pruner: Pruner
     limits: Limits
+    supervisor: Supervisor
 
 
 def services(request: Request) -> Services:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.errors import StoreError, StoreUnavailable
+from gateway.files import keep_private
 from persistence.sqlfiles import load_migrations
 
 T = TypeVar("T")
@@ -45,6 +47,18 @@ def _translate(exc: sqlite3.Error) -> StoreError:
     return StoreError(f"database error: {exc}")
 
 
+def make_private(path: Path) -> None:
+    """Create the database's folder (0700) and file (0600) if missing; tighten the file and its
+    ``-wal`` / ``-shm`` to 0600 where others may read them (they hold per-wait secrets).
+
+    SQLite creates ``-wal`` and ``-shm`` with the mode of the database file itself.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        keep_private(file)
+
+
 class SqliteDatabase:
     """One SQLite file: a writer connection, a pool of readers, and the migrations."""
 
@@ -59,7 +73,10 @@ class SqliteDatabase:
 
     async def open(self) -> None:
         """Open the writer (creating the file and folder) and the readers."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            make_private(self.path)
+        except OSError as exc:
+            raise StoreUnavailable(f"database unavailable: {exc}") from exc
         try:
             self._writer = await aiosqlite.connect(self.path, isolation_level=None)
             await self._call(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -25,7 +25,10 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Records every POST; answers with the queued status codes, then ``default_status``."""
+    """Records every POST; answers with the queued status codes, then ``default_status``.
+
+    With ``answer_bytes`` set, the answer's body is that many bytes, streamed in 64 KiB chunks.
+    """
 
     url: str = ""
     received: list[Received] = field(default_factory=list)
@@ -33,6 +36,7 @@ class Receiver:
     default_status: int = 200
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     answering: asyncio.Event = field(default_factory=asyncio.Event)
+    answer_bytes: int = 0
 
     def __post_init__(self) -> None:
         self.answering.set()
@@ -43,7 +47,14 @@ class Receiver:
         self.arrived.set()
         await self.answering.wait()
         status = self.answers.pop(0) if self.answers else self.default_status
+        if self.answer_bytes:
+            return StreamingResponse(self._stream(), status_code=status)
         return Response(b"{}" if status < 300 else b"nope", status_code=status)
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        chunk = b"x" * 65536
+        for _ in range(0, self.answer_bytes, len(chunk)):
+            yield chunk
 
     async def wait_for(self, count: int, within: float = 5.0) -> None:
         """Until at least ``count`` requests have arrived (bounded)."""
@@ -62,10 +73,10 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_receiver() -> AsyncIterator[Receiver]:
-    """Serve a ``Receiver`` with uvicorn on a free loopback port for the duration."""
+async def running_receiver(port: int | None = None) -> AsyncIterator[Receiver]:
+    """Serve a ``Receiver`` with uvicorn on loopback (``port``, or a free one) for the duration."""
     receiver = Receiver()
-    port = free_port()
+    port = port or free_port()
     receiver.url = f"http://127.0.0.1:{port}/callbacks"
     app = Starlette(routes=[Route("/callbacks", receiver.handle, methods=["POST"])])
     server = uvicorn.Server(

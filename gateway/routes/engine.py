@@ -70,9 +70,7 @@ async def create_execution(request: Request) -> Response:
     svc = services(request)
     principal = await svc.auth.authenticate(request, WRITE)
     body = await decode_json(request, CreateExecution, svc.settings.max_body_bytes)
-    new = body.to_new(
-        principal.project_id, svc.settings.callback_url, svc.settings.callback_allowed_hosts
-    )
+    new = body.to_new(principal.project_id, svc.settings.callback_url, svc.dispatcher.origins)
     execution = await svc.store.create_execution(new, svc.clock.now_ms())
     log.info("created", extra={"action": "execution.created", "execution_id": execution.id})
     return _view(svc, execution, 201)

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.origins import origin_of
 from tests.process import GatewayProcess
 from tests.receiver import running_receiver
 
@@ -19,7 +20,10 @@ async def test_a_delivery_cut_by_sigkill_is_sent_again_with_the_same_id(tmp_path
     async with running_receiver() as receiver:
         gateway = GatewayProcess(
             tmp_path,
-            {"WAITGATE_CALLBACK_ALLOWED_HOSTS": "127.0.0.1", "WAITGATE_CALLBACK_TIMEOUT": "1"},
+            {
+                "WAITGATE_CALLBACK_ALLOWED_ORIGINS": origin_of(receiver.url),
+                "WAITGATE_CALLBACK_TIMEOUT": "1",
+            },
         )
         await asyncio.to_thread(gateway.start)
         try:

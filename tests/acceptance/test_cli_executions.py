@@ -20,6 +20,7 @@ pytestmark = pytest.mark.acceptance
 
 DUE = "2030-01-01T00:00:00.000Z"
 NO_ENV: dict[str, str | None] = {"WAITGATE_URL": None, "WAITGATE_API_KEY": None}
+ENGINE = f"http://127.0.0.1:{free_port()}"  # an engine's origin where nothing listens
 
 
 @dataclass
@@ -94,7 +95,7 @@ def failed(result: Result, exit_code: int = 1) -> str:
 @pytest.fixture
 def gate(spawn_gateway: SpawnGateway) -> Iterator[Gate]:
     """A gateway that may call back engines on loopback (nothing listens there)."""
-    gateway = spawn_gateway({"WAITGATE_CALLBACK_ALLOWED_HOSTS": "127.0.0.1"})
+    gateway = spawn_gateway({"WAITGATE_CALLBACK_ALLOWED_ORIGINS": ENGINE})
     (key,) = gateway.admin_keys()
     with httpx.Client(base_url=gateway.url, headers={"X-N8N-API-KEY": key}, timeout=10) as http:
         yield Gate(gateway.url, key, http)
@@ -151,7 +152,7 @@ def test_list_prints_a_table_filters_and_pages(gate: Gate) -> None:
 
 
 def test_show_prints_waits_deliveries_and_custom_data(gate: Gate) -> None:
-    eid = gate.create(customData={"orderId": "A-7"}, callbackUrl=f"http://127.0.0.1:{free_port()}/")
+    eid = gate.create(customData={"orderId": "A-7"}, callbackUrl=f"{ENGINE}/")
     gate.park(eid, waitTill=DUE)
     resumed = gate.http.post(f"/api/v1/executions/{eid}/resume", json={"data": {"ok": True}})
     assert resumed.status_code == 200, resumed.text

@@ -20,7 +20,10 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "approval_engine.py"
 
 
 def test_the_example_engine_finishes_an_approved_execution(tmp_path: Path) -> None:
-    gateway = GatewayProcess(tmp_path, {"WAITGATE_CALLBACK_ALLOWED_HOSTS": "127.0.0.1"})
+    engine_port = free_port()
+    gateway = GatewayProcess(
+        tmp_path, {"WAITGATE_CALLBACK_ALLOWED_ORIGINS": f"http://127.0.0.1:{engine_port}"}
+    )
     gateway.start()
     try:
         (key,) = gateway.admin_keys()
@@ -28,7 +31,7 @@ def test_the_example_engine_finishes_an_approved_execution(tmp_path: Path) -> No
             **os.environ,
             "WAITGATE_URL": gateway.url,
             "WAITGATE_API_KEY": key,
-            "ENGINE_PORT": str(free_port()),
+            "ENGINE_PORT": str(engine_port),
             "WAITGATE_CALLBACK_SECRET": (tmp_path / "callback.secret").read_text().strip(),
         }
         engine = subprocess.Popen(

@@ -18,6 +18,7 @@ from gateway.app import create_app
 from gateway.clock import ManualClock, SystemClock
 from gateway.config import Settings
 from gateway.domain import parse_instant
+from gateway.origins import origin_of
 from gateway.services import Services
 from tests.conftest import BASE_URL, create, get, make_key, park, running_gateway
 from tests.receiver import Receiver, running_receiver
@@ -33,7 +34,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 def callback_settings(settings: Settings, receiver: Receiver) -> Settings:
     return dataclasses.replace(
         settings,
-        callback_allowed_hosts=("127.0.0.1",),
+        callback_allowed_origins=(origin_of(receiver.url),),
         callback_backoff_base_seconds=1.0,
         callback_max_age_seconds=10.0,
     )

@@ -13,6 +13,7 @@ from gateway.clock import ManualClock
 from gateway.config import Settings
 from gateway.retention import Pruner, RetentionPolicy, prune
 from gateway.services import Services
+from gateway.supervisor import Supervisor
 from tests.conftest import create, park, sqlite_only
 
 
@@ -36,7 +37,8 @@ async def test_pruner_loop_prunes_in_the_background(
     await client.post(f"/api/v1/executions/{done['id']}/finish", json={"status": "error"})
     clock.advance(2000)
     pruner = Pruner(svc.store, svc.clock, RetentionPolicy(max_age_ms=1000, interval_ms=60_000))
-    task = asyncio.create_task(pruner.run())
+    supervisor = Supervisor(svc.clock, [pruner])
+    supervisor.start()
     try:
         for _ in range(200):
             if await svc.store.get_execution(done["id"]) is None:
@@ -44,8 +46,7 @@ async def test_pruner_loop_prunes_in_the_background(
             await asyncio.sleep(0.01)
         assert await svc.store.get_execution(done["id"]) is None
     finally:
-        pruner.stop()
-        await asyncio.wait_for(task, 2)
+        await asyncio.wait_for(supervisor.stop(2), 2)
 
 
 def test_cli_prune(settings: Settings, tmp_path: Path) -> None:

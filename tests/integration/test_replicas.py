@@ -23,7 +23,7 @@ import pytest
 
 from tests.backends import truncate_postgres
 from tests.process import GatewayProcess
-from tests.receiver import Receiver, running_receiver
+from tests.receiver import Receiver, free_port, running_receiver
 
 pytestmark = pytest.mark.acceptance
 WEBHOOK_WAITS = 600
@@ -31,12 +31,12 @@ TIMER_WAITS = 400
 CONCURRENCY = 32
 
 
-def _replicas(tmp_path: Path, database_url: str) -> list[GatewayProcess]:
+def _replicas(tmp_path: Path, database_url: str, receiver_port: int) -> list[GatewayProcess]:
     shared = {
         "WAITGATE_DATABASE_URL": database_url,
         "WAITGATE_SECRET_KEYS": secrets.token_urlsafe(32),
         "WAITGATE_CALLBACK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        "WAITGATE_CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
+        "WAITGATE_CALLBACK_ALLOWED_ORIGINS": f"http://127.0.0.1:{receiver_port}",
         "WAITGATE_CALLBACK_TIMEOUT": "2",
     }
     replicas = []
@@ -93,12 +93,16 @@ async def _park_all(
 
 async def test_three_replicas_resume_exactly_once(tmp_path: Path, postgres_url: str) -> None:
     await truncate_postgres(postgres_url)
-    replicas = _replicas(tmp_path, postgres_url)
+    receiver_port = free_port()
+    replicas = _replicas(tmp_path, postgres_url, receiver_port)
     await asyncio.gather(*(asyncio.to_thread(r.start) for r in replicas))  # start together
     try:
         keys = [k for r in replicas for k in r.admin_keys()]
         assert len(keys) == 1, "replicas starting together must print one admin key"
-        async with running_receiver() as receiver, httpx.AsyncClient(timeout=30) as http:
+        async with (
+            running_receiver(receiver_port) as receiver,
+            httpx.AsyncClient(timeout=30) as http,
+        ):
             started = time.monotonic()
             parked = await _park_all(http, replicas, keys[0], receiver)
             park_seconds = time.monotonic() - started

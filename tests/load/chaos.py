@@ -28,11 +28,11 @@ from typing import Any
 
 import httpx
 
+from gateway.origins import origin_of
 from tests.process import GatewayProcess
 from tests.receiver import Receiver, running_receiver
 
 ENV = {
-    "WAITGATE_CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
     "WAITGATE_CALLBACK_TIMEOUT": "1",
     "WAITGATE_LOG_LEVEL": "warning",
 }
@@ -475,7 +475,8 @@ async def run_chaos(
     rng = random.Random(seed)
     started = time.monotonic()
     async with running_receiver() as receiver:
-        gateway = GatewayProcess(workdir, ENV, name="chaos")
+        env = {**ENV, "WAITGATE_CALLBACK_ALLOWED_ORIGINS": origin_of(receiver.url)}
+        gateway = GatewayProcess(workdir, env, name="chaos")
         await asyncio.to_thread(gateway.start)
         try:
             report = await _drive(gateway, receiver, executions, kills, seconds, rng)

@@ -10,6 +10,7 @@ import pytest
 from gateway.clock import ManualClock
 from gateway.domain import NewExecution, Status
 from gateway.scheduler import Scheduler
+from gateway.supervisor import Supervisor
 from persistence.base import Store
 
 MAX_SLEEP_MS = 60_000
@@ -39,10 +40,11 @@ async def parked(store: Store, clock: ManualClock, in_ms: int) -> int:
 @pytest.fixture
 async def scheduler(store: Store, clock: ManualClock) -> AsyncIterator[Scheduler]:
     the_scheduler = Scheduler(store, clock, batch_size=3, max_sleep_ms=MAX_SLEEP_MS)
-    task = asyncio.create_task(the_scheduler.run())
+    supervisor = Supervisor(clock, [the_scheduler])
+    supervisor.start()
     yield the_scheduler
-    the_scheduler.stop()
-    await asyncio.wait_for(task, 5)
+    await supervisor.stop(5)
+    assert supervisor.tasks["waitgate-scheduler"].done()
 
 
 async def test_fires_at_the_deadline_not_before(
@@ -89,10 +91,11 @@ async def test_everything_overdue_resumes_at_start_in_batches(
 
 async def test_stop_ends_the_loop_promptly(store: Store, clock: ManualClock) -> None:
     scheduler = Scheduler(store, clock, batch_size=10, max_sleep_ms=MAX_SLEEP_MS)
-    task = asyncio.create_task(scheduler.run())
+    supervisor = Supervisor(clock, [scheduler])
+    supervisor.start()
     await asyncio.sleep(0.02)
-    scheduler.stop()
-    await asyncio.wait_for(task, 1)
+    await asyncio.wait_for(supervisor.stop(5), 1)
+    assert supervisor.tasks["waitgate-scheduler"].done()
 
 
 async def _is(store: Store, eid: int, status: Status) -> bool:
