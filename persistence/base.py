@@ -133,17 +133,29 @@ class Store(ABC):
         payload: JSON,
         now: int,
         admit: Admission | None = None,
+        *,
+        nonce: str,
     ) -> CallOutcome:
         """A call of wait ``seq``'s resume URL: resume it if its webhook accepts the method
         and suffix, ``admit`` (the wait's caller checks) finds no refusal, and it is still
-        waiting, all in one transaction."""
+        waiting, all in one transaction. The execution must have the URL's ``nonce``
+        (otherwise the outcome names no wait)."""
 
     @abstractmethod
     async def record_early_resume(
-        self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
+        self,
+        execution_id: int,
+        seq: int,
+        method: str,
+        suffix: str,
+        payload: JSON,
+        now: int,
+        *,
+        nonce: str,
     ) -> bool:
         """Keep a resume for wait ``seq`` that is not parked yet; ``False`` if the execution
-        is not ``running`` at that wait or one is already kept."""
+        is not ``running`` at that wait, does not have the URL's ``nonce``, or one is already
+        kept."""
 
     @abstractmethod
     async def claim_due(self, now: int, limit: int) -> list[TimedOut]:

@@ -225,12 +225,15 @@ class SqliteStore(SqliteCatalog, Store):
         payload: JSON,
         now: int,
         admit: Admission | None = None,
+        *,
+        nonce: str,
     ) -> CallOutcome:
         """Check the wait's webhook and resume it, in one transaction (one thread hop)."""
         dumped = rows.dump(payload)
 
         def transaction(conn: sqlite3.Connection, emitted: list[str]) -> CallOutcome:
-            found = conn.execute(Q["get_wait"], {"id": execution_id, "seq": seq}).fetchone()
+            key = {"id": execution_id, "seq": seq, "nonce": nonce}
+            found = conn.execute(Q["get_signed_wait"], key).fetchone()
             if found is None:
                 return CallOutcome(None)
             wait = rows.wait_from_row(found)
@@ -246,12 +249,21 @@ class SqliteStore(SqliteCatalog, Store):
         return await self._transition(transaction)
 
     async def record_early_resume(
-        self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
+        self,
+        execution_id: int,
+        seq: int,
+        method: str,
+        suffix: str,
+        payload: JSON,
+        now: int,
+        *,
+        nonce: str,
     ) -> bool:
         """Keep a resume for a wait that is not parked yet."""
         params = {
             "id": execution_id,
             "seq": seq,
+            "nonce": nonce,
             "method": method,
             "suffix": suffix,
             "payload": rows.dump(payload),
