@@ -81,6 +81,7 @@ class Settings:
     retention_interval_seconds: float = 300.0
     align_clock_to_database: bool = True
     clock_align_interval_seconds: float = 60.0
+    ui_origin: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +95,9 @@ class Settings:
         callback_secret = env.get("WAITGATE_CALLBACK_SECRET") or None
         if callback_secret is not None:
             check_callback_secret(callback_secret)
+        ui_origin = (env.get("WAITGATE_UI_ORIGIN") or "").rstrip("/") or None
+        if ui_origin is not None:
+            _check_http_url(ui_origin, "WAITGATE_UI_ORIGIN")
         keys = tuple(
             Secret(k.strip()) for k in env.get("WAITGATE_SECRET_KEYS", "").split(",") if k.strip()
         )
@@ -141,6 +145,7 @@ class Settings:
             retention_interval_seconds=_float(env, "WAITGATE_RETENTION_INTERVAL", 300.0),
             align_clock_to_database=env.get("WAITGATE_CLOCK_FROM_DATABASE", "true").lower()
             not in {"0", "false", "no"},
+            ui_origin=ui_origin,
         )
 
     def with_secret_keys(self) -> Settings:

@@ -8,7 +8,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from gateway.domain import Execution, Wait
+from gateway.caller_auth import checker
+from gateway.domain import Execution, Refusal, Wait
 from gateway.http import ApiError
 from gateway.services import Services, services
 from gateway.signed import REFUSED_MESSAGE, audit_attempt, check_signature, issued_for
@@ -17,7 +18,13 @@ from gateway.signing import Action
 templates = Environment(
     loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
 )
-HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex", "referrer-policy": "no-referrer"}
+HEADERS = {
+    "cache-control": "no-store",
+    "x-robots-tag": "noindex",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+}
 
 
 def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -51,3 +58,19 @@ async def signed_wait(
         return False
     wait = next((w for w in execution.waits if w.seq == signed.wait_seq), None)
     return None if wait is None else (svc, execution, wait)
+
+
+def own_action(request: Request) -> str:
+    """A form ``action`` that posts back to the page's own URL: relative (query only), so the
+    scheme, host and path prefix the browser used (a TLS proxy's ``https://``) are kept."""
+    return "?" + request.url.query
+
+
+def caller_refusal(request: Request, svc: Services, wait: Wait) -> Refusal | None:
+    """The wait's caller checks (``allowedIps``, Basic, ``ignoreBots``) on a page request; the
+    same checks as its resume URL, so a page shows and decides nothing for a caller they refuse.
+    Header and HMAC authentication cannot come from a browser and are refused at park."""
+    if wait.webhook is None:
+        return None
+    moment = svc.clock.now_ms() / 1000
+    return checker(request.headers, b"", svc.limits.client_ip(request), moment)(wait.webhook)

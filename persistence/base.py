@@ -180,8 +180,12 @@ class Store(ABC):
         """Move a ``running`` execution to ``success`` or ``error``."""
 
     @abstractmethod
-    async def stop(self, execution_id: int, now: int) -> bool:
-        """Cancel a new, unknown, running or waiting execution; its wait ends for good."""
+    async def stop(self, execution_id: int, now: int, wait_seq: int | None = None) -> bool:
+        """Cancel a new, unknown, running or waiting execution; its wait ends for good.
+
+        With ``wait_seq``, only an execution still ``waiting`` at that wait is canceled (a page
+        signed for one wait never stops the execution once that wait has ended).
+        """
 
     @abstractmethod
     async def set_custom_data(

@@ -331,11 +331,12 @@ class PostgresStore(PostgresCatalog, Store):
 
         return await self.db.transaction(transaction)
 
-    async def stop(self, execution_id: int, now: int) -> bool:
-        """Cancel an execution that has not finished."""
+    async def stop(self, execution_id: int, now: int, wait_seq: int | None = None) -> bool:
+        """Cancel an execution that has not finished (still waiting at ``wait_seq``, if given)."""
+        params = {"id": execution_id, "now": now, "wait_seq": wait_seq}
 
         async def transaction(conn: PgConnection, emitted: list[str]) -> bool:
-            stopped = await conn.row("stop", {"id": execution_id, "now": now})
+            stopped = await conn.row("stop", params)
             if stopped is None:
                 return False
             if stopped["callback_url"] is not None:

@@ -319,11 +319,12 @@ class SqliteStore(SqliteCatalog, Store):
 
         return await self.db.write(transaction)
 
-    async def stop(self, execution_id: int, now: int) -> bool:
-        """Cancel an execution that has not finished."""
+    async def stop(self, execution_id: int, now: int, wait_seq: int | None = None) -> bool:
+        """Cancel an execution that has not finished (still waiting at ``wait_seq``, if given)."""
+        params = {"id": execution_id, "now": now, "wait_seq": wait_seq}
 
         def transaction(conn: sqlite3.Connection, emitted: list[str]) -> bool:
-            stopped = conn.execute(Q["stop"], {"id": execution_id, "now": now}).fetchone()
+            stopped = conn.execute(Q["stop"], params).fetchone()
             if stopped is None:
                 return False
             if stopped["callback_url"] is not None:

@@ -74,6 +74,7 @@ WHERE id = (SELECT retry_of FROM executions WHERE id = :id AND status = 'success
 -- name: stop
 UPDATE executions SET status = 'canceled', stopped_at = :now, wait_till = NULL
 WHERE id = :id AND status IN ('new', 'unknown', 'running', 'waiting')
+  AND (:wait_seq IS NULL OR (status = 'waiting' AND wait_seq = :wait_seq))
 RETURNING callback_url;
 
 -- name: set_custom_data
