@@ -52,12 +52,23 @@ class ApiError(Exception):
         )
 
 
+MAX_LENGTH_DIGITS = 18
+
+
+def declared_length(request: Request) -> int:
+    """The ``Content-Length`` the caller declared, 0 if none or not a plain decimal number;
+    more digits than any real body has count as larger than every limit."""
+    declared = request.headers.get("content-length", "")
+    if not (declared.isascii() and declared.isdigit()):
+        return 0
+    return int(declared) if len(declared) <= MAX_LENGTH_DIGITS else 10**MAX_LENGTH_DIGITS
+
+
 def capped(request: Request, limit: int) -> Request:
     """The request with a body that answers 413 as soon as it passes ``limit`` bytes: at once
     for a larger ``Content-Length``, else while it streams (chunked bodies have no length), so
     whatever reads it (``body()``, ``stream()``, ``form()``) never holds more than the limit."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+    if declared_length(request) > limit:
         raise _too_large(limit)
     seen = 0
 

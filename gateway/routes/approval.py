@@ -24,6 +24,7 @@ from gateway.http import read_body
 from gateway.pages import caller_refusal, own_action, page, signed_wait
 from gateway.services import Services
 from gateway.signing import Action
+from gateway.stored import MAX_HEADER_VALUE, clip_optional
 
 log = logging.getLogger("waitgate.approval")
 MAX_COMMENT = 1000
@@ -99,7 +100,7 @@ async def answer(request: Request) -> Response:
         payload = {
             "approved": approved,
             "comment": comment,
-            "userAgent": request.headers.get("user-agent"),
+            "userAgent": clip_optional(request.headers.get("user-agent"), MAX_HEADER_VALUE),
             "resumedBy": ResumedBy.FORM.value,
         }
         done = await svc.store.resume(execution.id, wait.seq, ResumedBy.FORM, payload, now)
