@@ -257,6 +257,9 @@ class Execution:
     error: JSON = None
     callback_url: str | None = None
     waits: tuple[Wait, ...] = ()
+    nonce: str = ""
+    """Random per execution and bound into its signed URLs; empty for executions created
+    before nonces existed (their URLs keep the old token shape)."""
 
     @property
     def current_wait(self) -> Wait | None:

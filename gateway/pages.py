@@ -8,10 +8,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from gateway import metrics
 from gateway.caller_auth import checker
 from gateway.domain import Execution, Refusal, Wait
+from gateway.http import ApiError
 from gateway.services import Services, services
+from gateway.signed import REFUSED_MESSAGE, audit_attempt, check_signature, issued_for
 from gateway.signing import Action
 
 templates = Environment(
@@ -37,21 +38,24 @@ async def signed_wait(
 ) -> tuple[Services, Execution, Wait] | bool | None:
     """The execution and wait a signed page URL (``/…/{id}?signature=…``) names.
 
-    ``False`` when the signature is not valid for ``action``; ``None`` when it is, but the
-    execution or the wait no longer exists.
+    ``False`` when the signature is not valid for ``action`` (counted and audited as the
+    webhook's are, see ``gateway.signed``), or was made for an execution with this id in
+    another database; ``None`` when it is valid, but the execution or the wait no longer
+    exists. Past the failed-signature limits, a 429 ``ApiError``.
     """
     svc = services(request)
-    raw: str = request.path_params["id"]
-    token = request.query_params.get("signature", "")
-    signed = None
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        signed = svc.signer.verify(int(raw), token, "", action)
-    if signed is None:
-        metrics.SIGNATURE_FAILURES.inc()
-        return False
+    try:
+        signed = check_signature(svc, request, request.path_params["id"], "", action)
+    except ApiError as exc:
+        if exc.status == 401:
+            return False
+        raise
     execution = await svc.store.get_execution(signed.execution_id, with_waits=True)
     if execution is None:
         return None
+    if not issued_for(execution, signed.nonce):
+        audit_attempt(svc, request, execution.id, signed.wait_seq, 401, REFUSED_MESSAGE)
+        return False
     wait = next((w for w in execution.waits if w.seq == signed.wait_seq), None)
     return None if wait is None else (svc, execution, wait)
 

@@ -1,7 +1,8 @@
 """Abuse resistance: token-bucket rate limits per client IP, and the client IP itself.
 
 Failed signature checks are limited per client IP and per execution (a wrong signature costs a
-token, a valid call costs nothing), so guessing signatures is slow however it is spread. The
+token, a valid call costs nothing and is never refused), so guessing signatures is slow however
+it is spread, and nobody can lock a signed URL's holder out by sending junk. The
 API may be limited per client IP too. Limits are per process; an answer over the limit is 429
 with ``Retry-After``. Behind a reverse proxy, ``X-Forwarded-For`` is believed only from the
 proxies listed in ``WAITGATE_TRUSTED_PROXIES``.
@@ -129,15 +130,14 @@ class Limits:
         found: str | None = state["client_ip"]
         return found
 
-    def before_signature_check(self, ip: str | None, execution_id: int) -> None:
-        """429 if this address or this execution has used up its failed signature checks."""
-        self.bad_signature_ip.check(f"ip:{ip}")
-        self.bad_signature_execution.check(f"execution:{execution_id}")
-
     def signature_failed(self, ip: str | None, execution_id: int) -> None:
-        """Count a failed signature check against the address and the execution."""
-        self.bad_signature_ip.spend(f"ip:{ip}")
-        self.bad_signature_execution.spend(f"execution:{execution_id}")
+        """A failed signature check: 429 if this address or this execution has used up its
+        failed checks, otherwise one is counted against each (the caller answers 401)."""
+        ip_key, execution_key = f"ip:{ip}", f"execution:{execution_id}"
+        self.bad_signature_ip.check(ip_key)
+        self.bad_signature_execution.check(execution_key)
+        self.bad_signature_ip.spend(ip_key)
+        self.bad_signature_execution.spend(execution_key)
 
     def api_call(self, request: Request) -> None:
         """429 if this address has used up its API calls; otherwise spend one."""

@@ -1,14 +1,27 @@
-"""Signed resume URLs: a token bound to (execution, wait, suffix, action).
+"""Signed resume URLs: a token bound to (execution, its nonce, wait, suffix, action).
 
-The token is ``{wait}.{signature}``: the wait number in clear (it is not in the path) and an
-itsdangerous HMAC-SHA256 signature over ``execution/wait/suffix/action``. Several secret keys
-can be configured, newest first: new URLs are signed with the newest, and a URL signed with
-any configured key verifies, so keys rotate without breaking live URLs.
+The token is ``{wait}.{nonce}.{signature}``: the wait number and the execution's nonce in clear
+(neither is in the path) and an itsdangerous HMAC-SHA256 signature over
+``execution/wait/nonce/suffix/action``. The nonce is random per execution, so a URL names one
+execution of one database: after a database reset, or in another deployment that shares the
+keys, an execution with the same id has another nonce and the store refuses the old URL.
+
+Executions created before nonces existed have an empty one; their tokens keep the old shape
+``{wait}.{signature}`` (signed over ``execution/wait/suffix/action`` with the old salt) and
+resume only such executions.
+
+A token has exactly one spelling: ``verify`` makes the token each configured key would make for
+the target it names and compares the whole text, so padding, stray characters, unused low bits
+of base64, or leading zeros never verify. Several secret keys can be configured, newest first:
+new URLs are signed with the newest, and a URL signed with any configured key verifies, so keys
+rotate without breaking live URLs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import quote
@@ -17,7 +30,10 @@ from itsdangerous import Signer
 
 from gateway.config import Secret
 
-SALT = "waitgate.resume-url"
+SALT = "waitgate.resume-url.v2"
+LEGACY_SALT = "waitgate.resume-url"
+NONCE = re.compile(r"[0-9a-f]{32}")
+MAX_SEQ_DIGITS = 9
 
 
 class Action(StrEnum):
@@ -31,10 +47,15 @@ class Action(StrEnum):
 
 @dataclass(frozen=True)
 class SignedTarget:
-    """What a valid token names."""
+    """What a valid token names: a wait of the execution with this nonce."""
 
     execution_id: int
     wait_seq: int
+    nonce: str
+
+
+def _signer(key: Secret, salt: str) -> Signer:
+    return Signer(key.reveal(), salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
 
 
 class ResumeSigner:
@@ -43,54 +64,71 @@ class ResumeSigner:
     def __init__(self, keys: tuple[Secret, ...], public_url: str) -> None:
         if not keys:
             raise ValueError("at least one secret key is needed to sign resume URLs")
-        # itsdangerous takes keys oldest first and signs with the last one.
-        self._signer = Signer(
-            [k.reveal() for k in reversed(keys)],
-            salt=SALT,
-            key_derivation="hmac",
-            digest_method=hashlib.sha256,
-        )
+        self._signers = tuple(_signer(k, SALT) for k in keys)  # newest first
+        self._legacy = tuple(_signer(k, LEGACY_SALT) for k in keys)
         self._public_url = public_url.rstrip("/")
 
-    @staticmethod
-    def _message(execution_id: int, seq: int, suffix: str, action: Action) -> bytes:
-        return f"{execution_id}/{seq}/{suffix}/{action.value}".encode()
+    def _token(
+        self, index: int, execution_id: int, nonce: str, seq: int, suffix: str, action: Action
+    ) -> str:
+        """The token key ``index`` makes for one target."""
+        if not nonce:
+            message = f"{execution_id}/{seq}/{suffix}/{action.value}"
+            signature = self._legacy[index].get_signature(message.encode()).decode()
+            return f"{seq}.{signature}"
+        message = f"{execution_id}/{seq}/{nonce}/{suffix}/{action.value}"
+        signature = self._signers[index].get_signature(message.encode()).decode()
+        return f"{seq}.{nonce}.{signature}"
 
     def token(
-        self, execution_id: int, seq: int, suffix: str = "", action: Action = Action.RESUME
+        self,
+        execution_id: int,
+        nonce: str,
+        seq: int,
+        suffix: str = "",
+        action: Action = Action.RESUME,
     ) -> str:
-        """The ``signature`` query value for one wait."""
-        signature = self._signer.get_signature(self._message(execution_id, seq, suffix, action))
-        return f"{seq}.{signature.decode()}"
+        """The ``signature`` query value for one wait of the execution with ``nonce``."""
+        return self._token(0, execution_id, nonce, seq, suffix, action)
 
     def verify(
         self, execution_id: int, token: str, suffix: str = "", action: Action = Action.RESUME
     ) -> SignedTarget | None:
-        """The wait a token names, or ``None`` if it was not made by us for this exact target."""
-        seq_text, dot, signature = token.partition(".")
-        if not dot or not (seq_text.isascii() and seq_text.isdigit()) or len(seq_text) > 9:
+        """The wait a token names, or ``None`` unless it is exactly a token we make for this
+        target (it does not say whether the nonce is the execution's: the store checks that)."""
+        if not token.isascii():
             return None
-        if seq_text != str(int(seq_text)):
-            return None  # one wait, one token: no leading zeros
+        parts = token.split(".")
+        if len(parts) == 3 and NONCE.fullmatch(parts[1]):
+            nonce = parts[1]
+        elif len(parts) == 2:
+            nonce = ""
+        else:
+            return None
+        seq_text = parts[0]
+        if not seq_text.isdigit() or len(seq_text) > MAX_SEQ_DIGITS:
+            return None
         seq = int(seq_text)
-        message = self._message(execution_id, seq, suffix, action)
-        if not self._signer.verify_signature(message, signature.encode()):
-            return None
-        return SignedTarget(execution_id, seq)
+        given = token.encode()
+        matched = False
+        for index in range(len(self._signers)):  # every key, so timing does not tell which
+            expected = self._token(index, execution_id, nonce, seq, suffix, action).encode()
+            matched |= hmac.compare_digest(expected, given)
+        return SignedTarget(execution_id, seq, nonce) if matched else None
 
-    def form_url(self, execution_id: int, seq: int) -> str:
+    def form_url(self, execution_id: int, nonce: str, seq: int) -> str:
         """``{PUBLIC_URL}/form-waiting/{id}?signature=…``: the form of a form wait."""
-        token = self.token(execution_id, seq, "", Action.FORM)
+        token = self.token(execution_id, nonce, seq, "", Action.FORM)
         return f"{self._public_url}/form-waiting/{execution_id}?signature={token}"
 
-    def approval_url(self, execution_id: int, seq: int) -> str:
+    def approval_url(self, execution_id: int, nonce: str, seq: int) -> str:
         """``{PUBLIC_URL}/approval/{id}?signature=…``: the page of an approval wait."""
-        token = self.token(execution_id, seq, "", Action.APPROVAL)
+        token = self.token(execution_id, nonce, seq, "", Action.APPROVAL)
         return f"{self._public_url}/approval/{execution_id}?signature={token}"
 
-    def resume_url(self, execution_id: int, seq: int, suffix: str = "") -> str:
+    def resume_url(self, execution_id: int, nonce: str, seq: int, suffix: str = "") -> str:
         """``{PUBLIC_URL}/webhook-waiting/{id}[/{suffix}]?signature=…``."""
         path = f"{self._public_url}/webhook-waiting/{execution_id}"
         if suffix:
             path += "/" + quote(suffix, safe="/")
-        return f"{path}?signature={self.token(execution_id, seq, suffix)}"
+        return f"{path}?signature={self.token(execution_id, nonce, seq, suffix)}"

@@ -11,10 +11,11 @@ from gateway.signing import ResumeSigner
 
 def resume_url(execution: Execution, signer: ResumeSigner) -> str | None:
     """The URL that resumes the execution's current wait (or its next one while running)."""
+    eid, nonce, seq = execution.id, execution.nonce, execution.wait_seq
     if execution.status is Status.RUNNING:
-        return signer.resume_url(execution.id, execution.wait_seq)
+        return signer.resume_url(eid, nonce, seq)
     if execution.status is Status.WAITING and execution.wait_suffix is not None:
-        return signer.resume_url(execution.id, execution.wait_seq, execution.wait_suffix)
+        return signer.resume_url(eid, nonce, seq, execution.wait_suffix)
     return None
 
 
@@ -65,9 +66,9 @@ def execution_view(
         view["resumeUrl"] = url
     current = execution.current_wait
     if current is not None and current.webhook is not None and current.webhook.approval:
-        view["approvalUrl"] = signer.approval_url(execution.id, current.seq)
+        view["approvalUrl"] = signer.approval_url(execution.id, execution.nonce, current.seq)
     if current is not None and current.webhook is not None and current.webhook.form:
-        view["resumeFormUrl"] = signer.form_url(execution.id, current.seq)
+        view["resumeFormUrl"] = signer.form_url(execution.id, execution.nonce, current.seq)
     if include_data:
         data = {
             "input": execution.data,

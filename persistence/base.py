@@ -140,10 +140,13 @@ class Store(ABC):
         payload: JSON,
         now: int,
         admit: Admission | None = None,
+        *,
+        nonce: str,
     ) -> CallOutcome:
         """A call of wait ``seq``'s resume URL: resume it if its webhook accepts the method
         and suffix, ``admit`` (the wait's caller checks) finds no refusal, and it is still
-        waiting, all in one transaction."""
+        waiting, all in one transaction. The execution must have the URL's ``nonce``
+        (otherwise the outcome names no wait)."""
 
     @abstractmethod
     async def record_early_resume(
@@ -155,10 +158,12 @@ class Store(ABC):
         payload: JSON,
         now: int,
         evidence: CallEvidence | None = None,
+        *,
+        nonce: str,
     ) -> bool:
         """Keep a resume for wait ``seq`` that is not parked yet, with what its caller checks
-        need (``evidence``); ``False`` if the execution is not ``running`` at that wait or one
-        is already kept."""
+        need (``evidence``); ``False`` if the execution is not ``running`` at that wait, does
+        not have the URL's ``nonce``, or one is already kept."""
 
     @abstractmethod
     async def claim_due(self, now: int, limit: int) -> list[TimedOut]:

@@ -244,12 +244,15 @@ class PostgresStore(PostgresCatalog, Store):
         payload: JSON,
         now: int,
         admit: Admission | None = None,
+        *,
+        nonce: str,
     ) -> CallOutcome:
         """Check the wait's webhook and resume it, in one transaction."""
         dumped = rows.dump(payload)
 
         async def transaction(conn: PgConnection, emitted: list[str]) -> CallOutcome:
-            found = await conn.row("get_wait", {"id": execution_id, "seq": seq})
+            key = {"id": execution_id, "seq": seq, "nonce": nonce}
+            found = await conn.row("get_signed_wait", key)
             if found is None:
                 return CallOutcome(None)
             wait = rows.wait_from_row(found)
@@ -273,11 +276,14 @@ class PostgresStore(PostgresCatalog, Store):
         payload: JSON,
         now: int,
         evidence: CallEvidence | None = None,
+        *,
+        nonce: str,
     ) -> bool:
         """Keep a resume for a wait that is not parked yet, with what its checks need."""
         params = {
             "id": execution_id,
             "seq": seq,
+            "nonce": nonce,
             "method": method,
             "suffix": suffix,
             "payload": rows.dump(payload),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,6 +129,7 @@ def execution_from_row(row: Mapping[str, Any], waits: tuple[Wait, ...] = ()) -> 
         error=load(row["error"]),
         callback_url=row["callback_url"],
         waits=waits,
+        nonce=row["nonce"],
     )
 
 
@@ -213,6 +215,7 @@ def new_execution_params(new: NewExecution, now: int) -> dict[str, Any]:
         "custom_data": dump(new.custom_data),
         "data": dump(new.data),
         "callback_url": new.callback_url,
+        "nonce": secrets.token_hex(16),  # a retry is a new execution with its own nonce
         "now": now,
     }
 

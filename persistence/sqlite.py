@@ -233,12 +233,15 @@ class SqliteStore(SqliteCatalog, Store):
         payload: JSON,
         now: int,
         admit: Admission | None = None,
+        *,
+        nonce: str,
     ) -> CallOutcome:
         """Check the wait's webhook and resume it, in one transaction (one thread hop)."""
         dumped = rows.dump(payload)
 
         def transaction(conn: sqlite3.Connection, emitted: list[str]) -> CallOutcome:
-            found = conn.execute(Q["get_wait"], {"id": execution_id, "seq": seq}).fetchone()
+            key = {"id": execution_id, "seq": seq, "nonce": nonce}
+            found = conn.execute(Q["get_signed_wait"], key).fetchone()
             if found is None:
                 return CallOutcome(None)
             wait = rows.wait_from_row(found)
@@ -262,11 +265,14 @@ class SqliteStore(SqliteCatalog, Store):
         payload: JSON,
         now: int,
         evidence: CallEvidence | None = None,
+        *,
+        nonce: str,
     ) -> bool:
         """Keep a resume for a wait that is not parked yet, with what its checks need."""
         params = {
             "id": execution_id,
             "seq": seq,
+            "nonce": nonce,
             "method": method,
             "suffix": suffix,
             "payload": rows.dump(payload),

@@ -15,7 +15,6 @@ from gateway.caller_auth import checker
 from gateway.confirm import confirmation_page
 from gateway.domain import (
     Execution,
-    ResumeAttempt,
     ResumedBy,
     Status,
     StoredAnswer,
@@ -26,6 +25,8 @@ from gateway.held import json_answer, to_response
 from gateway.http import ApiError, read_body
 from gateway.payloads import build_payload
 from gateway.services import Services, services
+from gateway.signed import audit_attempt, check_signature, invalid_token, issued_for
+from gateway.signing import Action, SignedTarget
 from gateway.stored import clip_headers
 
 log = logging.getLogger("waitgate.webhook")
@@ -43,10 +44,6 @@ CORS_HEADERS = {
 
 def _webhook_error(status: int, message: str) -> ApiError:
     return ApiError(status, message, code=status)
-
-
-def _invalid_token() -> ApiError:
-    return ApiError(401, "Invalid token", code=401, error="Invalid token")
 
 
 def _no_matching_webhook(execution_id: int) -> ApiError:
@@ -125,7 +122,14 @@ async def _keep_early(
     """Keep a resume for a wait not parked yet, with what the wait's caller checks will need
     when it is parked; ``None`` if the execution moved meanwhile."""
     kept = await svc.store.record_early_resume(
-        execution.id, seq, method, suffix, payload, svc.clock.now_ms(), evidence
+        execution.id,
+        seq,
+        method,
+        suffix,
+        payload,
+        svc.clock.now_ms(),
+        evidence,
+        nonce=execution.nonce,
     )
     if not kept:
         return None
@@ -140,7 +144,7 @@ async def _keep_early(
 
 
 async def _resume(
-    svc: Services, request: Request, execution_id: int, seq: int, suffix: str
+    svc: Services, request: Request, execution_id: int, seq: int, suffix: str, nonce: str
 ) -> StoredAnswer:
     """Resume the wait optimistically (one transaction); only a refusal reads to explain."""
     method = request.method
@@ -151,7 +155,7 @@ async def _resume(
     admit = checker(request.headers, body, ip, svc.clock.now_ms() / 1000)
     for _ in range(2):
         outcome = await svc.store.resume_by_call(
-            execution_id, seq, method, suffix, payload, svc.clock.now_ms(), admit
+            execution_id, seq, method, suffix, payload, svc.clock.now_ms(), admit, nonce=nonce
         )
         if outcome.refusal is not None:
             refusal = outcome.refusal
@@ -174,6 +178,8 @@ async def _resume(
         execution = await svc.store.get_execution(execution_id)
         if execution is None:
             raise _webhook_error(404, f'The execution "{execution_id}" does not exist.')
+        if not issued_for(execution, nonce):
+            raise invalid_token()  # a URL of another database with the same execution id
         if execution.status is not Status.RUNNING or execution.wait_seq != seq:
             raise _not_resumable(execution, seq)
         evidence = CallEvidence(tuple(clip_headers(request.headers.items())), body, ip)
@@ -190,36 +196,21 @@ async def resume_webhook(request: Request) -> Response:
     if method == "OPTIONS":
         return Response(status_code=204, headers=CORS_HEADERS)
     svc = services(request)
-    id_text: str = request.path_params["id"]
     suffix: str = request.path_params.get("suffix", "").strip("/")
-    token = request.query_params.get("signature", "")
-    if not (id_text.isascii() and id_text.isdigit()) or len(id_text) > 18:
-        raise _invalid_token()
-    execution_id = int(id_text)
-    ip = svc.limits.client_ip(request)
-    svc.limits.before_signature_check(ip, execution_id)
-    target = svc.signer.verify(execution_id, token, suffix)
-    if target is None:
-        svc.limits.signature_failed(ip, execution_id)
-        metrics.SIGNATURE_FAILURES.inc()
-        log.info(
-            "signature refused",
-            extra={"action": "resume.bad_signature", "execution_id": execution_id},
-        )
-        _audit(svc, request, execution_id, 0, 401, "Invalid token")
-        raise _invalid_token()
+    target = check_signature(svc, request, request.path_params["id"], suffix, Action.RESUME)
+    execution_id, seq = target.execution_id, target.wait_seq
     try:
-        response = await _answer_call(svc, request, execution_id, target.wait_seq, suffix, token)
+        response = await _answer_call(svc, request, target, suffix)
     except ApiError as exc:
-        _audit(svc, request, execution_id, target.wait_seq, exc.status, exc.message)
+        audit_attempt(svc, request, execution_id, seq, exc.status, exc.message)
         raise
     except Interstitial as page:
-        _audit(svc, request, execution_id, target.wait_seq, 200, "confirmation page shown", "shown")
+        audit_attempt(svc, request, execution_id, seq, 200, "confirmation page shown", "shown")
         return to_response(page.answer, method)
     reason = "kept until the wait is parked" if response.status_code == 202 else "resumed"
     if response.headers.get("idempotent-replayed"):
         reason = "replayed the first answer (Idempotency-Key)"
-    _audit(svc, request, execution_id, target.wait_seq, response.status_code, reason)
+    audit_attempt(svc, request, execution_id, seq, response.status_code, reason)
     return response
 
 
@@ -231,44 +222,25 @@ class Interstitial(Exception):
         self.answer = answer
 
 
-def _audit(
-    svc: Services,
-    request: Request,
-    execution_id: int,
-    seq: int,
-    status: int,
-    reason: str,
-    outcome: str | None = None,
-) -> None:
-    svc.audit.record(
-        ResumeAttempt(
-            execution_id=execution_id,
-            seq=seq,
-            attempted_at=svc.clock.now_ms(),
-            method=request.method,
-            status_code=status,
-            outcome=outcome or ("accepted" if status < 300 else "refused"),
-            reason=reason,
-            ip=svc.limits.client_ip(request),
-            user_agent=request.headers.get("user-agent"),
-        )
-    )
-
-
 async def _answer_call(
-    svc: Services, request: Request, execution_id: int, seq: int, suffix: str, token: str
+    svc: Services, request: Request, target: SignedTarget, suffix: str
 ) -> Response:
     """The answer to a correctly signed call; with an ``Idempotency-Key`` header, the first
-    successful answer is kept and a retry of the same call gets it again instead of a 409."""
+    successful answer is kept and a retry of the same call gets it again instead of a 409.
+
+    The call is known by what its signature names, not by how its URL was spelled (or by
+    which of the configured keys signed it).
+    """
     method = request.method
+    execution_id, seq, nonce = target.execution_id, target.wait_seq, target.nonce
     key = request.headers.get("idempotency-key")
     if key is None:
-        return to_response(await _resume(svc, request, execution_id, seq, suffix), method)
+        return to_response(await _resume(svc, request, execution_id, seq, suffix, nonce), method)
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise _webhook_error(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
-    call = f"{method} {request.url.path} {token}"
+    call = f"{method} /webhook-waiting/{execution_id}/{suffix} {seq}.{nonce}"
     try:
-        answer = await _resume(svc, request, execution_id, seq, suffix)
+        answer = await _resume(svc, request, execution_id, seq, suffix, nonce)
     except ApiError as exc:
         first = await svc.store.get_idempotent_answer(key, call) if exc.status == 409 else None
         if first is None:

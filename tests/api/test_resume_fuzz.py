@@ -114,26 +114,37 @@ async def targets(client: httpx.AsyncClient, svc: Services) -> Targets:
     ids = [e["id"] for e in (hook, suffixed, timer, running, canceled, finished)]
     live = {hook["id"]: signature(hook["resumeUrl"])}
     live[suffixed["id"]] = signature(suffixed["resumeUrl"])
-    signer, first, second = svc.signer, hook["id"], suffixed["id"]
+    nonces = {}
+    for eid in ids:
+        found = await svc.store.get_execution(eid)
+        assert found is not None
+        nonces[eid] = found.nonce
+
+    def token(eid: int, seq: int, suffix: str = "", action: Action = Action.RESUME) -> str:
+        return svc.signer.token(eid, nonces[eid], seq, suffix, action)
+
+    first, second = hook["id"], suffixed["id"]
     foreign = [
-        signer.token(first, 1, "approve/now"),  # another suffix
-        signer.token(second, 1),  # no suffix
-        signer.token(first, 2),  # a later wait
-        signer.token(first, 0),
-        signer.token(first, 999_999_999),
-        *(signer.token(first, 1, "", action) for action in Action if action is not Action.RESUME),
-        signer.token(timer["id"], 1),  # a timer-only wait
-        signer.token(running["id"], 1),  # the next wait of a running execution
-        signer.token(canceled["id"], 1),
+        token(first, 1, "approve/now"),  # another suffix
+        token(second, 1),  # no suffix
+        token(first, 2),  # a later wait
+        token(first, 0),
+        token(first, 999_999_999),
+        *(token(first, 1, "", action) for action in Action if action is not Action.RESUME),
+        token(timer["id"], 1),  # a timer-only wait
+        token(running["id"], 1),  # the next wait of a running execution
+        token(canceled["id"], 1),
+        svc.signer.token(first, "0" * 32, 1),  # an execution with this id in another database
+        svc.signer.token(first, "", 1),  # ... or from before nonces
     ]
     aimed = [
-        (f"/webhook-waiting/{timer['id']}", signer.token(timer["id"], 1)),  # no webhook: 404
-        (f"/webhook-waiting/{running['id']}", signer.token(running["id"], 1)),  # early: 202
-        (f"/webhook-waiting/{canceled['id']}", signer.token(canceled["id"], 1)),  # 409
-        (f"/webhook-waiting/{finished['id']}", signer.token(finished["id"], 1)),  # 409
-        (f"/webhook-waiting/{first}", signer.token(first, 2)),  # a later wait: 409
-        (f"/webhook-waiting/{first}/approve", signer.token(first, 1, "approve")),  # 404
-        (f"/webhook-waiting/{second}", signer.token(second, 1)),  # suffix missing: 404
+        (f"/webhook-waiting/{timer['id']}", token(timer["id"], 1)),  # no webhook: 404
+        (f"/webhook-waiting/{running['id']}", token(running["id"], 1)),  # early: 202
+        (f"/webhook-waiting/{canceled['id']}", token(canceled["id"], 1)),  # 409
+        (f"/webhook-waiting/{finished['id']}", token(finished["id"], 1)),  # 409
+        (f"/webhook-waiting/{first}", token(first, 2)),  # a later wait: 409
+        (f"/webhook-waiting/{first}/approve", token(first, 1, "approve")),  # 404
+        (f"/webhook-waiting/{second}", token(second, 1)),  # suffix missing: 404
     ]
     return Targets(ids, live, foreign, aimed)
 
@@ -159,6 +170,7 @@ def signatures(targets: Targets, eid: int | None) -> st.SearchStrategy[str | Non
         st.none(),
         st.text(max_size=80),
         st.from_regex(r"[0-9]{1,12}\.[A-Za-z0-9_-]{0,60}", fullmatch=True),
+        st.from_regex(r"[0-9]{1,12}\.[0-9a-f]{32}\.[A-Za-z0-9_-]{0,60}", fullmatch=True),
         st.sampled_from(targets.foreign + other_live),
     ]
     if own is not None:

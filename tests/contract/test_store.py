@@ -148,10 +148,11 @@ async def test_two_stores_claim_each_due_wait_once(store: Store, backend_url: st
 
 
 async def test_early_resume_is_applied_when_its_wait_is_parked(store: Store) -> None:
-    eid = await running(store)
-    assert await store.record_early_resume(eid, 1, "POST", "", {"early": True}, NOW)
-    assert not await store.record_early_resume(eid, 1, "POST", "", {"again": True}, NOW)
-    assert not await store.record_early_resume(eid, 2, "POST", "", {}, NOW)  # not the next wait
+    execution = await store.create_execution(NewExecution("wf"), NOW)
+    eid, nonce = execution.id, execution.nonce
+    assert await store.record_early_resume(eid, 1, "POST", "", {"early": True}, NOW, nonce=nonce)
+    assert not await store.record_early_resume(eid, 1, "POST", "", {}, NOW, nonce=nonce)
+    assert not await store.record_early_resume(eid, 2, "POST", "", {}, NOW, nonce=nonce)
     outcome = await store.park(eid, NOW + 10_000, HOOK, NOW + 1)
     assert outcome is not None
     assert outcome.early_resume_applied
@@ -162,12 +163,27 @@ async def test_early_resume_is_applied_when_its_wait_is_parked(store: Store) -> 
 
 
 async def test_early_resume_for_another_method_is_discarded(store: Store) -> None:
-    eid = await running(store)
-    assert await store.record_early_resume(eid, 1, "GET", "", {}, NOW)
+    execution = await store.create_execution(NewExecution("wf"), NOW)
+    eid = execution.id
+    assert await store.record_early_resume(eid, 1, "GET", "", {}, NOW, nonce=execution.nonce)
     outcome = await store.park(eid, None, HOOK, NOW)
     assert outcome is not None
     assert outcome.early_resume_discarded
     assert outcome.execution.status is Status.WAITING
+
+
+async def test_a_call_resumes_only_the_execution_with_its_nonce(store: Store) -> None:
+    execution = await store.create_execution(NewExecution("wf"), NOW)
+    eid, nonce, other = execution.id, execution.nonce, "0" * 32
+    assert len(nonce) == 32
+    assert nonce != other
+    assert not await store.record_early_resume(eid, 1, "POST", "", {}, NOW, nonce=other)
+    assert not await store.record_early_resume(eid, 1, "POST", "", {}, NOW, nonce="")
+    assert await store.park(eid, None, HOOK, NOW) is not None
+    refused = await store.resume_by_call(eid, 1, "POST", "", {}, NOW, nonce=other)
+    assert (refused.wait, refused.resumed) == (None, False)
+    resumed = await store.resume_by_call(eid, 1, "POST", "", {}, NOW, nonce=nonce)
+    assert resumed.resumed
 
 
 async def test_finish_only_from_running_and_retry_success_marks_original(store: Store) -> None:

@@ -11,12 +11,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 
-from gateway.config import Secret
-from gateway.signing import ResumeSigner
 from tests.load import ceiling
 from tests.load.loadgen import Request, Result, run
 from tests.process import GatewayProcess
@@ -24,6 +23,22 @@ from tests.receiver import free_port
 
 BODY = msgspec.json.encode({"approved": True, "by": "someone@example.com", "note": "x" * 140})
 JSON = {"content-type": "application/json"}
+
+
+def resume_paths(base_url: str, api_key: str) -> dict[int, str]:
+    """Path and query of every waiting execution's resume URL, by id, as the API gives them
+    (a URL carries its execution's random nonce, so it cannot be made from the key alone)."""
+    paths: dict[int, str] = {}
+    params = {"status": "waiting", "limit": "250"}
+    with httpx.Client(base_url=base_url, headers={"x-n8n-api-key": api_key}) as http:
+        while True:
+            page = http.get("/api/v1/executions", params=params).json()
+            for execution in page["data"]:
+                url = urlsplit(execution["resumeUrl"])
+                paths[execution["id"]] = f"{url.path}?{url.query}"
+            if not page["nextCursor"]:
+                return paths
+            params = {"cursor": page["nextCursor"]}
 
 
 def _wait_for_port(port: int, within: float = 15.0) -> None:
@@ -84,11 +99,8 @@ def gateway_park_and_resume(
                 created.latencies_ms + parked.latencies_ms,
                 created.statuses + parked.statuses,
             )
-            signer = ResumeSigner((Secret(key),), gateway.url)
-            resumes: list[Request] = [
-                ("POST", f"/webhook-waiting/{i}?signature={signer.token(i, 1)}", BODY, JSON)
-                for i in range(1, count + 1)
-            ]
+            paths = resume_paths(gateway.url, api_key)
+            resumes: list[Request] = [("POST", paths[i], BODY, JSON) for i in range(1, count + 1)]
             resumed = asyncio.run(run(gateway.url, resumes, connections))
             return both, resumed
         finally:
@@ -127,12 +139,10 @@ def postgres_two_replicas(count: int, connections: int) -> Result | None:
                 ]
                 asyncio.run(run(replicas[0].url, creates, connections))
                 asyncio.run(run(replicas[1].url, parks, connections))
-                signer = ResumeSigner((Secret(key),), "http://x")
+                paths = resume_paths(replicas[0].url, api_key)
                 halves: list[list[Request]] = [[], []]
                 for i in range(1, count + 1):
-                    halves[i % 2].append(
-                        ("GET", f"/webhook-waiting/{i}?signature={signer.token(i, 1)}", b"", {})
-                    )
+                    halves[i % 2].append(("GET", paths[i], b"", {}))
 
                 async def both() -> list[Result]:
                     return await asyncio.gather(

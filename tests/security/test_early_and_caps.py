@@ -157,18 +157,37 @@ async def test_a_forged_early_call_is_refused_at_park_and_audited(
     assert refused["seq"] == 1
 
 
+async def nonce(svc: Services, execution_id: int) -> str:
+    """The execution's nonce (what its signed URLs carry)."""
+    execution = await svc.store.get_execution(execution_id)
+    assert execution is not None
+    return execution.nonce
+
+
 async def test_an_early_call_kept_before_this_fix_has_nothing_to_show_and_is_refused(
     client: httpx.AsyncClient, anon: httpx.AsyncClient, svc: Services
 ) -> None:
     execution = await create(client)  # a row as an older version kept it: no caller evidence
     assert await svc.store.record_early_resume(
-        execution["id"], 1, "POST", "", {"body": {}}, svc.clock.now_ms()
+        execution["id"],
+        1,
+        "POST",
+        "",
+        {"body": {}},
+        svc.clock.now_ms(),
+        nonce=await nonce(svc, execution["id"]),
     )
     webhook = {"httpMethod": "POST", "authentication": STRIPE}
     assert (await park(client, execution["id"], webhook=webhook))["status"] == "waiting"
     plain = await create(client)
     assert await svc.store.record_early_resume(
-        plain["id"], 1, "POST", "", {"body": {}}, svc.clock.now_ms()
+        plain["id"],
+        1,
+        "POST",
+        "",
+        {"body": {}},
+        svc.clock.now_ms(),
+        nonce=await nonce(svc, plain["id"]),
     )
     assert (await park(client, plain["id"], webhook={"httpMethod": "POST"}))["status"] == "running"
 
@@ -335,10 +354,12 @@ BASIC_HOOK = WebhookSpec(methods=("POST",), auth=CallerAuth(kind="basic", userna
 
 
 async def kept(store: Store, *authorization: str) -> int:
-    eid = (await store.create_execution(NewExecution("wf"), NOW)).id
+    execution = await store.create_execution(NewExecution("wf"), NOW)
     headers = tuple(("authorization", value) for value in authorization)
     evidence = CallEvidence(headers, b"{}", "127.0.0.1")
-    assert await store.record_early_resume(eid, 1, "POST", "", {"body": {}}, NOW, evidence)
+    eid, nonce = execution.id, execution.nonce
+    body: dict[str, Any] = {"body": {}}
+    assert await store.record_early_resume(eid, 1, "POST", "", body, NOW, evidence, nonce=nonce)
     return eid
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import ipaddress
 import json
 import re
 import shlex
@@ -20,6 +21,7 @@ import yaml
 from gateway import cli
 from gateway.config import Settings, check_callback_secret
 from gateway.errors import ConfigError
+from gateway.ratelimit import Network, networks
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -477,6 +479,50 @@ def test_service_budget_and_deployment_select_the_pods() -> None:
     assert objects["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
     (port,) = objects["Service"]["spec"]["ports"]
     assert port["targetPort"] in {p["name"] for p in container()["ports"]}
+
+
+# --- trusted proxies: every shipped proxy's X-Forwarded-For is believed ----------------------
+
+
+def trusted(environment: Mapping[str, Any]) -> tuple[Network, ...]:
+    """The networks ``WAITGATE_TRUSTED_PROXIES`` names in ``environment`` (must be set)."""
+    settings = Settings.from_env({k: str(v) for k, v in environment.items()})
+    found = networks(settings.trusted_proxies)
+    assert found, "WAITGATE_TRUSTED_PROXIES is not set"
+    for network in found:  # only private ranges: an address in them may claim to be anyone
+        assert network.is_private, network
+        assert network.prefixlen >= (8 if network.version == 4 else 64), network
+    return found
+
+
+def covers(found: tuple[Network, ...], network: str) -> bool:
+    """Whether every address of ``network`` is a trusted proxy."""
+    inner = ipaddress.ip_network(network)
+    return any(inner[0] in n and inner[-1] in n for n in found)
+
+
+def test_systemd_gateway_believes_nginx_on_loopback() -> None:
+    environment = dict(v.partition("=")[::2] for v in systemd_unit()["Environment"])
+    found = trusted(environment)
+    (upstream,) = nginx_directive("server")
+    assert covers(found, upstream.rsplit(":", 1)[0] + "/32")  # nginx connects from there
+    assert covers(found, "::1/128")
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in nginx_directive("proxy_set_header")
+
+
+def test_compose_gateways_believe_caddy_on_their_own_network() -> None:
+    project = compose()
+    (subnet,) = [c["subnet"] for c in project["networks"]["default"]["ipam"]["config"]]
+    for name, service in gateway_services().items():
+        assert covers(trusted(service["environment"]), subnet), name
+        assert "networks" not in service, name  # on the default network, with Caddy
+        assert "ports" not in service, name  # nothing outside the network reaches them
+    assert all("networks" not in s for s in project["services"].values())
+
+
+def test_kubernetes_gateways_believe_the_pod_network() -> None:
+    found = trusted(k8s()["ConfigMap"]["data"])
+    assert covers(found, "10.244.0.0/16")  # a common pod CIDR (flannel); narrowing is documented
 
 
 # --- docs/deploy.md -------------------------------------------------------------------------

@@ -1,13 +1,18 @@
-"""Resume URL tokens: bound to execution, wait, suffix and action; keys rotate."""
+"""Resume URL tokens: bound to execution, nonce, wait, suffix and action; one spelling; keys
+rotate."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
+from itsdangerous import Signer
 
 from gateway.config import Secret
-from gateway.signing import Action, ResumeSigner, SignedTarget
+from gateway.signing import LEGACY_SALT, Action, ResumeSigner, SignedTarget
 
 OLD, NEW = Secret("old-key"), Secret("new-key")
+NONCE, OTHER_NONCE = "0123456789abcdef" * 2, "f" * 32
 
 
 def signer(*keys: Secret) -> ResumeSigner:
@@ -16,8 +21,10 @@ def signer(*keys: Secret) -> ResumeSigner:
 
 def test_token_round_trips_to_its_wait() -> None:
     s = signer(NEW)
-    assert s.verify(7, s.token(7, 3, "cb")) is None  # suffix is part of what is signed
-    assert s.verify(7, s.token(7, 3, "cb"), "cb") == SignedTarget(7, 3)
+    token = s.token(7, NONCE, 3, "cb")
+    assert token.startswith(f"3.{NONCE}.")
+    assert s.verify(7, token) is None  # suffix is part of what is signed
+    assert s.verify(7, token, "cb") == SignedTarget(7, 3, NONCE)
 
 
 @pytest.mark.parametrize(
@@ -28,42 +35,76 @@ def test_token_does_not_verify_for_another_target(
     execution_id: int, suffix: str, action: Action
 ) -> None:
     s = signer(NEW)
-    token = s.token(7, 3, "cb")
+    token = s.token(7, NONCE, 3, "cb")
     assert s.verify(execution_id, token, suffix, action) is None
 
 
-def test_changing_the_wait_number_breaks_the_signature() -> None:
+def test_changing_the_wait_number_or_the_nonce_breaks_the_signature() -> None:
     s = signer(NEW)
-    _, _, signature = s.token(7, 3).partition(".")
-    assert s.verify(7, f"4.{signature}") is None
+    _, nonce, signature = s.token(7, NONCE, 3).split(".")
+    assert s.verify(7, f"4.{nonce}.{signature}") is None
+    assert s.verify(7, f"3.{OTHER_NONCE}.{signature}") is None
+    assert s.verify(7, f"3.{signature}") is None  # dropping the nonce
 
 
-@pytest.mark.parametrize("token", ["", "3", "3.", ".abc", "x.abc", "3.abc", "9999999999.abc"])
+@pytest.mark.parametrize(
+    "token",
+    ["", "3", "3.", ".abc", "x.abc", "3.abc", "9999999999.abc", f"3.{NONCE}.", f"3.{NONCE}.x.y"],
+)
 def test_malformed_tokens_are_refused(token: str) -> None:
     assert signer(NEW).verify(7, token) is None
 
 
 def test_a_token_has_one_spelling() -> None:
     s = signer(NEW)
-    token = s.token(7, 3)
-    assert s.verify(7, "0" + token) is None
-    assert s.verify(7, "\u0663" + token[1:]) is None  # ARABIC-INDIC DIGIT THREE
+    token = s.token(7, NONCE, 3)
+    head, _, signature = token.rpartition(".")
+    standard = next(  # a token whose base64 has a character that the standard alphabet spells
+        t for t in (s.token(7, NONCE, n) for n in range(1, 200)) if "-" in t.rpartition(".")[2]
+    )
+    for other in [
+        "0" + token,
+        "\u0663" + token[1:],  # ARABIC-INDIC DIGIT THREE
+        token + "=",
+        token + "!!!!",
+        f"{head}.{signature[:5]}\n\n\n\n{signature[5:]}",
+        f"{head}.{signature[:-1]}{chr(ord(signature[-1]) ^ 1)}",
+        f"3.{NONCE.upper()}.{signature}",
+        standard.replace("-", "+"),
+    ]:
+        assert s.verify(7, other) is None, other
+
+
+def test_executions_from_before_nonces_keep_their_old_tokens() -> None:
+    legacy = Signer(
+        [OLD.reveal()], salt=LEGACY_SALT, key_derivation="hmac", digest_method=hashlib.sha256
+    )
+    issued = "2." + legacy.get_signature(b"7/2/cb/resume").decode()  # as ba4907e made them
+    s = signer(OLD)
+    assert s.token(7, "", 2, "cb") == issued
+    assert s.verify(7, issued, "cb") == SignedTarget(7, 2, "")
+    assert s.verify(7, issued + "=", "cb") is None
 
 
 def test_rotation_keeps_old_urls_valid_until_the_key_is_removed() -> None:
-    old_token = signer(OLD).token(7, 1)
+    old_token = signer(OLD).token(7, NONCE, 1)
     rotated = signer(NEW, OLD)
-    assert rotated.verify(7, old_token) == SignedTarget(7, 1)
-    assert rotated.token(7, 1) == signer(NEW).token(7, 1)  # new URLs use the newest key
+    assert rotated.verify(7, old_token) == SignedTarget(7, 1, NONCE)
+    assert rotated.token(7, NONCE, 1) == signer(NEW).token(7, NONCE, 1)  # newest key signs
     assert signer(NEW).verify(7, old_token) is None
 
 
-def test_resume_url_shape() -> None:
+def test_url_shapes() -> None:
     s = signer(NEW)
-    assert (
-        s.resume_url(12, 2) == f"https://gw.example/webhook-waiting/12?signature={s.token(12, 2)}"
+    token = s.token(12, NONCE, 2)
+    assert s.resume_url(12, NONCE, 2) == f"https://gw.example/webhook-waiting/12?signature={token}"
+    assert s.resume_url(12, NONCE, 2, "a/b").startswith(
+        "https://gw.example/webhook-waiting/12/a/b?"
     )
-    assert s.resume_url(12, 2, "a/b").startswith("https://gw.example/webhook-waiting/12/a/b?")
+    form = s.token(12, NONCE, 2, "", Action.FORM)
+    assert s.form_url(12, NONCE, 2) == f"https://gw.example/form-waiting/12?signature={form}"
+    approval = s.token(12, NONCE, 2, "", Action.APPROVAL)
+    assert s.approval_url(12, NONCE, 2) == f"https://gw.example/approval/12?signature={approval}"
 
 
 def test_a_signer_needs_a_key() -> None:

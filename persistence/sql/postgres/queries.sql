@@ -2,9 +2,9 @@
 
 -- name: create_execution
 INSERT INTO executions (workflow_id, project_id, mode, status, started_at, retry_of,
-                        custom_data, data, callback_url)
+                        custom_data, data, callback_url, nonce)
 VALUES (:workflow_id, :project_id, :mode, 'running', :now, :retry_of, :custom_data, :data,
-        :callback_url)
+        :callback_url, :nonce)
 RETURNING *;
 
 -- name: get_execution
@@ -18,6 +18,10 @@ SELECT * FROM waits WHERE execution_id = :id ORDER BY seq;
 
 -- name: get_wait
 SELECT * FROM waits WHERE execution_id = :id AND seq = :seq;
+
+-- name: get_signed_wait
+SELECT w.* FROM waits w JOIN executions e ON e.id = w.execution_id
+WHERE w.execution_id = :id AND w.seq = :seq AND e.nonce = :nonce;
 
 -- name: park
 UPDATE executions SET status = 'waiting', wait_till = :reported_wait_till, wait_suffix = :wait_suffix
@@ -36,7 +40,8 @@ RETURNING method, suffix, payload, received_at, caller;
 INSERT INTO early_resumes (execution_id, seq, method, suffix, payload, received_at, caller)
 SELECT :id::bigint, :seq::integer, :method::text, :suffix::text, :payload::text, :now::bigint,
        :caller::text
-WHERE EXISTS (SELECT 1 FROM executions WHERE id = :id AND status = 'running' AND wait_seq = :seq)
+WHERE EXISTS (SELECT 1 FROM executions
+              WHERE id = :id AND status = 'running' AND wait_seq = :seq AND nonce = :nonce)
 ON CONFLICT DO NOTHING;
 
 -- name: resume

@@ -1,0 +1,92 @@
+"""The door of every signed URL (resume webhook, approval page, form page).
+
+The signature is verified first, before any limit or database read: it is cheap, and a
+correctly signed call is never refused for what others sent. Only a failed check is charged to
+the caller's address and to the execution (past either limit it is 429, otherwise 401) and
+written to the execution's audit trail.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from starlette.requests import Request
+
+from gateway import metrics
+from gateway.domain import Execution, ResumeAttempt
+from gateway.http import ApiError
+from gateway.services import Services
+from gateway.signing import Action, SignedTarget
+
+log = logging.getLogger("waitgate.signed")
+MAX_ID_DIGITS = 18
+REFUSED_MESSAGE = "Invalid token"
+
+
+def invalid_token() -> ApiError:
+    """The answer to a URL that is not ours (n8n's wording)."""
+    return ApiError(401, REFUSED_MESSAGE, code=401, error=REFUSED_MESSAGE)
+
+
+def audit_attempt(
+    svc: Services,
+    request: Request,
+    execution_id: int,
+    seq: int,
+    status: int,
+    reason: str,
+    outcome: str | None = None,
+) -> None:
+    """Add one call of a signed URL to the execution's audit trail."""
+    svc.audit.record(
+        ResumeAttempt(
+            execution_id=execution_id,
+            seq=seq,
+            attempted_at=svc.clock.now_ms(),
+            method=request.method,
+            status_code=status,
+            outcome=outcome or ("accepted" if status < 300 else "refused"),
+            reason=reason,
+            ip=svc.limits.client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+        )
+    )
+
+
+def execution_id(raw: str) -> int | None:
+    """An execution id as a URL spells it: digits, no leading zeros; ``None`` otherwise."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_ID_DIGITS:
+        return None
+    return int(raw) if raw == str(int(raw)) else None
+
+
+def check_signature(
+    svc: Services, request: Request, raw_id: str, suffix: str, action: Action
+) -> SignedTarget:
+    """The wait the request's ``signature`` names for ``action`` on execution ``raw_id``.
+
+    Raises a 401 ``ApiError`` (counted against the caller's address and the execution, and
+    audited) when the signature is not valid, or a 429 once either has used up its failed
+    checks; a valid signature is never refused here.
+    """
+    eid = execution_id(raw_id)
+    if eid is None:
+        raise invalid_token()
+    target = svc.signer.verify(eid, request.query_params.get("signature", ""), suffix, action)
+    if target is not None:
+        return target
+    metrics.SIGNATURE_FAILURES.inc()
+    svc.limits.signature_failed(svc.limits.client_ip(request), eid)
+    log.info(
+        "signature refused",
+        extra={"action": f"{action.value}.bad_signature", "execution_id": eid},
+    )
+    audit_attempt(svc, request, eid, 0, 401, REFUSED_MESSAGE)
+    raise invalid_token()
+
+
+def issued_for(execution: Execution, nonce: str) -> bool:
+    """Whether a verified URL with ``nonce`` was issued for this execution (and not for another
+    one with the same id in another database)."""
+    return hmac.compare_digest(execution.nonce, nonce)
