@@ -191,12 +191,11 @@ async def execution_tags(request: Request) -> Response:
     await load_execution(svc, principal, eid)
     if request.method == "PUT":
         ids = await decode_json(request, list[_TagId], svc.settings.max_body_bytes)
-        unique = tuple(dict.fromkeys(t.id for t in ids))
-        if len(unique) > TAGS_MAX_ITEMS:
+        if len(ids) > TAGS_MAX_ITEMS:
             raise ApiError(
-                400, f"an execution may carry at most {TAGS_MAX_ITEMS} tags, got {len(unique)}"
+                400, f"an execution may carry at most {TAGS_MAX_ITEMS} tags, got {len(ids)}"
             )
-        if not await svc.store.set_execution_tags(eid, unique):
+        if not await svc.store.set_execution_tags(eid, tuple(t.id for t in ids)):
             raise ApiError(404, "One or more of the tags were not found")
     tags: list[Any] = [tag_view(t) for t in await svc.store.execution_tags(eid)]
     return JSONResponse(tags)
