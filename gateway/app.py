@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.access_log import AccessLog
+from gateway.answers import AnswerPolicy
 from gateway.audit import AuditTrail
 from gateway.auth import Authenticator, KeyCache
 from gateway.clock import AlignedClock, Clock, SystemClock
@@ -44,6 +45,7 @@ from gateway.routes import (
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
 from gateway.signing import ResumeSigner
+from gateway.ui_origin import SeparateUiOrigin, UiOrigin
 from persistence import open_store
 from persistence.base import Store
 
@@ -183,6 +185,7 @@ def create_app(
     """
     aligned = AlignedClock(clock or SystemClock())
     settings = settings.with_secret_keys()
+    ui_origin = UiOrigin.parse(settings.ui_origin, settings.public_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -221,7 +224,12 @@ def create_app(
         routes=one_route_per_path(routes),
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(AccessLog), Middleware(ApiRateLimit)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(SeparateUiOrigin, origin=ui_origin),
+            Middleware(AnswerPolicy),
+            Middleware(ApiRateLimit),
+        ],
     )
 
 

@@ -12,6 +12,7 @@ import logging
 from gateway.clock import Clock
 from gateway.domain import ResumeAttempt
 from gateway.errors import StoreError
+from gateway.stored import clip_attempt
 from persistence.base import Store
 
 log = logging.getLogger("waitgate.audit")
@@ -30,11 +31,12 @@ class AuditTrail:
         self.dropped = 0
 
     def record(self, attempt: ResumeAttempt) -> None:
-        """Keep an attempt for the next flush (the oldest are dropped past ``MAX_BUFFER``)."""
+        """Keep an attempt, its caller-controlled text bounded, for the next flush (the oldest
+        are dropped past ``MAX_BUFFER``)."""
         if len(self._buffer) >= MAX_BUFFER:
             self._buffer.pop(0)
             self.dropped += 1
-        self._buffer.append(attempt)
+        self._buffer.append(clip_attempt(attempt))
 
     async def flush(self) -> None:
         """Write what is buffered."""

@@ -12,10 +12,10 @@ import hashlib
 import hmac
 import ipaddress
 import re
-import time
 from collections.abc import Callable, Mapping
 
-from gateway.domain import CallerAuth, Refusal, WebhookSpec
+from gateway.domain import Admission, CallerAuth, Refusal, WebhookSpec
+from gateway.early import CallEvidence
 
 REALM = {"WWW-Authenticate": 'Basic realm="Webhook"'}
 REQUIRED = "Authorization is required!"
@@ -52,22 +52,49 @@ def _header(auth: CallerAuth, headers: Mapping[str, str]) -> Refusal | None:
     return None if _equal(value, auth.secret) else Refusal(403, WRONG)
 
 
+MAX_STAMP_DIGITS = 12
+"""A Unix time in seconds has 10 digits until the year 2286; longer is not a timestamp."""
+
+
+def _stripe_parts(value: str) -> tuple[str, list[str]] | None:
+    """``t`` and every ``v1`` of ``t=<unix>,v1=<hex>[,v1=<hex>…]``; ``None`` if malformed
+    (a part without ``=``, no or two ``t``, no ``v1``, a ``t`` that is not a short number)."""
+    stamp: str | None = None
+    signatures: list[str] = []
+    for part in value.split(","):
+        key, equals, text = part.strip().partition("=")
+        if not equals or (key == "t" and stamp is not None):
+            return None
+        if key == "t":
+            stamp = text
+        elif key == "v1":
+            signatures.append(text)
+    if stamp is None or not signatures or len(stamp) > MAX_STAMP_DIGITS:
+        return None
+    if not (stamp.isascii() and stamp.isdigit()):
+        return None
+    return stamp, signatures
+
+
 def _hmac(auth: CallerAuth, headers: Mapping[str, str], body: bytes, now: float) -> Refusal | None:
     value = headers.get(auth.header.lower())
     if value is None:
         return Refusal(401, REQUIRED)
     digest = ALGORITHMS[auth.algorithm]
     if auth.style == "stripe":
-        parts = dict(p.split("=", 1) for p in value.split(",") if "=" in p)
-        stamp, given = parts.get("t", ""), parts.get("v1", "")
-        if not stamp.isdigit() or abs(now - int(stamp)) > auth.tolerance_seconds:
+        parts = _stripe_parts(value)
+        if parts is None or abs(now - int(parts[0])) > auth.tolerance_seconds:
             return Refusal(403, WRONG)
+        stamp, given = parts
         signed = stamp.encode() + b"." + body
     else:
-        given = value.removeprefix(auth.prefix) if value.startswith(auth.prefix) else ""
+        given = [value.removeprefix(auth.prefix) if value.startswith(auth.prefix) else ""]
         signed = body
     expected = hmac.new(auth.secret.encode(), signed, digest).hexdigest()
-    return None if _equal(given.lower(), expected) else Refusal(403, WRONG)
+    matched = False
+    for candidate in given:  # every candidate is compared: the time taken tells nothing
+        matched |= _equal(candidate.lower(), expected)
+    return None if matched else Refusal(403, WRONG)
 
 
 def _ip_allowed(allowed: tuple[str, ...], ip: str | None) -> bool:
@@ -81,10 +108,10 @@ def _ip_allowed(allowed: tuple[str, ...], ip: str | None) -> bool:
 
 
 def checker(
-    headers: Mapping[str, str], body: bytes, ip: str | None, now: float | None = None
+    headers: Mapping[str, str], body: bytes, ip: str | None, now: float
 ) -> Callable[[WebhookSpec], Refusal | None]:
-    """The check of one call, to run against whatever wait it turns out to name."""
-    moment = time.time() if now is None else now
+    """The check of one call, to run against whatever wait it turns out to name; ``now`` (Unix
+    seconds) is the moment a Stripe-style timestamp is judged at."""
 
     def check(spec: WebhookSpec) -> Refusal | None:
         auth = spec.auth
@@ -97,7 +124,14 @@ def checker(
         if auth.kind == "header":
             return _header(auth, headers)
         if auth.kind == "hmac":
-            return _hmac(auth, headers, body, moment)
+            return _hmac(auth, headers, body, now)
         return None
 
     return check
+
+
+def kept_checker(evidence: CallEvidence, at_ms: int) -> Admission:
+    """The check of a call kept before its wait was parked, judged at ``at_ms``; its headers
+    are looked up as a request's are: by lower-case name, the first one sent."""
+    headers = {name.lower(): value for name, value in reversed(evidence.headers)}
+    return checker(headers, evidence.body, evidence.ip, at_ms / 1000)

@@ -84,6 +84,7 @@ class Settings:
     clock_align_interval_seconds: float = 60.0
     metrics_token: Secret | None = None
     admin_key_file: Path | None = None
+    ui_origin: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +98,9 @@ class Settings:
         callback_secret = env.get("WAITGATE_CALLBACK_SECRET") or None
         if callback_secret is not None:
             check_callback_secret(callback_secret)
+        ui_origin = (env.get("WAITGATE_UI_ORIGIN") or "").rstrip("/") or None
+        if ui_origin is not None:
+            _check_http_url(ui_origin, "WAITGATE_UI_ORIGIN")
         keys = tuple(
             Secret(k.strip()) for k in env.get("WAITGATE_SECRET_KEYS", "").split(",") if k.strip()
         )
@@ -150,6 +154,7 @@ class Settings:
             admin_key_file=Path(env["WAITGATE_ADMIN_KEY_FILE"])
             if env.get("WAITGATE_ADMIN_KEY_FILE")
             else None,
+            ui_origin=ui_origin,
         )
 
     def with_secret_keys(self) -> Settings:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from gateway.answers import CONFIRM_KIND, CONFIRM_POLICY
 from gateway.domain import StoredAnswer, WebhookSpec
 from gateway.pages import HEADERS as PAGE_HEADERS
-from gateway.pages import templates
+from gateway.pages import own_action, templates
 
-HEADERS = {"content-type": "text/html; charset=utf-8", **PAGE_HEADERS}
+HEADERS = {
+    "content-type": "text/html; charset=utf-8",
+    **PAGE_HEADERS,
+    "content-security-policy": CONFIRM_POLICY,
+}
 
 
 def confirmation_page(request: Request, spec: WebhookSpec | None) -> StoredAnswer | None:
@@ -25,5 +30,5 @@ def confirmation_page(request: Request, spec: WebhookSpec | None) -> StoredAnswe
         or "text/html" not in request.headers.get("accept", "")
     ):
         return None
-    page = templates.get_template("confirm.html").render(action=str(request.url))
-    return StoredAnswer(200, dict(HEADERS), page.encode(), "confirm")
+    page = templates.get_template("confirm.html").render(action=own_action(request))
+    return StoredAnswer(200, dict(HEADERS), page.encode(), CONFIRM_KIND)

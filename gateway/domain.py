@@ -99,6 +99,11 @@ class CallerAuth:
     allowed_ips: tuple[str, ...] = ()
     ignore_bots: bool = False
 
+    @property
+    def checks_caller(self) -> bool:
+        """Whether a call must show anything beyond the URL's signature."""
+        return self.kind != "none" or bool(self.allowed_ips) or self.ignore_bots
+
 
 class TimedOut(NamedTuple):
     """A wait the timer resumed, and how late (ms after its deadline)."""
@@ -374,25 +379,6 @@ class ApiKey:
     project_id: str | None
     created_at: int
     revoked_at: int | None = None
-
-
-@dataclass(frozen=True)
-class EarlyResume:
-    """A resume call that arrived before its wait was parked."""
-
-    method: str
-    suffix: str
-    payload: JSON
-    received_at: int
-
-
-@dataclass(frozen=True)
-class ParkOutcome:
-    """The result of parking: the execution and, if one was waiting, the early resume applied."""
-
-    execution: Execution
-    early_resume_applied: bool = False
-    early_resume_discarded: bool = False
 
 
 @dataclass(frozen=True)

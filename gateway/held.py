@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from starlette.responses import Response
 
+from gateway.answers import BODILESS, CONFIRM_KIND, sendable
 from gateway.clock import Clock
 from gateway.domain import JSON, StoredAnswer
 from gateway.errors import InvalidInput
@@ -72,12 +73,17 @@ def explicit_answer(status_code: int, headers: dict[str, str], body: Any) -> Sto
 
 
 def to_response(answer: StoredAnswer, method: str = "GET", *, replayed: bool = False) -> Response:
-    """A stored answer as an HTTP response (``Idempotent-Replayed: true`` on a replay)."""
-    headers = dict(answer.headers)
+    """A stored answer as an HTTP response (``Idempotent-Replayed: true`` on a replay).
+
+    Headers an engine may not set are left out, whenever the answer was stored; 204 and 304
+    answers carry no body.
+    """
+    own = answer.kind == CONFIRM_KIND
+    headers = dict(answer.headers) if own else sendable(answer.headers)
     if replayed:
         headers["idempotent-replayed"] = "true"
     media_type = headers.pop("content-type", None)
-    body = b"" if method == "HEAD" else answer.body
+    body = b"" if method == "HEAD" or answer.status_code in BODILESS else answer.body
     return Response(body, status_code=answer.status_code, headers=headers, media_type=media_type)
 
 

@@ -9,6 +9,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message
 
 from gateway.errors import Conflict, InvalidInput, NotFound, StoreUnavailable, WaitgateError
 
@@ -51,19 +52,44 @@ class ApiError(Exception):
         )
 
 
+MAX_LENGTH_DIGITS = 18
+
+
+def declared_length(request: Request) -> int:
+    """The ``Content-Length`` the caller declared, 0 if none or not a plain decimal number;
+    more digits than any real body has count as larger than every limit."""
+    declared = request.headers.get("content-length", "")
+    if not (declared.isascii() and declared.isdigit()):
+        return 0
+    return int(declared) if len(declared) <= MAX_LENGTH_DIGITS else 10**MAX_LENGTH_DIGITS
+
+
+def capped(request: Request, limit: int) -> Request:
+    """The request with a body that answers 413 as soon as it passes ``limit`` bytes: at once
+    for a larger ``Content-Length``, else while it streams (chunked bodies have no length), so
+    whatever reads it (``body()``, ``stream()``, ``form()``) never holds more than the limit."""
+    if declared_length(request) > limit:
+        raise _too_large(limit)
+    seen = 0
+
+    async def receive() -> Message:
+        nonlocal seen
+        message = await request.receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise _too_large(limit)
+        return message
+
+    return Request(request.scope, receive)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"Request body is larger than the limit of {limit} bytes")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole request body, or a 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"Request body is larger than the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"Request body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await capped(request, limit).body()
 
 
 async def decode_json(request: Request, kind: type[T], limit: int) -> T:

@@ -9,14 +9,21 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from gateway import metrics
-from gateway.domain import Execution, Wait
+from gateway.caller_auth import checker
+from gateway.domain import Execution, Refusal, Wait
 from gateway.services import Services, services
 from gateway.signing import Action
 
 templates = Environment(
     loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
 )
-HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex", "referrer-policy": "no-referrer"}
+HEADERS = {
+    "cache-control": "no-store",
+    "x-robots-tag": "noindex",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+}
 
 
 def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -47,3 +54,19 @@ async def signed_wait(
         return None
     wait = next((w for w in execution.waits if w.seq == signed.wait_seq), None)
     return None if wait is None else (svc, execution, wait)
+
+
+def own_action(request: Request) -> str:
+    """A form ``action`` that posts back to the page's own URL: relative (query only), so the
+    scheme, host and path prefix the browser used (a TLS proxy's ``https://``) are kept."""
+    return "?" + request.url.query
+
+
+def caller_refusal(request: Request, svc: Services, wait: Wait) -> Refusal | None:
+    """The wait's caller checks (``allowedIps``, Basic, ``ignoreBots``) on a page request; the
+    same checks as its resume URL, so a page shows and decides nothing for a caller they refuse.
+    Header and HMAC authentication cannot come from a browser and are refused at park."""
+    if wait.webhook is None:
+        return None
+    moment = svc.clock.now_ms() / 1000
+    return checker(request.headers, b"", svc.limits.client_ip(request), moment)(wait.webhook)

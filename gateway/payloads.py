@@ -2,7 +2,8 @@
 
 The shape of n8n's Wait node output item: ``{headers, params, query, body, webhookUrl,
 executionMode}``. JSON, text, urlencoded and XML bodies are parsed; anything else becomes
-binary data (base64 with its mime type). The ``signature`` parameter never appears.
+binary data (base64 with its mime type). The ``signature`` parameter never appears; header
+values are kept only up to a fixed size (see ``gateway.stored``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import msgspec
 from starlette.requests import Request
 
 from gateway.http import ApiError
+from gateway.stored import clip_headers
 
 REDACTED_QUERY = "signature"
 MAX_JSON_DEPTH = 64
@@ -113,7 +115,7 @@ def build_payload(request: Request, body: bytes, suffix: str) -> dict[str, Any]:
     query = [(k, v) for k, v in request.query_params.multi_items() if k != REDACTED_QUERY]
     url = str(request.url.replace(query=urlencode(query)))
     return {
-        "headers": dict(request.headers.items()),
+        "headers": dict(clip_headers(request.headers.items())),
         "params": {"suffix": suffix} if suffix else {},
         "query": dict(query),
         "body": parse_body(request.headers.get("content-type", ""), body),

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from gateway.answers import check_headers, check_status
 from gateway.domain import (
     FIELD_TYPES,
     HTTP_METHODS,
@@ -34,6 +35,8 @@ MAX_WORKFLOW_ID = 255
 MAX_TITLE = 200
 MAX_DESCRIPTION = 4000
 MAX_FIELDS = 50
+BROWSERLESS = ("header", "hmac")
+"""Caller authentication a browser opening an approval or form page cannot send."""
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,50}")
 
 
@@ -170,11 +173,8 @@ class WebhookBody(_Body):
                 "webhook.suffix may only hold A-Z a-z 0-9 . _ ~ - and / between segments "
                 f"(no . or .. segments), at most {MAX_SUFFIX} characters"
             )
-        if not 200 <= self.response_code <= 599:
-            raise InvalidInput("webhook.responseCode must be between 200 and 599")
-        for name, value in self.response_headers.items():
-            if not name or any(c in name + value for c in "\r\n") or ":" in name:
-                raise InvalidInput(f"webhook.responseHeaders has an invalid header {name!r}")
+        check_status("webhook.responseCode", self.response_code, self.response_data is not None)
+        headers = check_headers("webhook.responseHeaders", self.response_headers)
         mode = ResponseMode(self.response_mode)
         if mode is ResponseMode.LAST_NODE and self.response_data not in (None, *LAST_NODE_DATA):
             raise InvalidInput(
@@ -190,7 +190,7 @@ class WebhookBody(_Body):
             suffix=suffix,
             response_code=self.response_code,
             response_data=self.response_data,
-            response_headers=dict(self.response_headers),
+            response_headers=headers,
         )
 
 
@@ -286,6 +286,12 @@ class ParkBody(_Body):
             spec = dataclasses.replace(spec, approval=self.approval.to_spec())
         if self.form is not None and spec is not None:
             spec = dataclasses.replace(spec, form=self.form.to_spec())
+        if spec is not None and (spec.approval or spec.form) and spec.auth.kind in BROWSERLESS:
+            raise InvalidInput(
+                f"webhook.authentication.type {spec.auth.kind} cannot be used with approval or "
+                "form: a browser opening the page cannot send that header; use basic, "
+                "allowedIps or none"
+            )
         return wait_till, spec
 
 
@@ -311,10 +317,7 @@ class RespondBody(_Body):
     body: Any = None
 
     def validated(self) -> RespondBody:
-        """The same body, with status code and header names checked."""
-        if not 100 <= self.status_code <= 599:
-            raise InvalidInput("statusCode must be between 100 and 599")
-        for name, value in self.headers.items():
-            if not name or ":" in name or any(c in name + value for c in "\r\n"):
-                raise InvalidInput(f"headers has an invalid header {name!r}")
+        """The same body, with status code and headers checked."""
+        check_status("statusCode", self.status_code, self.body is not None)
+        check_headers("headers", self.headers)
         return self

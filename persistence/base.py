@@ -20,7 +20,6 @@ from gateway.domain import (
     Execution,
     ExecutionQuery,
     NewExecution,
-    ParkOutcome,
     ResumeAttempt,
     ResumedBy,
     Retried,
@@ -32,6 +31,7 @@ from gateway.domain import (
     Wait,
     WebhookSpec,
 )
+from gateway.early import CallEvidence, EarlyAdmission, ParkOutcome
 
 
 class Store(ABC):
@@ -120,13 +120,20 @@ class Store(ABC):
 
     @abstractmethod
     async def park(
-        self, execution_id: int, wait_till: int | None, webhook: WebhookSpec | None, now: int
+        self,
+        execution_id: int,
+        wait_till: int | None,
+        webhook: WebhookSpec | None,
+        now: int,
+        admit_early: EarlyAdmission | None = None,
     ) -> ParkOutcome | None:
         """Move a ``running`` execution to ``waiting`` at a new wait.
 
-        An early resume recorded for that wait is applied in the same transaction if the wait
-        accepts its method and suffix (the execution is then ``running`` again), and discarded
-        otherwise. ``None`` if the execution is not ``running``.
+        An early resume recorded for that wait is taken in the same transaction and applied if
+        the wait accepts its method and suffix and its caller checks (``admit_early``, run on
+        the kept call; see ``gateway.early.judge_early``) find no refusal: the execution is
+        then ``running`` again. Otherwise it is dropped, and a refusal is in the outcome.
+        ``None`` if the execution is not ``running``.
         """
 
     @abstractmethod
@@ -152,10 +159,18 @@ class Store(ABC):
 
     @abstractmethod
     async def record_early_resume(
-        self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
+        self,
+        execution_id: int,
+        seq: int,
+        method: str,
+        suffix: str,
+        payload: JSON,
+        now: int,
+        evidence: CallEvidence | None = None,
     ) -> bool:
-        """Keep a resume for wait ``seq`` that is not parked yet; ``False`` if the execution
-        is not ``running`` at that wait or one is already kept."""
+        """Keep a resume for wait ``seq`` that is not parked yet, with what its caller checks
+        need (``evidence``); ``False`` if the execution is not ``running`` at that wait or one
+        is already kept."""
 
     @abstractmethod
     async def claim_due(self, now: int, limit: int) -> list[TimedOut]:
@@ -180,8 +195,12 @@ class Store(ABC):
         """Move a ``running`` execution to ``success`` or ``error``."""
 
     @abstractmethod
-    async def stop(self, execution_id: int, now: int) -> bool:
-        """Cancel a new, unknown, running or waiting execution; its wait ends for good."""
+    async def stop(self, execution_id: int, now: int, wait_seq: int | None = None) -> bool:
+        """Cancel a new, unknown, running or waiting execution; its wait ends for good.
+
+        With ``wait_seq``, only an execution still ``waiting`` at that wait is canceled (a page
+        signed for one wait never stops the execution once that wait has ended).
+        """
 
     @abstractmethod
     async def set_custom_data(
@@ -232,7 +251,8 @@ class Store(ABC):
 
     @abstractmethod
     async def record_resume_attempts(self, attempts: list[ResumeAttempt]) -> None:
-        """Append to the audit trail (attempts for executions that no longer exist are dropped)."""
+        """Append to the audit trail (attempts for executions that no longer exist are dropped);
+        each execution keeps its ``AUDIT_ROWS_KEPT`` most recent rows of each outcome."""
 
     @abstractmethod
     async def resume_attempts(self, execution_id: int) -> list[ResumeAttempt]:

@@ -23,7 +23,6 @@ from gateway.domain import (
     Execution,
     ExecutionQuery,
     NewExecution,
-    ParkOutcome,
     ResumedBy,
     Retried,
     Status,
@@ -34,6 +33,7 @@ from gateway.domain import (
     check_custom_data_count,
     webhook_accepts,
 )
+from gateway.early import CallEvidence, EarlyAdmission, ParkOutcome, judge_early
 from gateway.errors import StoreError
 from persistence import rows
 from persistence.base import Store
@@ -201,9 +201,15 @@ class PostgresStore(PostgresCatalog, Store):
         return None if row is None else rows.wait_from_row(row)
 
     async def park(
-        self, execution_id: int, wait_till: int | None, webhook: WebhookSpec | None, now: int
+        self,
+        execution_id: int,
+        wait_till: int | None,
+        webhook: WebhookSpec | None,
+        now: int,
+        admit_early: EarlyAdmission | None = None,
     ) -> ParkOutcome | None:
-        """Park a running execution, applying an early resume if one waits for this wait."""
+        """Park a running execution, applying an early resume kept for this wait if the wait
+        takes it and its caller checks admit it."""
 
         async def transaction(conn: PgConnection, emitted: list[str]) -> ParkOutcome | None:
             parked = await conn.row("park", rows.park_params(execution_id, wait_till, webhook))
@@ -219,20 +225,21 @@ class PostgresStore(PostgresCatalog, Store):
             await conn.run("insert_wait", {**key, **wait_params})
             if wait_till is not None:
                 await conn.notify("deadline", str(wait_till))
-            early = await conn.row("take_early_resume", key)
-            applied = early is not None and webhook_accepts(
-                webhook, early["method"], early["suffix"]
-            )
+            taken = await conn.row("take_early_resume", key)
+            early = None if taken is None else rows.early_resume_from_row(taken)
+            applied, refusal = judge_early(early, webhook, admit_early, now)
             if applied:
                 assert early is not None
                 by = ResumedBy.WEBHOOK
-                await _resume(conn, emitted, execution_id, seq, by, early["payload"], now)
+                await _resume(conn, emitted, execution_id, seq, by, early.payload, now)
             execution = await _execution_with_waits(conn, execution_id)
             assert execution is not None
             return ParkOutcome(
                 execution,
                 early_resume_applied=applied,
                 early_resume_discarded=early is not None and not applied,
+                early=early,
+                early_refusal=refusal,
             )
 
         return await self._transition(transaction)
@@ -276,9 +283,16 @@ class PostgresStore(PostgresCatalog, Store):
         return await self._transition(transaction)
 
     async def record_early_resume(
-        self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
+        self,
+        execution_id: int,
+        seq: int,
+        method: str,
+        suffix: str,
+        payload: JSON,
+        now: int,
+        evidence: CallEvidence | None = None,
     ) -> bool:
-        """Keep a resume for a wait that is not parked yet."""
+        """Keep a resume for a wait that is not parked yet, with what its checks need."""
         params = {
             "id": execution_id,
             "seq": seq,
@@ -286,6 +300,7 @@ class PostgresStore(PostgresCatalog, Store):
             "suffix": suffix,
             "payload": rows.dump(payload),
             "now": now,
+            "caller": rows.dump_evidence(evidence),
         }
         return await self.db.transaction(
             lambda conn: conn.run_counted("record_early_resume", params)
@@ -337,11 +352,12 @@ class PostgresStore(PostgresCatalog, Store):
 
         return await self.db.transaction(transaction)
 
-    async def stop(self, execution_id: int, now: int) -> bool:
-        """Cancel an execution that has not finished."""
+    async def stop(self, execution_id: int, now: int, wait_seq: int | None = None) -> bool:
+        """Cancel an execution that has not finished (still waiting at ``wait_seq``, if given)."""
+        params = {"id": execution_id, "now": now, "wait_seq": wait_seq}
 
         async def transaction(conn: PgConnection, emitted: list[str]) -> bool:
-            stopped = await conn.row("stop", {"id": execution_id, "now": now})
+            stopped = await conn.row("stop", params)
             if stopped is None:
                 return False
             if stopped["callback_url"] is not None:

@@ -177,11 +177,13 @@ class PostgresCatalog:
         return await self.db.transaction(transaction)
 
     async def record_resume_attempts(self, attempts: list[ResumeAttempt]) -> None:
-        """Append to the audit trail."""
+        """Append to the audit trail, keeping each execution's most recent rows per outcome."""
 
         async def transaction(conn: PgConnection) -> None:
             for attempt in attempts:
                 await conn.run("record_attempt", rows.resume_attempt_params(attempt))
+            for trim in rows.audit_trims(attempts):
+                await conn.run("trim_resume_attempts", trim)
 
         await self.db.transaction(transaction)
 

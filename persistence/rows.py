@@ -33,6 +33,8 @@ from gateway.domain import (
     WebhookSpec,
     reported_wait_till,
 )
+from gateway.early import CallEvidence, EarlyResume
+from gateway.stored import AUDIT_ROWS_KEPT, clip_attempt
 
 _encoder = msgspec.json.Encoder()
 
@@ -318,7 +320,8 @@ def resume_attempt_from_row(row: Mapping[str, Any]) -> ResumeAttempt:
 
 
 def resume_attempt_params(attempt: ResumeAttempt) -> dict[str, Any]:
-    """Parameters of ``record_attempt``."""
+    """Parameters of ``record_attempt`` (caller-controlled text bounded)."""
+    attempt = clip_attempt(attempt)
     return {
         "execution_id": attempt.execution_id,
         "seq": attempt.seq,
@@ -330,3 +333,38 @@ def resume_attempt_params(attempt: ResumeAttempt) -> dict[str, Any]:
         "ip": attempt.ip,
         "user_agent": attempt.user_agent,
     }
+
+
+def audit_trims(attempts: list[ResumeAttempt]) -> list[dict[str, Any]]:
+    """Parameters of ``trim_resume_attempts`` for each execution and outcome in a batch."""
+    pairs = dict.fromkeys((a.execution_id, a.outcome) for a in attempts)
+    return [{"execution_id": e, "outcome": o, "keep": AUDIT_ROWS_KEPT} for e, o in pairs]
+
+
+def dump_evidence(evidence: CallEvidence | None) -> str | None:
+    """The ``caller`` column of an early resume."""
+    if evidence is None:
+        return None
+    return dump(
+        {
+            "headers": [list(pair) for pair in evidence.headers],
+            "body": base64.b64encode(evidence.body).decode("ascii"),
+            "ip": evidence.ip,
+        }
+    )
+
+
+def early_resume_from_row(row: Mapping[str, Any]) -> EarlyResume:
+    """A taken ``early_resumes`` row as an ``EarlyResume`` (its payload left as JSON text)."""
+    raw = load(row["caller"])
+    evidence = None
+    if raw is not None:
+        headers = tuple((name, value) for name, value in raw["headers"])
+        evidence = CallEvidence(headers, base64.b64decode(raw["body"]), raw["ip"])
+    return EarlyResume(
+        method=row["method"],
+        suffix=row["suffix"],
+        payload=row["payload"],
+        received_at=row["received_at"],
+        evidence=evidence,
+    )

@@ -24,7 +24,6 @@ from gateway.domain import (
     Execution,
     ExecutionQuery,
     NewExecution,
-    ParkOutcome,
     ResumedBy,
     Retried,
     Status,
@@ -35,6 +34,7 @@ from gateway.domain import (
     check_custom_data_count,
     webhook_accepts,
 )
+from gateway.early import CallEvidence, EarlyAdmission, ParkOutcome, judge_early
 from gateway.errors import StoreError
 from persistence import rows
 from persistence.base import Store
@@ -190,9 +190,15 @@ class SqliteStore(SqliteCatalog, Store):
         return None if row is None else rows.wait_from_row(row)
 
     async def park(
-        self, execution_id: int, wait_till: int | None, webhook: WebhookSpec | None, now: int
+        self,
+        execution_id: int,
+        wait_till: int | None,
+        webhook: WebhookSpec | None,
+        now: int,
+        admit_early: EarlyAdmission | None = None,
     ) -> ParkOutcome | None:
-        """Park a running execution, applying an early resume if one waits for this wait."""
+        """Park a running execution, applying an early resume kept for this wait if the wait
+        takes it and its caller checks admit it."""
 
         def transaction(conn: sqlite3.Connection, emitted: list[str]) -> ParkOutcome | None:
             parked = conn.execute(
@@ -206,19 +212,21 @@ class SqliteStore(SqliteCatalog, Store):
                 Q["insert_wait"],
                 {**key, "now": now, "wait_till": wait_till, "webhook": rows.dump_webhook(webhook)},
             )
-            early = conn.execute(Q["take_early_resume"], key).fetchone()
-            applied = early is not None and webhook_accepts(
-                webhook, early["method"], early["suffix"]
-            )
+            taken = conn.execute(Q["take_early_resume"], key).fetchone()
+            early = None if taken is None else rows.early_resume_from_row(taken)
+            applied, refusal = judge_early(early, webhook, admit_early, now)
             if applied:
+                assert early is not None
                 by = ResumedBy.WEBHOOK
-                _resume(conn, emitted, execution_id, seq, by, early["payload"], now)
+                _resume(conn, emitted, execution_id, seq, by, early.payload, now)
             execution = _execution_with_waits(conn, execution_id)
             assert execution is not None
             return ParkOutcome(
                 execution,
                 early_resume_applied=applied,
                 early_resume_discarded=early is not None and not applied,
+                early=early,
+                early_refusal=refusal,
             )
 
         return await self._transition(transaction)
@@ -262,9 +270,16 @@ class SqliteStore(SqliteCatalog, Store):
         return await self._transition(transaction)
 
     async def record_early_resume(
-        self, execution_id: int, seq: int, method: str, suffix: str, payload: JSON, now: int
+        self,
+        execution_id: int,
+        seq: int,
+        method: str,
+        suffix: str,
+        payload: JSON,
+        now: int,
+        evidence: CallEvidence | None = None,
     ) -> bool:
-        """Keep a resume for a wait that is not parked yet."""
+        """Keep a resume for a wait that is not parked yet, with what its checks need."""
         params = {
             "id": execution_id,
             "seq": seq,
@@ -272,6 +287,7 @@ class SqliteStore(SqliteCatalog, Store):
             "suffix": suffix,
             "payload": rows.dump(payload),
             "now": now,
+            "caller": rows.dump_evidence(evidence),
         }
         return await self.db.write(
             lambda c: c.execute(Q["record_early_resume"], params).rowcount == 1
@@ -323,11 +339,12 @@ class SqliteStore(SqliteCatalog, Store):
 
         return await self.db.write(transaction)
 
-    async def stop(self, execution_id: int, now: int) -> bool:
-        """Cancel an execution that has not finished."""
+    async def stop(self, execution_id: int, now: int, wait_seq: int | None = None) -> bool:
+        """Cancel an execution that has not finished (still waiting at ``wait_seq``, if given)."""
+        params = {"id": execution_id, "now": now, "wait_seq": wait_seq}
 
         def transaction(conn: sqlite3.Connection, emitted: list[str]) -> bool:
-            stopped = conn.execute(Q["stop"], {"id": execution_id, "now": now}).fetchone()
+            stopped = conn.execute(Q["stop"], params).fetchone()
             if stopped is None:
                 return False
             if stopped["callback_url"] is not None:

@@ -177,9 +177,14 @@ class SqliteCatalog:
         return await self.db.write(transaction)
 
     async def record_resume_attempts(self, attempts: list[ResumeAttempt]) -> None:
-        """Append to the audit trail."""
+        """Append to the audit trail, keeping each execution's most recent rows per outcome."""
         params = [rows.resume_attempt_params(a) for a in attempts]
-        await self.db.write(lambda c: c.executemany(Q["record_attempt"], params))
+
+        def transaction(conn: sqlite3.Connection) -> None:
+            conn.executemany(Q["record_attempt"], params)
+            conn.executemany(Q["trim_resume_attempts"], rows.audit_trims(attempts))
+
+        await self.db.write(transaction)
 
     async def resume_attempts(self, execution_id: int) -> list[ResumeAttempt]:
         """An execution's audit trail."""

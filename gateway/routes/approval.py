@@ -3,7 +3,9 @@
 The page's URL is signed for the approval action of one wait, so it cannot be turned into the
 wait's plain resume URL or another wait's page. Approve resumes with ``{approved: true}``;
 Reject resumes with ``{approved: false}`` or, if the wait says so, cancels the execution. Once
-answered, the page says so instead of showing the buttons.
+answered, the page says so instead of showing the buttons. The wait's caller checks
+(``allowedIps``, Basic, ``ignoreBots``) apply as on its resume URL, and every answer is one
+conditional write bound to the wait the page was signed for: a stale page acts on nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from starlette.routing import Route
 from gateway import metrics
 from gateway.domain import ApprovalSpec, Execution, ResumedBy, Status, Wait
 from gateway.http import read_body
-from gateway.pages import page, signed_wait
+from gateway.pages import caller_refusal, own_action, page, signed_wait
 from gateway.services import Services
 from gateway.signing import Action
+from gateway.stored import MAX_HEADER_VALUE, clip_optional
 
 log = logging.getLogger("waitgate.approval")
 MAX_COMMENT = 1000
@@ -33,7 +36,8 @@ def _page(status: int, title: str, state: str, message: str = "", **extra: Any) 
 
 
 async def _target(request: Request) -> Target | Response:
-    """The execution and wait the signed page URL names, or the page that says why not."""
+    """The execution and wait the signed page URL names, or the page that says why not (also
+    when the wait's caller checks refuse this caller: then nothing of the question is shown)."""
     found = await signed_wait(request, Action.APPROVAL)
     if found is False:
         return _page(401, "Link not valid", "gone", "This link is not valid.")
@@ -44,6 +48,11 @@ async def _target(request: Request) -> Target | Response:
     if not isinstance(found, tuple) or approval is None:
         return _page(404, "Nothing to approve", "gone", "There is nothing to approve here.")
     svc, execution, wait = found
+    refused = caller_refusal(request, svc, wait)
+    if refused is not None:
+        shown = _page(refused.status, "Approval", "gone", refused.message)
+        shown.headers.update(refused.headers)
+        return shown
     return svc, execution, wait, approval
 
 
@@ -68,7 +77,7 @@ async def show(request: Request) -> Response:
     if closed is not None:
         return closed
     return _page(
-        200, approval.title, "ask", description=approval.description, action=str(request.url)
+        200, approval.title, "ask", description=approval.description, action=own_action(request)
     )
 
 
@@ -86,12 +95,12 @@ async def answer(request: Request) -> Response:
     now = svc.clock.now_ms()
     approved = decision == "approve"
     if not approved and approval.on_reject == "cancel":
-        done = execution.status is Status.WAITING and await svc.store.stop(execution.id, now)
+        done = await svc.store.stop(execution.id, now, wait_seq=wait.seq)
     else:
         payload = {
             "approved": approved,
             "comment": comment,
-            "userAgent": request.headers.get("user-agent"),
+            "userAgent": clip_optional(request.headers.get("user-agent"), MAX_HEADER_VALUE),
             "resumedBy": ResumedBy.FORM.value,
         }
         done = await svc.store.resume(execution.id, wait.seq, ResumedBy.FORM, payload, now)

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from gateway import metrics
 from gateway.auth import Principal
+from gateway.caller_auth import kept_checker
 from gateway.domain import (
     Execution,
     ResponseMode,
@@ -19,6 +20,7 @@ from gateway.domain import (
     StoredAnswer,
     check_custom_data,
 )
+from gateway.early import ParkOutcome, refused_early_attempt
 from gateway.held import explicit_answer, finished_answer, json_answer
 from gateway.http import ApiError, JSONResponse, decode_json
 from gateway.schemas import CreateExecution, FinishBody, ParkBody, RespondBody, ResumeBody
@@ -87,7 +89,8 @@ async def park_execution(request: Request) -> Response:
     wait_till, webhook = body.validated()
     if principal.project_id is not None:
         await load_execution(svc, principal, eid)  # another project's execution is a 404
-    outcome = await svc.store.park(eid, wait_till, webhook, svc.clock.now_ms())
+    now = svc.clock.now_ms()
+    outcome = await svc.store.park(eid, wait_till, webhook, now, admit_early=kept_checker)
     if outcome is None:
         latest = await load_execution(svc, principal, eid)
         raise ApiError(
@@ -100,6 +103,7 @@ async def park_execution(request: Request) -> Response:
     parked_seq = max(w.seq for w in outcome.execution.waits)
     new_wait = {k: view.get(k) for k in ("id", "status", "waitTill", "resumeUrl")}
     await _answer_held_caller(svc, eid, parked_seq - 1, json_answer(200, new_wait, "parked"))
+    _audit_early_refusal(svc, eid, parked_seq, outcome, now)
     log.info(
         "parked",
         extra={
@@ -109,6 +113,17 @@ async def park_execution(request: Request) -> Response:
         },
     )
     return JSONResponse(view)
+
+
+def _audit_early_refusal(svc: Services, eid: int, seq: int, outcome: ParkOutcome, now: int) -> None:
+    """Audit an early resume the parked wait's caller checks refused (it was dropped)."""
+    if outcome.early is None or outcome.early_refusal is None:
+        return
+    svc.audit.record(refused_early_attempt(eid, seq, outcome.early, outcome.early_refusal, now))
+    log.info(
+        "early resume refused",
+        extra={"action": "wait.early_refused", "execution_id": eid, "seq": seq},
+    )
 
 
 async def _answer_held_caller(svc: Services, eid: int, seq: int, answer: StoredAnswer) -> None:

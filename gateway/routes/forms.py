@@ -2,7 +2,8 @@
 
 The page shows the wait's fields; a submission is checked field by field (a bad one shows the
 form again with its errors, nothing used up) and resumes the wait with the values — files as
-binary data (base64, mime type, name, size) within each field's ``maxBytes``.
+binary data (base64, mime type, name, size) within each field's ``maxBytes``. The body is
+counted as it streams against the form's own limit, and the wait's caller checks apply.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from starlette.routing import Route
 
 from gateway import metrics
 from gateway.domain import FormField, FormSpec, ResumedBy, Status
-from gateway.http import ApiError
-from gateway.pages import page, signed_wait
+from gateway.http import capped
+from gateway.pages import caller_refusal, own_action, page, signed_wait
 from gateway.signing import Action
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MAX_TEXT = 10_000
+TEXT_BYTES = 4 * MAX_TEXT  # MAX_TEXT characters of UTF-8
+PART_BYTES = 1024  # a multipart part's boundary and headers
+CLOSED = "This form was already submitted or has closed."
 
 
 def _page(status: int, spec: FormSpec | None, state: str, **extra: Any) -> Response:
@@ -104,6 +108,23 @@ async def _values(form: FormData, spec: FormSpec) -> tuple[dict[str, Any], dict[
     return values, errors
 
 
+def body_limit(spec: FormSpec, ceiling: int) -> int:
+    """The most a submission of this form can need, never more than ``ceiling``: each file
+    field's ``maxBytes``, each other field's text, and each part's boundary and headers."""
+    need = sum(f.max_bytes if f.type == "file" else TEXT_BYTES for f in spec.fields)
+    return min(need + PART_BYTES * (len(spec.fields) + 1), ceiling)
+
+
+async def _submitted(request: Request, spec: FormSpec, ceiling: int) -> FormData:
+    """The submitted form, read with a running total capped at the form's own limit (413 as
+    soon as it is passed, chunked or not) and no more parts than the form has fields (400)."""
+    return await capped(request, body_limit(spec, ceiling)).form(
+        max_files=sum(f.type == "file" for f in spec.fields),
+        max_fields=len(spec.fields),
+        max_part_size=TEXT_BYTES,
+    )
+
+
 async def form_page(request: Request) -> Response:
     """``GET|POST /form-waiting/{id}``: the form, and its submission."""
     found = await signed_wait(request, Action.FORM)
@@ -116,26 +137,29 @@ async def form_page(request: Request) -> Response:
     if not isinstance(found, tuple) or spec is None:
         return _page(404, None, "done", message="There is no form here.")
     svc, execution, wait = found
-    if wait.resumed_at is not None or execution.status is not Status.WAITING:
-        return _page(409, spec, "done", message="This form was already submitted or has closed.")
+    refused = caller_refusal(request, svc, wait)
+    if refused is not None:
+        shown = _page(refused.status, None, "done", message=refused.message)
+        shown.headers.update(refused.headers)
+        return shown
+    ended = wait.resumed_at is not None or execution.wait_seq != wait.seq
+    if ended or execution.status is not Status.WAITING:
+        return _page(409, spec, "done", message=CLOSED)
     if request.method == "GET":
-        return _page(200, spec, "ask", action=str(request.url))
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > svc.settings.max_body_bytes:
-        raise ApiError(413, "The form is larger than the limit")
-    form = await request.form(max_part_size=svc.settings.max_body_bytes)
+        return _page(200, spec, "ask", action=own_action(request))
+    form = await _submitted(request, spec, svc.settings.max_body_bytes)
     typed = {k: v for k, v in form.multi_items() if isinstance(v, str)}  # to show again
     try:
         values, errors = await _values(form, spec)
     finally:
         await form.close()
     if errors:
-        return _page(400, spec, "ask", action=str(request.url), values=typed, errors=errors)
+        return _page(400, spec, "ask", action=own_action(request), values=typed, errors=errors)
     payload = {"formData": values, "resumedBy": ResumedBy.FORM.value}
     if not await svc.store.resume(
         execution.id, wait.seq, ResumedBy.FORM, payload, svc.clock.now_ms()
     ):
-        return _page(409, spec, "done", message="This form was already submitted or has closed.")
+        return _page(409, spec, "done", message=CLOSED)
     metrics.RESUMES.labels("form").inc()
     return _page(200, spec, "done", message="Thank you. Your answer was received.")
 

@@ -1,13 +1,17 @@
 """The executions dashboard at ``/ui``: sign in with an API key, list, inspect, act.
 
 The session is the key's hash in an itsdangerous-signed cookie (HttpOnly, SameSite=Strict,
-Secure behind https, 12 hours); every form carries a CSRF token bound to that session. What a
-session may see and do follows the key's scopes and project, as on the API.
+path ``/ui``, 12 hours; behind https Secure and named ``__Secure-waitgate_ui``); every form,
+sign-out included, carries a CSRF token bound to that session, and the sign-in form a signed
+double-submit token. Flash messages are a closed set chosen by key. What a session may see and
+do follows the key's scopes and project, as on the API. ``WAITGATE_UI_ORIGIN`` moves it all to
+an origin of its own (see ``gateway.ui_origin``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -28,13 +32,46 @@ from gateway.routes.public import retry
 from gateway.services import Services, services
 from gateway.views import SIGNED_URL_SCOPE, execution_view
 
-COOKIE = "waitgate_ui"
+SESSION_COOKIE = "waitgate_ui"
 SESSION_SECONDS = 12 * 3600
+LOGIN_COOKIE = "waitgate_login"
+LOGIN_SECONDS = 3600
 ACTIONS = {
     "stop": ("execution:stop", "Stop", "danger"),
     "retry": ("execution:retry", "Retry", ""),
     "resume": ("execution:write", "Resume now", ""),
 }
+FLASHES = {
+    f"{name}-{result}": f"{label}: {text}"
+    for name, (_, label, _) in ACTIONS.items()
+    for result, text in (("done", "done."), ("failed", "not possible now."))
+}
+"""The only messages ``?done=`` can show: a key, never text from the URL."""
+
+
+def _secure(svc: Services) -> bool:
+    return (svc.settings.ui_origin or svc.settings.public_url).startswith("https://")
+
+
+def _cookie(svc: Services, name: str) -> str:
+    """A cookie's name: ``__Secure-`` prefixed behind https, so only a secure origin sets it."""
+    return f"__Secure-{name}" if _secure(svc) else name
+
+
+def _set_cookie(
+    svc: Services, response: Response, name: str, value: str, path: str, max_age: int
+) -> None:
+    """A host-only cookie (no ``Domain``) that scripts cannot read, scoped to ``path``;
+    ``max_age`` 0 deletes it."""
+    response.set_cookie(
+        _cookie(svc, name),
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(svc),
+        path=path,
+    )
 
 
 def _serializer(svc: Services, purpose: str) -> URLSafeTimedSerializer:
@@ -46,7 +83,7 @@ async def _session(request: Request) -> tuple[Services, Principal, str] | None:
     svc = services(request)
     try:
         key_hash = _serializer(svc, "session").loads(
-            request.cookies.get(COOKIE, ""), max_age=SESSION_SECONDS
+            request.cookies.get(_cookie(svc, SESSION_COOKIE), ""), max_age=SESSION_SECONDS
         )
     except BadSignature:
         return None
@@ -64,7 +101,9 @@ async def _form(request: Request) -> dict[str, str]:
 def _csrf_ok(svc: Services, token: str, request: Request) -> bool:
     try:
         bound = _serializer(svc, "csrf").loads(token, max_age=SESSION_SECONDS)
-        session = _serializer(svc, "session").loads(request.cookies.get(COOKIE, ""))
+        session = _serializer(svc, "session").loads(
+            request.cookies.get(_cookie(svc, SESSION_COOKIE), "")
+        )
     except BadSignature:
         return False
     return bool(bound == session)
@@ -88,32 +127,56 @@ def _to_login() -> Response:
     return RedirectResponse("/ui/login", status_code=303)
 
 
+def _login_page(svc: Services, status: int = 200, flash: str | None = None) -> Response:
+    """The sign-in form with a fresh double-submit token: a random nonce in a cookie of the
+    form's own path, and the same nonce signed in the form."""
+    nonce = secrets.token_urlsafe(16)
+    response = render(
+        "ui_login.html",
+        status,
+        flash=flash,
+        flash_bad=bool(flash),
+        csrf=_serializer(svc, "login").dumps(nonce),
+    )
+    _set_cookie(svc, response, LOGIN_COOKIE, nonce, "/ui/login", LOGIN_SECONDS)
+    return response
+
+
+def _login_token_ok(svc: Services, token: str, request: Request) -> bool:
+    nonce = request.cookies.get(_cookie(svc, LOGIN_COOKIE), "")
+    try:
+        signed = _serializer(svc, "login").loads(token, max_age=LOGIN_SECONDS)
+    except BadSignature:
+        return False
+    return bool(nonce) and secrets.compare_digest(str(signed), nonce)
+
+
 async def login(request: Request) -> Response:
-    """``GET|POST /ui/login``: the form, and signing in with an API key."""
-    if request.method == "GET":
-        return render("ui_login.html")
+    """``GET|POST /ui/login``: the form, and signing in with an API key (CSRF-checked)."""
     svc = services(request)
-    key = (await _form(request)).get("api_key", "")
+    if request.method == "GET":
+        return _login_page(svc)
+    form = await _form(request)
+    if not _login_token_ok(svc, form.get("csrf", ""), request):
+        return _login_page(svc, 403, "This sign-in form has expired; please sign in again.")
+    key = form.get("api_key", "")
     key_hash = hash_key(key)
     if not key or await svc.auth.by_key_hash(key_hash) is None:
-        return render("ui_login.html", 401, flash="That API key is not valid.", flash_bad=True)
+        return _login_page(svc, 401, "That API key is not valid.")
     response = RedirectResponse("/ui", status_code=303)
-    response.set_cookie(
-        COOKIE,
-        _serializer(svc, "session").dumps(key_hash),
-        max_age=SESSION_SECONDS,
-        httponly=True,
-        samesite="strict",
-        secure=svc.settings.public_url.startswith("https://"),
-        path="/ui",
-    )
+    _set_cookie(svc, response, LOGIN_COOKIE, "", "/ui/login", 0)
+    session = _serializer(svc, "session").dumps(key_hash)
+    _set_cookie(svc, response, SESSION_COOKIE, session, "/ui", SESSION_SECONDS)
     return response
 
 
 async def logout(request: Request) -> Response:
-    """``POST /ui/logout``."""
+    """``POST /ui/logout`` with the session's CSRF token."""
+    svc = services(request)
+    if not _csrf_ok(svc, (await _form(request)).get("csrf", ""), request):
+        raise ApiError(403, "Forbidden")
     response = RedirectResponse("/ui/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/ui")
+    _set_cookie(svc, response, SESSION_COOKIE, "", "/ui", 0)
     return response
 
 
@@ -198,7 +261,7 @@ async def detail(request: Request) -> Response:
         "ui_detail.html",
         signed_in=True,
         csrf=csrf,
-        flash=request.query_params.get("done"),
+        flash=FLASHES.get(request.query_params.get("done", "")),
         e=execution_view(
             execution,
             svc.signer,
@@ -238,9 +301,9 @@ async def act(request: Request) -> Response:
         done = execution.status in RETRYABLE
         if done:
             target = (await retry(svc, principal, eid)).execution.id
-    message = f"{ACTIONS[action][1]}: done." if done else f"{ACTIONS[action][1]}: not possible now."
+    flash = f"{action}-{'done' if done else 'failed'}"
     return RedirectResponse(
-        f"/ui/executions/{target}?{urlencode({'done': message})}", status_code=303
+        f"/ui/executions/{target}?{urlencode({'done': flash})}", status_code=303
     )
 
 

@@ -21,10 +21,12 @@ from gateway.domain import (
     StoredAnswer,
     WebhookSpec,
 )
+from gateway.early import CallEvidence
 from gateway.held import json_answer, to_response
 from gateway.http import ApiError, read_body
 from gateway.payloads import build_payload
 from gateway.services import Services, services
+from gateway.stored import clip_headers
 
 log = logging.getLogger("waitgate.webhook")
 
@@ -112,11 +114,18 @@ async def _lost_race(svc: Services, execution_id: int, seq: int) -> ApiError:
 
 
 async def _keep_early(
-    svc: Services, execution: Execution, seq: int, method: str, suffix: str, payload: Any
+    svc: Services,
+    execution: Execution,
+    seq: int,
+    method: str,
+    suffix: str,
+    payload: Any,
+    evidence: CallEvidence,
 ) -> StoredAnswer | None:
-    """Keep a resume for a wait not parked yet; ``None`` if the execution moved meanwhile."""
+    """Keep a resume for a wait not parked yet, with what the wait's caller checks will need
+    when it is parked; ``None`` if the execution moved meanwhile."""
     kept = await svc.store.record_early_resume(
-        execution.id, seq, method, suffix, payload, svc.clock.now_ms()
+        execution.id, seq, method, suffix, payload, svc.clock.now_ms(), evidence
     )
     if not kept:
         return None
@@ -138,7 +147,8 @@ async def _resume(
     started = time.perf_counter()
     body = await read_body(request, svc.settings.max_body_bytes)
     payload = {**build_payload(request, body, suffix), "resumedBy": ResumedBy.WEBHOOK.value}
-    admit = checker(request.headers, body, svc.limits.client_ip(request))
+    ip = svc.limits.client_ip(request)
+    admit = checker(request.headers, body, ip, svc.clock.now_ms() / 1000)
     for _ in range(2):
         outcome = await svc.store.resume_by_call(
             execution_id, seq, method, suffix, payload, svc.clock.now_ms(), admit
@@ -166,7 +176,8 @@ async def _resume(
             raise _webhook_error(404, f'The execution "{execution_id}" does not exist.')
         if execution.status is not Status.RUNNING or execution.wait_seq != seq:
             raise _not_resumable(execution, seq)
-        early = await _keep_early(svc, execution, seq, method, suffix, payload)
+        evidence = CallEvidence(tuple(clip_headers(request.headers.items())), body, ip)
+        early = await _keep_early(svc, execution, seq, method, suffix, payload, evidence)
         if early is not None:
             return early
         # The engine parked the wait between our write and our read: try once more.

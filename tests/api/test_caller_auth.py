@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import time
 from typing import Any
 
 import httpx
 import pytest
 
+from gateway.clock import ManualClock
 from tests.conftest import create, get, park
 
 
@@ -74,7 +74,7 @@ async def test_hmac_of_the_raw_body_github_style(
 
 
 async def test_hmac_stripe_style_with_tolerance(
-    client: httpx.AsyncClient, anon: httpx.AsyncClient
+    client: httpx.AsyncClient, anon: httpx.AsyncClient, clock: ManualClock
 ) -> None:
     wait = await parked(
         client,
@@ -95,11 +95,13 @@ async def test_hmac_stripe_style_with_tolerance(
     old = await anon.post(
         wait["resumeUrl"],
         content=body,
-        headers={"Stripe-Signature": header(int(time.time()) - 600)},
+        headers={"Stripe-Signature": header(clock.now_ms() // 1000 - 600)},
     )
     assert old.status_code == 403
     fresh = await anon.post(
-        wait["resumeUrl"], content=body, headers={"Stripe-Signature": header(int(time.time()))}
+        wait["resumeUrl"],
+        content=body,
+        headers={"Stripe-Signature": header(clock.now_ms() // 1000)},
     )
     assert fresh.status_code == 200
 

@@ -17,7 +17,8 @@ def browser(app: Starlette) -> httpx.AsyncClient:
 
 async def signed_in(app: Starlette, key: str) -> httpx.AsyncClient:
     ui = browser(app)
-    answer = await ui.post("/ui/login", data={"api_key": key})
+    form = await ui.get("/ui/login")
+    answer = await ui.post("/ui/login", data={"api_key": key, "csrf": csrf(form.text)})
     assert answer.status_code == 303
     cookie = answer.headers["set-cookie"]
     assert "HttpOnly" in cookie
@@ -40,7 +41,10 @@ async def test_sign_in_list_filter_and_act(
     await client.post(f"/api/v1/executions/{other['id']}/finish", json={"status": "error"})
     anonymous = browser(app)
     assert (await anonymous.get("/ui")).headers["location"] == "/ui/login"
-    refused = await anonymous.post("/ui/login", data={"api_key": "wg_wrong"})
+    form = await anonymous.get("/ui/login")
+    refused = await anonymous.post(
+        "/ui/login", data={"api_key": "wg_wrong", "csrf": csrf(form.text)}
+    )
     assert refused.status_code == 401
     assert "not valid" in refused.text
 

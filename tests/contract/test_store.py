@@ -194,6 +194,22 @@ async def test_stop_ends_the_wait_for_good(store: Store) -> None:
     assert (execution.status, execution.stopped_at) == (Status.CANCELED, NOW + 1)
 
 
+async def test_a_wait_bound_stop_cancels_only_that_wait(store: Store) -> None:
+    eid = await running(store)
+    assert not await store.stop(eid, NOW, wait_seq=1)  # running, not waiting
+    await store.park(eid, None, HOOK, NOW)
+    assert await store.resume(eid, 1, ResumedBy.API, None, NOW)
+    await store.park(eid, None, HOOK, NOW)
+    assert not await store.stop(eid, NOW + 1, wait_seq=1)  # that wait has ended
+    execution = await store.get_execution(eid)
+    assert execution is not None
+    assert (execution.status, execution.wait_seq) == (Status.WAITING, 2)
+    assert await store.stop(eid, NOW + 2, wait_seq=2)
+    execution = await store.get_execution(eid)
+    assert execution is not None
+    assert (execution.status, execution.stopped_at) == (Status.CANCELED, NOW + 2)
+
+
 async def test_stop_many_filters(store: Store) -> None:
     a = await running(store)
     b = (await store.create_execution(NewExecution("other"), NOW)).id

@@ -1,1 +1,1 @@
-"""Regression tests for the outside security review of ba4907e (issue 11): each performs an attack."""
+"""Regression tests for the security review of ba4907e (issue 11): each one attacks."""

@@ -36,11 +36,12 @@ VALUES (:id, :seq, :now, :wait_till, :webhook);
 
 -- name: take_early_resume
 DELETE FROM early_resumes WHERE execution_id = :id AND seq = :seq
-RETURNING method, suffix, payload, received_at;
+RETURNING method, suffix, payload, received_at, caller;
 
 -- name: record_early_resume
-INSERT INTO early_resumes (execution_id, seq, method, suffix, payload, received_at)
-SELECT :id::bigint, :seq::integer, :method::text, :suffix::text, :payload::text, :now::bigint
+INSERT INTO early_resumes (execution_id, seq, method, suffix, payload, received_at, caller)
+SELECT :id::bigint, :seq::integer, :method::text, :suffix::text, :payload::text, :now::bigint,
+       :caller::text
 WHERE EXISTS (SELECT 1 FROM executions WHERE id = :id AND status = 'running' AND wait_seq = :seq)
 ON CONFLICT DO NOTHING;
 
@@ -79,6 +80,7 @@ WHERE id = (SELECT retry_of FROM executions WHERE id = :id AND status = 'success
 -- name: stop
 UPDATE executions SET status = 'canceled', stopped_at = :now, wait_till = NULL
 WHERE id = :id AND status IN ('new', 'unknown', 'running', 'waiting')
+  AND (:wait_seq::bigint IS NULL OR (status = 'waiting' AND wait_seq = :wait_seq))
 RETURNING callback_url;
 
 -- name: set_custom_data
@@ -262,6 +264,13 @@ INSERT INTO resume_attempts (execution_id, seq, attempted_at, method, status_cod
 SELECT :execution_id::bigint, :seq::bigint, :attempted_at::bigint, :method::text,
        :status_code::bigint, :outcome::text, :reason::text, :ip::text, :user_agent::text
 WHERE EXISTS (SELECT 1 FROM executions WHERE id = :execution_id);
+
+-- name: trim_resume_attempts
+DELETE FROM resume_attempts
+WHERE execution_id = :execution_id::bigint AND outcome = :outcome::text AND id <= (
+    SELECT id FROM resume_attempts WHERE execution_id = :execution_id AND outcome = :outcome
+    ORDER BY id DESC LIMIT 1 OFFSET :keep::bigint
+);
 
 -- name: execution_resume_attempts
 SELECT * FROM resume_attempts WHERE execution_id = :id ORDER BY id;

@@ -33,11 +33,11 @@ VALUES (:id, :seq, :now, :wait_till, :webhook);
 
 -- name: take_early_resume
 DELETE FROM early_resumes WHERE execution_id = :id AND seq = :seq
-RETURNING method, suffix, payload, received_at;
+RETURNING method, suffix, payload, received_at, caller;
 
 -- name: record_early_resume
-INSERT INTO early_resumes (execution_id, seq, method, suffix, payload, received_at)
-SELECT :id, :seq, :method, :suffix, :payload, :now
+INSERT INTO early_resumes (execution_id, seq, method, suffix, payload, received_at, caller)
+SELECT :id, :seq, :method, :suffix, :payload, :now, :caller
 WHERE EXISTS (SELECT 1 FROM executions WHERE id = :id AND status = 'running' AND wait_seq = :seq)
 ON CONFLICT DO NOTHING;
 
@@ -75,6 +75,7 @@ WHERE id = (SELECT retry_of FROM executions WHERE id = :id AND status = 'success
 -- name: stop
 UPDATE executions SET status = 'canceled', stopped_at = :now, wait_till = NULL
 WHERE id = :id AND status IN ('new', 'unknown', 'running', 'waiting')
+  AND (:wait_seq IS NULL OR (status = 'waiting' AND wait_seq = :wait_seq))
 RETURNING callback_url;
 
 -- name: set_custom_data
@@ -254,6 +255,13 @@ INSERT INTO resume_attempts (execution_id, seq, attempted_at, method, status_cod
 SELECT :execution_id, :seq, :attempted_at, :method, :status_code, :outcome, :reason, :ip,
        :user_agent
 WHERE EXISTS (SELECT 1 FROM executions WHERE id = :execution_id);
+
+-- name: trim_resume_attempts
+DELETE FROM resume_attempts
+WHERE execution_id = :execution_id AND outcome = :outcome AND id <= (
+    SELECT id FROM resume_attempts WHERE execution_id = :execution_id AND outcome = :outcome
+    ORDER BY id DESC LIMIT 1 OFFSET :keep
+);
 
 -- name: execution_resume_attempts
 SELECT * FROM resume_attempts WHERE execution_id = :id ORDER BY id;
