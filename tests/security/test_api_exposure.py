@@ -23,9 +23,10 @@ from starlette.applications import Starlette
 from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import Secret, Settings
-from gateway.domain import ExecutionQuery
+from gateway.domain import ExecutionQuery, NewExecution, Retried, Status
 from gateway.errors import ConfigError
 from gateway.services import Services
+from persistence.base import Store
 from tests.api.test_public_data import key_client
 from tests.api.test_ui import csrf, signed_in
 from tests.conftest import create, make_key, park, running_gateway
@@ -327,6 +328,49 @@ async def test_a_double_click_on_retry_in_the_dashboard_makes_one_retry(
     assert targets == {f"/ui/executions/{retry_id}"}
     via_api = await admin.post(f"/api/v1/executions/{eid}/retry")
     assert via_api.json()["id"] == retry_id
+
+
+async def test_the_store_retries_only_finished_failures_and_finds_the_retry_under_way(
+    store: Store,
+) -> None:
+    running = await store.create_execution(NewExecution("wf", callback_url=CALLBACK), 1)
+    assert await store.retry_execution(running.id, 2) is None
+    assert await store.retry_execution(999_999, 2) is None
+    assert await store.finish(running.id, Status.CANCELED, None, None, 3)
+    first = await store.retry_execution(running.id, 4)
+    assert first is not None
+    assert first.created
+    assert (first.execution.retry_of, first.execution.mode) == (running.id, "retry")
+    again = await store.retry_execution(running.id, 5)
+    assert again == Retried(first.execution, created=False)
+    assert await store.finish(first.execution.id, Status.ERROR, None, None, 6)
+    second = await store.retry_execution(running.id, 7)
+    assert second is not None
+    assert second.created
+    assert second.execution.id != first.execution.id
+    deliveries, _ = await store.execution_deliveries(second.execution.id)
+    assert [d.event.value for d in deliveries] == ["execution.retry"]
+
+
+async def test_the_store_lets_a_project_manage_only_tags_nobody_else_uses(store: Store) -> None:
+    shared = await store.create_tag("t1", "shared", 1)
+    own = await store.create_tag("t2", "own", 1, "a")
+    assert shared is not None
+    assert own is not None
+    assert own.project_id == "a"
+    assert await store.tag_manageable("t1", None)
+    assert not await store.tag_manageable("t1", "a")
+    assert await store.tag_manageable("t2", "a")
+    other = await store.create_execution(NewExecution("wf", project_id="b"), 1)
+    assert await store.set_execution_tags(other.id, ("t2",))
+    assert not await store.tag_manageable("t2", "a")
+    assert await store.rename_tag("t2", "renamed", 2, "a") is None
+    assert await store.delete_tag("t2", "a") is None
+    assert await store.delete_tag("t1", "b") is None
+    renamed = await store.rename_tag("t2", "renamed", 2)
+    assert renamed is not None
+    assert renamed.name == "renamed"
+    assert await store.delete_tag("t1") == shared
 
 
 # finding 14: list filters are capped ---------------------------------------------------------
