@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -62,6 +64,36 @@ async def _first_start(store: Store) -> str | None:
     return None if created is None else key
 
 
+def _hand_over(admin_key: str, key_file: Path | None) -> None:
+    """Give the first admin key to the operator: printed once, or only into ``key_file``
+    (``WAITGATE_ADMIN_KEY_FILE``, mode 0600) so it never reaches the service's logs."""
+    bar = "=" * 72
+    if key_file is None:
+        click.echo(
+            f"{bar}\n waitgate created an admin API key. It is shown only this once:\n\n"
+            f"   {admin_key}\n\n Send it in the X-N8N-API-KEY header. Keep it somewhere safe;\n"
+            f" more keys: waitgate api-key create --scope ...\n{bar}",
+        )
+    else:
+        try:
+            key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(admin_key + "\n")
+        except OSError as exc:
+            raise click.ClickException(
+                f"the first admin API key was created but could not be written to {key_file}: "
+                f"{exc.strerror}; make another with: waitgate api-key create"
+            ) from None
+        click.echo(
+            f"{bar}\n waitgate created an admin API key and wrote it to {key_file} (mode 0600).\n"
+            f" It is not printed. Move it somewhere safe and delete the file;\n"
+            f" more keys: waitgate api-key create --scope ...\n{bar}",
+        )
+    sys.stdout.flush()
+
+
 @click.group()
 def main() -> None:
     """waitgate: park workflow executions and resume them exactly once."""
@@ -76,13 +108,7 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = Settings.from_env().with_secret_keys()
     admin_key = _with_store(settings, _first_start)
     if admin_key is not None:
-        bar = "=" * 72
-        click.echo(
-            f"{bar}\n waitgate created an admin API key. It is shown only this once:\n\n"
-            f"   {admin_key}\n\n Send it in the X-N8N-API-KEY header. Keep it somewhere safe;\n"
-            f" more keys: waitgate api-key create --scope ...\n{bar}",
-        )
-        sys.stdout.flush()
+        _hand_over(admin_key, settings.admin_key_file)
     uvicorn.run(
         "gateway.app:app_from_env",
         factory=True,

@@ -20,6 +20,7 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:5678"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 CALLBACK_SECRET_FILE = "callback.secret"  # noqa: S105 - a file name, not a secret
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class Secret:
@@ -84,6 +85,8 @@ class Settings:
     retention_interval_seconds: float = 300.0
     align_clock_to_database: bool = True
     clock_align_interval_seconds: float = 60.0
+    metrics_token: Secret | None = None
+    admin_key_file: Path | None = None
     ui_origin: str | None = None
     max_concurrency: int = 1000
     keep_alive_timeout_seconds: int = 5
@@ -154,6 +157,12 @@ class Settings:
             retention_interval_seconds=_float(env, "WAITGATE_RETENTION_INTERVAL", 300.0),
             align_clock_to_database=env.get("WAITGATE_CLOCK_FROM_DATABASE", "true").lower()
             not in {"0", "false", "no"},
+            metrics_token=Secret(env["WAITGATE_METRICS_TOKEN"])
+            if env.get("WAITGATE_METRICS_TOKEN")
+            else None,
+            admin_key_file=Path(env["WAITGATE_ADMIN_KEY_FILE"])
+            if env.get("WAITGATE_ADMIN_KEY_FILE")
+            else None,
             ui_origin=ui_origin,
             max_concurrency=_int(env, "WAITGATE_MAX_CONCURRENCY", 1000),
             keep_alive_timeout_seconds=_int(env, "WAITGATE_KEEP_ALIVE_TIMEOUT", 5),
@@ -167,12 +176,15 @@ class Settings:
 
         The URL signing key (``secret.key``) and the callback signing secret
         (``callback.secret``, Standard Webhooks ``whsec_`` form) are each created once with
-        mode 0600 and reused on every later start. Neither is ever logged.
+        mode 0600 and reused on every later start. Neither is ever logged. A URL signing key
+        shorter than ``MIN_SECRET_KEY_LENGTH`` characters is a ``ConfigError``.
         """
         changes: dict[str, object] = {}
-        if not self.secret_keys:
+        keys = self.secret_keys
+        if not keys:
             value = _kept_secret(self.data_dir / SECRET_KEY_FILE, lambda: secrets.token_urlsafe(48))
-            changes["secret_keys"] = (Secret(value),)
+            keys = changes["secret_keys"] = (Secret(value),)
+        check_secret_keys(keys)
         if self.callback_secret is None:
             value = _kept_secret(
                 self.data_dir / CALLBACK_SECRET_FILE,
@@ -199,6 +211,17 @@ def _kept_secret(path: Path, make: Callable[[], str]) -> str:
     if not value:
         raise ConfigError(f"secret file {path} is empty")
     return value
+
+
+def check_secret_keys(keys: tuple[Secret, ...]) -> None:
+    """``ConfigError`` unless every URL signing key is long enough to resist guessing."""
+    for position, key in enumerate(keys, start=1):
+        if len(key.reveal()) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"WAITGATE_SECRET_KEYS: key {position} has {len(key.reveal())} characters; every "
+                f"URL signing key must be at least {MIN_SECRET_KEY_LENGTH} characters (make one "
+                "with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
 
 
 def check_callback_secret(value: str) -> bytes:

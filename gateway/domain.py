@@ -282,6 +282,14 @@ class Execution:
 
 
 @dataclass(frozen=True)
+class Retried:
+    """The retry of an execution: made by this call, or an earlier one under way or done."""
+
+    execution: Execution
+    created: bool
+
+
+@dataclass(frozen=True)
 class NewExecution:
     """What an engine gives to create an execution."""
 
@@ -298,6 +306,8 @@ class NewExecution:
 CUSTOM_DATA_MAX_ITEMS = 10
 CUSTOM_DATA_MAX_KEY = 50
 CUSTOM_DATA_MAX_VALUE = 255
+TAGS_MAX_ITEMS = 50
+"""The most tags one execution carries, or one list filter names."""
 _CUSTOM_DATA_KEY = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -400,6 +410,8 @@ class Tag:
     name: str
     created_at: int
     updated_at: int
+    project_id: str | None = None
+    """The project of the key that created it; ``None``: made by a key without a project."""
 
 
 @dataclass(frozen=True)

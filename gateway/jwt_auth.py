@@ -88,7 +88,22 @@ class JwtVerifier:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JwtVerifier | None:
-        """The verifier the settings describe, or ``None`` if JWTs are not configured."""
+        """The verifier the settings describe, or ``None`` if JWTs are not configured.
+
+        Without ``WAITGATE_JWT_AUDIENCE`` a token minted for another service by the same issuer
+        is accepted too; that is allowed, but warned about at start.
+        """
+        verifier = cls._configured(settings)
+        if verifier is not None and settings.jwt_audience is None:
+            log.warning(
+                "JWT bearer tokens are accepted without an audience check; set "
+                "WAITGATE_JWT_AUDIENCE so tokens minted for other services are refused",
+                extra={"action": "jwt.no_audience"},
+            )
+        return verifier
+
+    @classmethod
+    def _configured(cls, settings: Settings) -> JwtVerifier | None:
         if settings.jwt_secret is not None and settings.jwt_public_key is not None:
             raise ConfigError("set WAITGATE_JWT_SECRET or WAITGATE_JWT_PUBLIC_KEY, not both")
         if settings.jwt_secret is not None:

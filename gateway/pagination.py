@@ -10,7 +10,13 @@ from typing import Any
 import msgspec
 from starlette.datastructures import QueryParams
 
-from gateway.domain import ExecutionQuery, Status, parse_instant
+from gateway.domain import (
+    CUSTOM_DATA_MAX_ITEMS,
+    TAGS_MAX_ITEMS,
+    ExecutionQuery,
+    Status,
+    parse_instant,
+)
 from gateway.errors import InvalidInput
 from gateway.http import ApiError
 
@@ -76,13 +82,22 @@ def _custom_data(params: QueryParams) -> tuple[tuple[str, str], ...]:
             if not name.replace("_", "a").isalnum() or not name.isascii():
                 raise ApiError(400, f"customData filter key {name!r} is not a valid key")
             pairs.append((name, value))
+    if len(pairs) > CUSTOM_DATA_MAX_ITEMS:
+        raise ApiError(
+            400,
+            f"at most {CUSTOM_DATA_MAX_ITEMS} customData filters may be given (an execution "
+            f"holds at most {CUSTOM_DATA_MAX_ITEMS} items), got {len(pairs)}",
+        )
     return tuple(pairs)
 
 
-def _split(raw: str | None) -> tuple[str, ...]:
+def _tags(raw: str | None) -> tuple[str, ...]:
     if not raw:
         return ()
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+    names = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if len(names) > TAGS_MAX_ITEMS:
+        raise ApiError(400, f"tags may name at most {TAGS_MAX_ITEMS} tags, got {len(names)}")
+    return names
 
 
 def execution_query(params: QueryParams, project_id: str | None) -> ExecutionQuery:
@@ -104,7 +119,7 @@ def execution_query(params: QueryParams, project_id: str | None) -> ExecutionQue
         wait_till_after=_instant(params, "waitTillAfter"),
         wait_till_before=_instant(params, "waitTillBefore"),
         custom_data=_custom_data(params),
-        tags=_split(params.get("tags")),
+        tags=_tags(params.get("tags")),
     )
 
 

@@ -5,6 +5,8 @@ a wait's own header or HMAC caller check reads) are masked in every stored resum
 value becomes ``"**redacted**"``, the name stays. ``redactExecutionData=true`` masks every value
 (keeping the shape) and says so in ``redactionInfo``; ``false`` reveals everything, for callers
 with ``execution:reveal``. Data whose JSON is larger than the display limit is not shown at all.
+Every read that shows a resume payload (``includeData``, callback deliveries, the dashboard)
+goes through ``shown_payload``; a wait's own secrets (its ``authentication``) are never data.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.domain import WebhookSpec
+from gateway.domain import Wait, WebhookSpec
 
 MASK = "**redacted**"
 SENSITIVE_HEADERS = frozenset(
@@ -41,26 +43,43 @@ def caller_secret_headers(webhook: WebhookSpec | None) -> frozenset[str]:
     return frozenset({webhook.auth.header.lower()})
 
 
-def mask_headers(
-    data: dict[str, Any], secret_headers: Sequence[frozenset[str]] = ()
-) -> dict[str, Any]:
-    """``data`` with credential headers of every wait payload masked.
+def shown_payload(
+    payload: Any, *, redact: bool | None, secret_headers: frozenset[str] = frozenset()
+) -> Any:
+    """One stored resume payload as the caller may see it: the masking rule of every read.
 
-    ``secret_headers[i]`` names further headers to mask in the payload of wait ``i``.
+    ``redact`` is the ``redactExecutionData`` parameter: ``None`` masks credential headers (and
+    ``secret_headers``, the wait's own), ``True`` masks every value, ``False`` shows all.
     """
-    waits = []
-    for i, wait in enumerate(data.get("waits", [])):
-        extra = secret_headers[i] if i < len(secret_headers) else frozenset()
-        waits.append(_mask_wait(wait, SENSITIVE_HEADERS | extra))
-    return {**data, "waits": waits}
-
-
-def _mask_wait(wait: dict[str, Any], sensitive: frozenset[str]) -> dict[str, Any]:
-    payload = wait.get("payload")
+    if redact is False:
+        return payload
+    if redact:
+        return redact_values(payload)
     if not isinstance(payload, dict) or not isinstance(payload.get("headers"), dict):
-        return wait
+        return payload
+    sensitive = SENSITIVE_HEADERS | secret_headers
     headers = {k: MASK if k.lower() in sensitive else v for k, v in payload["headers"].items()}
-    return {**wait, "payload": {**payload, "headers": headers}}
+    return {**payload, "headers": headers}
+
+
+def shown_event(event: Any, waits: Sequence[Wait], *, redact: bool | None) -> Any:
+    """A callback event (``{type, timestamp, data}``) as the caller may see it.
+
+    The resume payload it carries is masked like the wait's payload in ``includeData``; with
+    ``redact`` the execution input it carries (a retry's ``data``) is masked too.
+    """
+    if redact is False or not isinstance(event, dict) or not isinstance(event.get("data"), dict):
+        return event
+    data = dict(event["data"])
+    if "payload" in data:
+        seq = data["wait"].get("seq") if isinstance(data.get("wait"), dict) else None
+        webhook = next((w.webhook for w in waits if w.seq == seq), None)
+        data["payload"] = shown_payload(
+            data["payload"], redact=redact, secret_headers=caller_secret_headers(webhook)
+        )
+    if redact and "data" in data:
+        data["data"] = redact_values(data["data"])
+    return {**event, "data": data}
 
 
 def redact_values(value: Any) -> Any:
@@ -99,15 +118,24 @@ def shown_data(
     """The data as this caller may see it (``redact``: the ``redactExecutionData`` parameter)."""
     if redact is False:
         return data
-    masked = mask_headers(data, secret_headers)
+    waits = [
+        {
+            **wait,
+            "payload": shown_payload(
+                wait.get("payload"),
+                redact=redact,
+                secret_headers=secret_headers[i] if i < len(secret_headers) else frozenset(),
+            ),
+        }
+        for i, wait in enumerate(data.get("waits", []))
+    ]
     if redact is None:
-        return masked
-    waits = [{**w, "payload": redact_values(w.get("payload"))} for w in masked.get("waits", [])]
+        return {**data, "waits": waits}
     return {
-        **masked,
-        "input": redact_values(masked.get("input")),
-        "result": redact_values(masked.get("result")),
-        "error": redact_values(masked.get("error")),
+        **data,
+        "input": redact_values(data.get("input")),
+        "result": redact_values(data.get("result")),
+        "error": redact_values(data.get("error")),
         "waits": waits,
         "redactionInfo": {
             "isRedacted": True,

@@ -8,6 +8,10 @@ from gateway.domain import Execution, Status, Wait, format_instant
 from gateway.redaction import caller_secret_headers, shown_data, too_large
 from gateway.signing import ResumeSigner
 
+SIGNED_URL_SCOPE = "execution:write"
+"""Who may see an execution's signed URLs (``resumeUrl``, ``approvalUrl``, ``resumeFormUrl``):
+a principal that may resume it anyway. Anyone else holding one could resume through it."""
+
 
 def resume_url(execution: Execution, signer: ResumeSigner) -> str | None:
     """The URL that resumes the execution's current wait (or its next one while running)."""
@@ -17,6 +21,20 @@ def resume_url(execution: Execution, signer: ResumeSigner) -> str | None:
     if execution.status is Status.WAITING and execution.wait_suffix is not None:
         return signer.resume_url(eid, nonce, seq, execution.wait_suffix)
     return None
+
+
+def _signed_urls(execution: Execution, signer: ResumeSigner) -> dict[str, str]:
+    """The URLs that act on the execution's current (or next) wait, by field name."""
+    urls: dict[str, str] = {}
+    url = resume_url(execution, signer)
+    if url is not None:
+        urls["resumeUrl"] = url
+    current = execution.current_wait
+    if current is not None and current.webhook is not None and current.webhook.approval:
+        urls["approvalUrl"] = signer.approval_url(execution.id, execution.nonce, current.seq)
+    if current is not None and current.webhook is not None and current.webhook.form:
+        urls["resumeFormUrl"] = signer.form_url(execution.id, execution.nonce, current.seq)
+    return urls
 
 
 def wait_view(wait: Wait) -> dict[str, Any]:
@@ -39,12 +57,16 @@ def execution_view(
     execution: Execution,
     signer: ResumeSigner,
     *,
+    signed_urls: bool = False,
     include_data: bool = False,
     redact: bool | None = None,
     can_reveal: bool = False,
     max_display_bytes: int | None = None,
 ) -> dict[str, Any]:
-    """The execution as the API answers it; ``data`` only if asked, as the caller may see it."""
+    """The execution as the API answers it; ``data`` only if asked, as the caller may see it.
+
+    The signed URLs appear only with ``signed_urls`` (the caller has ``SIGNED_URL_SCOPE``).
+    """
     view: dict[str, Any] = {
         "id": execution.id,
         "workflowId": execution.workflow_id,
@@ -61,14 +83,8 @@ def execution_view(
         "retrySuccessId": execution.retry_success_id,
         "customData": execution.custom_data,
     }
-    url = resume_url(execution, signer)
-    if url is not None:
-        view["resumeUrl"] = url
-    current = execution.current_wait
-    if current is not None and current.webhook is not None and current.webhook.approval:
-        view["approvalUrl"] = signer.approval_url(execution.id, execution.nonce, current.seq)
-    if current is not None and current.webhook is not None and current.webhook.form:
-        view["resumeFormUrl"] = signer.form_url(execution.id, execution.nonce, current.seq)
+    if signed_urls:
+        view.update(_signed_urls(execution, signer))
     if include_data:
         data = {
             "input": execution.data,

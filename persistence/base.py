@@ -22,6 +22,7 @@ from gateway.domain import (
     NewExecution,
     ResumeAttempt,
     ResumedBy,
+    Retried,
     Status,
     StopFilter,
     StoredAnswer,
@@ -95,6 +96,17 @@ class Store(ABC):
     @abstractmethod
     async def create_execution(self, new: NewExecution, now: int) -> Execution:
         """Insert a ``running`` execution."""
+
+    @abstractmethod
+    async def retry_execution(self, execution_id: int, now: int) -> Retried | None:
+        """The retry of a failed, crashed or canceled execution.
+
+        An earlier retry that is under way or succeeded is returned as it is; only when every
+        earlier retry failed too is a new one made (``running``, ``retryOf``, with its
+        ``execution.retry`` outbox row), in one transaction that first locks the execution, so
+        concurrent calls make one retry and the others find it. ``None`` if the execution is
+        gone or may not be retried.
+        """
 
     @abstractmethod
     async def get_execution(
@@ -285,8 +297,11 @@ class Store(ABC):
     # tags -----------------------------------------------------------------------------
 
     @abstractmethod
-    async def create_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
-        """A new tag; ``None`` if the name is taken."""
+    async def create_tag(
+        self, tag_id: str, name: str, now: int, project_id: str | None = None
+    ) -> Tag | None:
+        """A new tag of ``project_id`` (the creating key's project); ``None`` if the name is
+        taken."""
 
     @abstractmethod
     async def get_tag(self, tag_id: str) -> Tag | None:
@@ -297,12 +312,22 @@ class Store(ABC):
         """Tags ordered by id, after ``after_id``."""
 
     @abstractmethod
-    async def rename_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
-        """Rename a tag; ``None`` if it does not exist or the name is taken."""
+    async def rename_tag(
+        self, tag_id: str, name: str, now: int, project_id: str | None = None
+    ) -> Tag | None:
+        """Rename a tag; ``None`` if it does not exist, the name is taken, or a ``project_id``
+        is given and the tag is not ``tag_manageable`` by it."""
 
     @abstractmethod
-    async def delete_tag(self, tag_id: str) -> Tag | None:
-        """Delete a tag (it leaves every execution); the deleted tag."""
+    async def delete_tag(self, tag_id: str, project_id: str | None = None) -> Tag | None:
+        """Delete a tag (it leaves every execution); the deleted tag. ``None`` if it does not
+        exist, or a ``project_id`` is given and the tag is not ``tag_manageable`` by it."""
+
+    @abstractmethod
+    async def tag_manageable(self, tag_id: str, project_id: str | None) -> bool:
+        """Whether a key of ``project_id`` may rename or delete the tag: any key without a
+        project may; a project's key only if the tag is its project's and no execution of
+        another project (or of none) carries it."""
 
     @abstractmethod
     async def execution_tags(self, execution_id: int) -> list[Tag]:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from gateway.domain import (
     CRASHES_ON_DEATH,
     JSON,
+    RETRYABLE,
     Admission,
     CallOutcome,
     Delivery,
@@ -23,6 +24,7 @@ from gateway.domain import (
     ExecutionQuery,
     NewExecution,
     ResumedBy,
+    Retried,
     Status,
     StopFilter,
     TimedOut,
@@ -54,6 +56,15 @@ async def _emit(
     params = delivery_params(execution, event, now, wait)
     emitted.append(params["id"])
     await conn.run("insert_delivery", params)
+
+
+async def _insert(conn: PgConnection, emitted: list[str], new: NewExecution, now: int) -> Execution:
+    """Insert a running execution; a retry with a callback URL gets its outbox row."""
+    row = await conn.one("create_execution", rows.new_execution_params(new, now))
+    execution = rows.execution_from_row(row)
+    if new.retry_of is not None and new.callback_url is not None:
+        await _emit(conn, emitted, execution.id, Event.RETRY, now)
+    return execution
 
 
 async def _resume(
@@ -152,13 +163,20 @@ class PostgresStore(PostgresCatalog, Store):
 
     async def create_execution(self, new: NewExecution, now: int) -> Execution:
         """Insert a running execution (announcing it to the engine if it is a retry)."""
-        params = rows.new_execution_params(new, now)
+        return await self._transition(lambda conn, emitted: _insert(conn, emitted, new, now))
 
-        async def transaction(conn: PgConnection, emitted: list[str]) -> Execution:
-            execution = rows.execution_from_row(await conn.one("create_execution", params))
-            if new.retry_of is not None and new.callback_url is not None:
-                await _emit(conn, emitted, execution.id, Event.RETRY, now)
-            return execution
+    async def retry_execution(self, execution_id: int, now: int) -> Retried | None:
+        """The retry of an execution; its row lock makes concurrent retries queue."""
+
+        async def transaction(conn: PgConnection, emitted: list[str]) -> Retried | None:
+            row = await conn.row("get_execution_for_update", {"id": execution_id})
+            if row is None or Status(row["status"]) not in RETRYABLE:
+                return None
+            found = await conn.row("find_retry", {"id": execution_id})
+            if found is not None:
+                return Retried(rows.execution_from_row(found), created=False)
+            new = rows.execution_from_row(row).retry()
+            return Retried(await _insert(conn, emitted, new, now), created=True)
 
         return await self._transition(transaction)
 

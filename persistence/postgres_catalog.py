@@ -16,9 +16,11 @@ class PostgresCatalog:
 
     # tags -----------------------------------------------------------------------------
 
-    async def create_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
+    async def create_tag(
+        self, tag_id: str, name: str, now: int, project_id: str | None = None
+    ) -> Tag | None:
         """A new tag, ``None`` on a duplicate name."""
-        params = {"id": tag_id, "name": name, "now": now}
+        params = {"id": tag_id, "name": name, "now": now, "project_id": project_id}
         row = await self.db.transaction(lambda conn: conn.row("create_tag", params))
         return None if row is None else rows.tag_from_row(row)
 
@@ -33,16 +35,25 @@ class PostgresCatalog:
         found = await self.db.read(lambda conn: conn.rows("list_tags", params))
         return [rows.tag_from_row(r) for r in found]
 
-    async def rename_tag(self, tag_id: str, name: str, now: int) -> Tag | None:
-        """Rename unless the name is taken."""
-        params = {"id": tag_id, "name": name, "now": now}
+    async def rename_tag(
+        self, tag_id: str, name: str, now: int, project_id: str | None = None
+    ) -> Tag | None:
+        """Rename unless the name is taken or the project may not."""
+        params = {"id": tag_id, "name": name, "now": now, "project_id": project_id}
         row = await self.db.transaction(lambda conn: conn.row("rename_tag", params))
         return None if row is None else rows.tag_from_row(row)
 
-    async def delete_tag(self, tag_id: str) -> Tag | None:
-        """Delete a tag."""
-        row = await self.db.transaction(lambda conn: conn.row("delete_tag", {"id": tag_id}))
+    async def delete_tag(self, tag_id: str, project_id: str | None = None) -> Tag | None:
+        """Delete a tag unless the project may not."""
+        params = {"id": tag_id, "project_id": project_id}
+        row = await self.db.transaction(lambda conn: conn.row("delete_tag", params))
         return None if row is None else rows.tag_from_row(row)
+
+    async def tag_manageable(self, tag_id: str, project_id: str | None) -> bool:
+        """Whether a key of ``project_id`` may rename or delete the tag."""
+        params = {"id": tag_id, "project_id": project_id}
+        row = await self.db.read(lambda conn: conn.row("tag_manageable", params))
+        return row is not None
 
     async def execution_tags(self, execution_id: int) -> list[Tag]:
         """An execution's tags."""

@@ -153,6 +153,7 @@ def tag_from_row(row: Mapping[str, Any]) -> Tag:
         name=row["name"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        project_id=row["project_id"],
     )
 
 

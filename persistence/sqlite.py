@@ -15,6 +15,7 @@ from typing import TypeVar
 from gateway.domain import (
     CRASHES_ON_DEATH,
     JSON,
+    RETRYABLE,
     Admission,
     CallOutcome,
     Delivery,
@@ -24,6 +25,7 @@ from gateway.domain import (
     ExecutionQuery,
     NewExecution,
     ResumedBy,
+    Retried,
     Status,
     StopFilter,
     TimedOut,
@@ -90,6 +92,15 @@ def _resume(
     return True
 
 
+def _insert(conn: sqlite3.Connection, emitted: list[str], new: NewExecution, now: int) -> Execution:
+    """Insert a running execution; a retry with a callback URL gets its outbox row."""
+    row = conn.execute(Q["create_execution"], rows.new_execution_params(new, now)).fetchone()
+    execution = rows.execution_from_row(row)
+    if new.retry_of is not None and new.callback_url is not None:
+        _emit(conn, emitted, execution.id, Event.RETRY, now)
+    return execution
+
+
 def _execution_with_waits(conn: sqlite3.Connection, execution_id: int) -> Execution | None:
     row = conn.execute(Q["get_execution"], {"id": execution_id}).fetchone()
     if row is None:
@@ -141,15 +152,20 @@ class SqliteStore(SqliteCatalog, Store):
 
     async def create_execution(self, new: NewExecution, now: int) -> Execution:
         """Insert a running execution (announcing it to the engine if it is a retry)."""
-        params = rows.new_execution_params(new, now)
+        return await self._transition(lambda conn, emitted: _insert(conn, emitted, new, now))
 
-        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> Execution:
-            execution = rows.execution_from_row(
-                conn.execute(Q["create_execution"], params).fetchone()
-            )
-            if new.retry_of is not None and new.callback_url is not None:
-                _emit(conn, emitted, execution.id, Event.RETRY, now)
-            return execution
+    async def retry_execution(self, execution_id: int, now: int) -> Retried | None:
+        """The retry of an execution; the single writer makes look-up and insert atomic."""
+
+        def transaction(conn: sqlite3.Connection, emitted: list[str]) -> Retried | None:
+            row = conn.execute(Q["get_execution"], {"id": execution_id}).fetchone()
+            if row is None or Status(row["status"]) not in RETRYABLE:
+                return None
+            found = conn.execute(Q["find_retry"], {"id": execution_id}).fetchone()
+            if found is not None:
+                return Retried(rows.execution_from_row(found), created=False)
+            new = rows.execution_from_row(row).retry()
+            return Retried(_insert(conn, emitted, new, now), created=True)
 
         return await self._transition(transaction)
 

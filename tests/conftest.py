@@ -47,7 +47,7 @@ def settings(tmp_path: Path, backend_url: str) -> Settings:
     return Settings(
         database_url=backend_url,
         public_url=BASE_URL,
-        secret_keys=(Secret("test-secret-key"),),
+        secret_keys=(Secret("test-secret-key-of-at-least-32-characters"),),
         data_dir=tmp_path,
         max_body_bytes=64 * 1024,
         align_clock_to_database=False,

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.domain import Delivery, DeliveryAttempt, format_instant
+from gateway.domain import Delivery, DeliveryAttempt, Wait, format_instant
 from gateway.http import ApiError, JSONResponse
+from gateway.redaction import shown_event
 from gateway.routes.engine import api_caller, load_execution
+from gateway.routes.public import redaction
 from gateway.services import services
 
 
-def delivery_view(delivery: Delivery, attempts: list[DeliveryAttempt]) -> dict[str, Any]:
-    """A delivery with its attempts."""
+def delivery_view(
+    delivery: Delivery,
+    attempts: list[DeliveryAttempt],
+    waits: Sequence[Wait],
+    redact: bool | None = None,
+) -> dict[str, Any]:
+    """A delivery with its attempts; its payload masked like ``includeData`` (``waits``: the
+    execution's, whose own secret headers are masked too)."""
     return {
         "id": delivery.id,
         "executionId": delivery.execution_id,
@@ -38,16 +47,18 @@ def delivery_view(delivery: Delivery, attempts: list[DeliveryAttempt]) -> dict[s
         else None,
         "deliveredAt": format_instant(delivery.delivered_at),
         "lastError": delivery.last_error,
-        "payload": delivery.payload,
+        "payload": shown_event(delivery.payload, waits, redact=redact),
     }
 
 
 async def execution_deliveries(request: Request) -> Response:
     """``GET /api/v1/executions/{id}/deliveries``."""
     svc, principal, eid = await api_caller(request, "execution:read")
-    await load_execution(svc, principal, eid)
+    redact, _ = redaction(request, principal)
+    execution = await load_execution(svc, principal, eid, with_waits=True)
     found, attempts = await svc.store.execution_deliveries(eid)
-    return JSONResponse({"data": [delivery_view(d, attempts) for d in found]})
+    views = [delivery_view(d, attempts, execution.waits, redact) for d in found]
+    return JSONResponse({"data": views})
 
 
 async def redeliver(request: Request) -> Response:
@@ -56,15 +67,14 @@ async def redeliver(request: Request) -> Response:
     principal = await svc.auth.authenticate(request, "execution:retry")
     delivery_id: str = request.path_params["id"]
     delivery = await svc.store.get_delivery(delivery_id)
-    if delivery is not None:
-        await load_execution(svc, principal, delivery.execution_id)
-    else:
+    if delivery is None:
         raise ApiError(404, f'The delivery "{delivery_id}" does not exist.')
+    execution = await load_execution(svc, principal, delivery.execution_id, with_waits=True)
     again = await svc.store.redeliver(delivery_id, svc.clock.now_ms())
     if again is None:
         raise ApiError(409, f'The delivery "{delivery_id}" is pending already.')
     svc.dispatcher.notify()
-    return JSONResponse(delivery_view(again, []), status_code=202)
+    return JSONResponse(delivery_view(again, [], execution.waits), status_code=202)
 
 
 routes = [

@@ -60,7 +60,7 @@ async def api_caller(request: Request, scope: str) -> tuple[Services, Principal,
 
 def _view(svc: Services, execution: Execution, status_code: int = 200) -> JSONResponse:
     return JSONResponse(
-        execution_view(execution, svc.signer, include_data=bool(execution.waits)),
+        execution_view(execution, svc.signer, signed_urls=True, include_data=bool(execution.waits)),
         status_code=status_code,
     )
 
@@ -97,7 +97,7 @@ async def park_execution(request: Request) -> Response:
         )
     svc.scheduler.notify(wait_till)
     metrics.PARKS.inc()
-    view = execution_view(outcome.execution, svc.signer, include_data=True)
+    view = execution_view(outcome.execution, svc.signer, signed_urls=True, include_data=True)
     parked_seq = max(w.seq for w in outcome.execution.waits)
     new_wait = {k: view.get(k) for k in ("id", "status", "waitTill", "resumeUrl")}
     await _answer_held_caller(svc, eid, parked_seq - 1, json_answer(200, new_wait, "parked"))

@@ -12,27 +12,36 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.auth import Principal
-from gateway.domain import RETRYABLE, Status, StopFilter, parse_instant
+from gateway.domain import TAGS_MAX_ITEMS, Retried, Status, StopFilter, parse_instant
 from gateway.errors import InvalidInput
 from gateway.http import ApiError, JSONResponse, decode_json, read_body
 from gateway.pagination import execution_query, flag, page
 from gateway.routes.engine import api_caller, load_execution
 from gateway.routes.tags import tag_view
 from gateway.services import Services, services
-from gateway.views import execution_view
+from gateway.views import SIGNED_URL_SCOPE, execution_view
 
 log = logging.getLogger("waitgate.public")
 
 
-def _data_options(request: Request, svc: Services, principal: Principal) -> dict[str, Any]:
-    """``includeData``, ``redactExecutionData`` and ``ignoreDataSizeLimit`` as view options."""
-    params = request.query_params
-    redact = flag(params, "redactExecutionData")
+def redaction(request: Request, principal: Principal) -> tuple[bool | None, bool]:
+    """``redactExecutionData`` and whether the caller may reveal; 403 for ``false`` without
+    ``execution:reveal``. Every read that shows stored payloads takes these."""
+    redact = flag(request.query_params, "redactExecutionData")
     can_reveal = principal.allows("execution:reveal")
     if redact is False and not can_reveal:
         raise ApiError(403, "Forbidden")
+    return redact, can_reveal
+
+
+def _data_options(request: Request, svc: Services, principal: Principal) -> dict[str, Any]:
+    """``includeData``, ``redactExecutionData`` and ``ignoreDataSizeLimit`` as view options,
+    and whether the caller may see signed URLs."""
+    params = request.query_params
+    redact, can_reveal = redaction(request, principal)
     ignore_limit = flag(params, "ignoreDataSizeLimit") is True
     return {
+        "signed_urls": principal.allows(SIGNED_URL_SCOPE),
         "include_data": flag(params, "includeData") is True,
         "redact": redact,
         "can_reveal": can_reveal,
@@ -144,22 +153,31 @@ async def retry_execution(request: Request) -> Response:
             msgspec.json.decode(body, type=_RetryBody)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise ApiError(400, f"Invalid request body: {exc}") from None
+    retried = await retry(svc, principal, eid)
+    signed = principal.allows(SIGNED_URL_SCOPE)
+    return JSONResponse(execution_view(retried.execution, svc.signer, signed_urls=signed))
+
+
+async def retry(svc: Services, principal: Principal, eid: int) -> Retried:
+    """The retry of execution ``eid`` (the API's and the dashboard's): an earlier retry that is
+    under way or succeeded, else a new one; 404 or 409 (saying why) if it cannot be retried."""
     old = await load_execution(svc, principal, eid)
-    if old.status is Status.SUCCESS:
-        raise ApiError(409, "The execution succeeded, so it cannot be retried.")
-    if old.status not in RETRYABLE:
+    retried = await svc.store.retry_execution(eid, svc.clock.now_ms())
+    if retried is None:
+        old = await load_execution(svc, principal, eid)  # 404 if it went meanwhile
+        if old.status is Status.SUCCESS:
+            raise ApiError(409, "The execution succeeded, so it cannot be retried.")
         raise ApiError(
             409,
             f"Only executions that failed, crashed or were canceled can be retried; "
             f"{eid} is currently {old.status.value}",
         )
-    new = old.retry()
-    retry = await svc.store.create_execution(new, svc.clock.now_ms())
+    action = "execution.retried" if retried.created else "execution.retry_found"
     log.info(
-        "retried",
-        extra={"action": "execution.retried", "execution_id": retry.id, "retry_of": eid},
+        "retried" if retried.created else "retried already",
+        extra={"action": action, "execution_id": retried.execution.id, "retry_of": old.id},
     )
-    return JSONResponse(execution_view(retry, svc.signer))
+    return retried
 
 
 class _TagId(msgspec.Struct, forbid_unknown_fields=True):
@@ -173,6 +191,10 @@ async def execution_tags(request: Request) -> Response:
     await load_execution(svc, principal, eid)
     if request.method == "PUT":
         ids = await decode_json(request, list[_TagId], svc.settings.max_body_bytes)
+        if len(ids) > TAGS_MAX_ITEMS:
+            raise ApiError(
+                400, f"an execution may carry at most {TAGS_MAX_ITEMS} tags, got {len(ids)}"
+            )
         if not await svc.store.set_execution_tags(eid, tuple(t.id for t in ids)):
             raise ApiError(404, "One or more of the tags were not found")
     tags: list[Any] = [tag_view(t) for t in await svc.store.execution_tags(eid)]

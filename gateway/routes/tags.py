@@ -64,32 +64,53 @@ async def tags(request: Request) -> Response:
         return JSONResponse(
             {"data": [tag_view(t) for t in found[:limit]], "nextCursor": next_cursor}
         )
-    await svc.auth.authenticate(request, "tag:write")
+    principal = await svc.auth.authenticate(request, "tag:write")
     name = _name(await decode_json(request, _TagBody, svc.settings.max_body_bytes))
-    tag = await svc.store.create_tag(secrets.token_hex(8), name, svc.clock.now_ms())
+    tag = await svc.store.create_tag(
+        secrets.token_hex(8), name, svc.clock.now_ms(), principal.project_id
+    )
     if tag is None:
         raise ApiError(409, "Tag already exists")
     return JSONResponse(tag_view(tag), status_code=201)
 
 
 async def one_tag(request: Request) -> Response:
-    """``GET|PUT|DELETE /api/v1/tags/{id}``."""
+    """``GET|PUT|DELETE /api/v1/tags/{id}``.
+
+    A key bound to a project renames or deletes only tags its project created and no execution
+    of another project carries (403 otherwise); a key without a project manages every tag.
+    """
     svc = services(request)
     scope = "tag:read" if request.method == "GET" else "tag:write"
-    await svc.auth.authenticate(request, scope)
+    principal = await svc.auth.authenticate(request, scope)
     if request.method == "GET":
         return JSONResponse(tag_view(await _tag(svc, request)))
+    tag_id: str = request.path_params["id"]
+    project = principal.project_id
     if request.method == "DELETE":
-        deleted = await svc.store.delete_tag(request.path_params["id"])
+        deleted = await svc.store.delete_tag(tag_id, project)
         if deleted is None:
-            raise ApiError(404, "Not Found")
+            await _manageable(svc, request, project)
+            raise ApiError(404, "Not Found")  # deleted meanwhile
         return JSONResponse(tag_view(deleted))
     name = _name(await decode_json(request, _TagBody, svc.settings.max_body_bytes))
-    await _tag(svc, request)
-    renamed = await svc.store.rename_tag(request.path_params["id"], name, svc.clock.now_ms())
+    await _manageable(svc, request, project)
+    renamed = await svc.store.rename_tag(tag_id, name, svc.clock.now_ms(), project)
     if renamed is None:
+        await _manageable(svc, request, project)
         raise ApiError(409, "Tag already exists")
     return JSONResponse(tag_view(renamed))
+
+
+async def _manageable(svc: Services, request: Request, project_id: str | None) -> None:
+    """404 for an unknown tag, 403 for one this project's key may not rename or delete."""
+    tag = await _tag(svc, request)
+    if not await svc.store.tag_manageable(tag.id, project_id):
+        raise ApiError(
+            403,
+            f"Tag {tag.name!r} was not created by project {project_id!r} or is used by "
+            "another project; only a key without a project may rename or delete it",
+        )
 
 
 routes = [

@@ -28,8 +28,9 @@ from gateway.pagination import execution_query, page
 from gateway.routes.audit import attempt_view
 from gateway.routes.deliveries import delivery_view
 from gateway.routes.engine import load_execution
+from gateway.routes.public import retry
 from gateway.services import Services, services
-from gateway.views import execution_view
+from gateway.views import SIGNED_URL_SCOPE, execution_view
 
 SESSION_COOKIE = "waitgate_ui"
 SESSION_SECONDS = 12 * 3600
@@ -222,7 +223,10 @@ async def executions(request: Request) -> Response:
         status=status,
         q=q,
         cd=cd,
-        executions=[execution_view(e, svc.signer) for e in found],
+        executions=[
+            execution_view(e, svc.signer, signed_urls=principal.allows(SIGNED_URL_SCOPE))
+            for e in found
+        ],
         next_cursor=next_cursor,
         next_query=urlencode({"status": status, "q": q, "cd": cd, "cursor": next_cursor or ""}),
     )
@@ -258,10 +262,15 @@ async def detail(request: Request) -> Response:
         signed_in=True,
         csrf=csrf,
         flash=FLASHES.get(request.query_params.get("done", "")),
-        e=execution_view(execution, svc.signer, include_data=True),
+        e=execution_view(
+            execution,
+            svc.signer,
+            signed_urls=principal.allows(SIGNED_URL_SCOPE),
+            include_data=True,
+        ),
         actions=actions,
         attempts=[attempt_view(a) for a in attempts],
-        deliveries=[delivery_view(d, delivery_attempts) for d in deliveries],
+        deliveries=[delivery_view(d, delivery_attempts, execution.waits) for d in deliveries],
     )
 
 
@@ -291,8 +300,7 @@ async def act(request: Request) -> Response:
     else:
         done = execution.status in RETRYABLE
         if done:
-            retry = await svc.store.create_execution(execution.retry(), now)
-            target = retry.id
+            target = (await retry(svc, principal, eid)).execution.id
     flash = f"{action}-{'done' if done else 'failed'}"
     return RedirectResponse(
         f"/ui/executions/{target}?{urlencode({'done': flash})}", status_code=303

@@ -75,7 +75,7 @@ async def running_app(tmp_path: Path, clock: ManualClock) -> AsyncIterator[httpx
     settings = Settings(
         database_url=database_url(tmp_path),
         public_url=BASE_URL,
-        secret_keys=(Secret("cli-test-secret"),),
+        secret_keys=(Secret("cli-test-secret-of-at-least-32-characters"),),
         data_dir=tmp_path,
         align_clock_to_database=False,
     )

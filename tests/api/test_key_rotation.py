@@ -12,7 +12,7 @@ from gateway.clock import ManualClock
 from gateway.config import Secret, Settings
 from tests.conftest import running_gateway
 
-OLD, NEW = Secret("old-signing-key"), Secret("new-signing-key")
+OLD, NEW = Secret("old-signing-key-" + "o" * 32), Secret("new-signing-key-" + "n" * 32)
 
 
 @asynccontextmanager

@@ -12,7 +12,7 @@ from gateway.routes.docs import openapi_document
 
 
 def test_the_document_lists_every_route_the_app_serves(tmp_path: Path) -> None:
-    app = create_app(Settings(secret_keys=(Secret("k"),), data_dir=tmp_path))
+    app = create_app(Settings(secret_keys=(Secret("k" * 32),), data_dir=tmp_path))
     served = {
         (method.lower(), re.sub(r"{(\w+):int}", r"{\1}", route.path))  # type: ignore[attr-defined]
         for route in app.routes

@@ -10,6 +10,12 @@ RETURNING *;
 -- name: get_execution
 SELECT * FROM executions WHERE id = :id;
 
+-- name: find_retry
+-- The retry of :id that is under way or succeeded (a failed one may be retried again).
+SELECT * FROM executions
+WHERE retry_of = :id AND status NOT IN ('error', 'crashed', 'canceled')
+ORDER BY id DESC LIMIT 1;
+
 -- name: get_waits
 SELECT * FROM waits WHERE execution_id = :id ORDER BY seq;
 
@@ -110,7 +116,8 @@ WHERE status IN (SELECT value FROM json_each(:statuses))
 RETURNING id, callback_url;
 
 -- name: create_tag
-INSERT INTO tags (id, name, created_at, updated_at) VALUES (:id, :name, :now, :now)
+INSERT INTO tags (id, name, created_at, updated_at, project_id)
+VALUES (:id, :name, :now, :now, :project_id)
 ON CONFLICT (name) DO NOTHING
 RETURNING *;
 
@@ -121,12 +128,26 @@ SELECT * FROM tags WHERE id = :id;
 SELECT * FROM tags WHERE (:after IS NULL OR id > :after) ORDER BY id LIMIT :limit;
 
 -- name: rename_tag
+-- A key bound to a project (:project_id) renames only its project's tags no other project uses.
 UPDATE tags SET name = :name, updated_at = :now
-WHERE id = :id AND NOT EXISTS (SELECT 1 FROM tags WHERE name = :name AND id <> :id)
+WHERE id = :id AND NOT EXISTS (SELECT 1 FROM tags t2 WHERE t2.name = :name AND t2.id <> :id)
+  AND (:project_id IS NULL OR (tags.project_id = :project_id AND NOT EXISTS (
+      SELECT 1 FROM execution_tags et JOIN executions e ON e.id = et.execution_id
+      WHERE et.tag_id = tags.id AND e.project_id IS NOT :project_id)))
 RETURNING *;
 
 -- name: delete_tag
-DELETE FROM tags WHERE id = :id RETURNING *;
+DELETE FROM tags WHERE id = :id
+  AND (:project_id IS NULL OR (tags.project_id = :project_id AND NOT EXISTS (
+      SELECT 1 FROM execution_tags et JOIN executions e ON e.id = et.execution_id
+      WHERE et.tag_id = tags.id AND e.project_id IS NOT :project_id)))
+RETURNING *;
+
+-- name: tag_manageable
+SELECT 1 AS ok FROM tags WHERE id = :id
+  AND (:project_id IS NULL OR (tags.project_id = :project_id AND NOT EXISTS (
+      SELECT 1 FROM execution_tags et JOIN executions e ON e.id = et.execution_id
+      WHERE et.tag_id = tags.id AND e.project_id IS NOT :project_id)));
 
 -- name: execution_tags
 SELECT t.* FROM tags t JOIN execution_tags et ON et.tag_id = t.id
