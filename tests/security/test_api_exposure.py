@@ -47,8 +47,8 @@ CALLER_SECRETS = {
 async def gateway(
     settings: Settings, clock: ManualClock
 ) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
-    """A gateway whose executions may call back to 127.0.0.1."""
-    allowed = dataclasses.replace(settings, callback_allowed_hosts=("127.0.0.1",))
+    """A gateway whose executions may call back to 127.0.0.1:9."""
+    allowed = dataclasses.replace(settings, callback_allowed_origins=("http://127.0.0.1:9",))
     async with running_gateway(allowed, clock) as (app, admin):
         yield app, admin
 
