@@ -246,7 +246,7 @@ def finish_params(
 
 
 def stop_many_params(which: StopFilter, now: int) -> dict[str, Any]:
-    """Parameters of ``stop_many`` (statuses as a JSON array; PostgreSQL takes a list)."""
+    """Parameters of ``stop_many`` (statuses as a JSON array)."""
     return {
         "statuses": dump([s.value for s in which.statuses]),
         "workflow_id": which.workflow_id,

@@ -1,10 +1,16 @@
-"""Loads a dialect's named queries and numbered migrations from its ``.sql`` files."""
+"""A dialect's named queries and numbered migrations (its ``.sql`` files), and the scripts
+that apply the migrations."""
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from importlib import resources
+
+from gateway.errors import StoreError
+from persistence import script as q
+from persistence.script import Script
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -45,6 +51,44 @@ def load_migrations(dialect: str) -> list[Migration]:
     if versions != list(range(1, len(versions) + 1)):
         raise ValueError(f"{dialect} migrations are not numbered 1..n: {versions}")
     return migrations
+
+
+def _applied(known: list[Migration], done: set[int]) -> None:
+    """Refuse a database whose schema a newer waitgate has migrated."""
+    newest = max((m.version for m in known), default=0)
+    if done and max(done) > newest:
+        raise StoreError(
+            f"database schema version {max(done)} is newer than this waitgate "
+            f"(knows up to {newest}); upgrade waitgate"
+        )
+
+
+def migrate(known: list[Migration]) -> Script[list[int]]:
+    """Apply the migrations not applied yet, in one transaction; their versions.
+
+    A lock (PostgreSQL's advisory lock; SQLite's single writer) lets replicas start together.
+    """
+    yield from q.count("lock_migrations")
+    yield from q.count("create_schema_migrations")
+    done = {r["version"] for r in (yield from q.rows("applied_migrations"))}
+    _applied(known, done)
+    applied = []
+    for migration in known:
+        if migration.version not in done:
+            yield from q.script(migration.name, migration.sql)
+            now = time.time_ns() // 1_000_000
+            yield from q.count("record_migration", {"version": migration.version, "now": now})
+            applied.append(migration.version)
+    return applied
+
+
+def pending_migrations(known: list[Migration]) -> Script[list[int]]:
+    """Versions of the migrations not yet applied."""
+    done: set[int] = set()
+    if (yield from q.row("has_schema_migrations")) is not None:
+        done = {r["version"] for r in (yield from q.rows("applied_migrations"))}
+    _applied(known, done)
+    return [m.version for m in known if m.version not in done]
 
 
 def to_positional(sql: str) -> tuple[str, tuple[str, ...]]:

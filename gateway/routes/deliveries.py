@@ -73,7 +73,6 @@ async def redeliver(request: Request) -> Response:
     again = await svc.store.redeliver(delivery_id, svc.clock.now_ms())
     if again is None:
         raise ApiError(409, f'The delivery "{delivery_id}" is pending already.')
-    svc.dispatcher.notify()
     return JSONResponse(delivery_view(again, [], execution.waits), status_code=202)
 
 

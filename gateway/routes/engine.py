@@ -95,7 +95,6 @@ async def park_execution(request: Request) -> Response:
             409,
             f"Only running executions can be parked; {eid} is currently {latest.status.value}",
         )
-    svc.scheduler.notify(wait_till)
     metrics.PARKS.inc()
     view = execution_view(outcome.execution, svc.signer, signed_urls=True, include_data=True)
     parked_seq = max(w.seq for w in outcome.execution.waits)
@@ -131,8 +130,7 @@ async def _answer_held_caller(svc: Services, eid: int, seq: int, answer: StoredA
     wait = await svc.store.get_wait(eid, seq)
     if wait is None or wait.webhook is None or not wait.webhook.holds_caller:
         return
-    if await svc.store.put_held_answer(eid, seq, answer, svc.clock.now_ms()):
-        svc.held.answered(eid, seq)
+    await svc.store.put_held_answer(eid, seq, answer, svc.clock.now_ms())
 
 
 async def finish_execution(request: Request) -> Response:
@@ -176,7 +174,6 @@ async def respond(request: Request) -> Response:
         raise ApiError(
             409, f"The caller of wait {last.seq} of execution {eid} was answered already"
         )
-    svc.held.answered(eid, last.seq)
     return JSONResponse({"executionId": eid, "seq": last.seq, "statusCode": answer.status_code})
 
 

@@ -108,12 +108,16 @@ SELECT * FROM api_keys ORDER BY id;
 -- name: revoke_api_key
 UPDATE api_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
 
+-- name: lock_first_api_key
+-- "waitgate first API key": replicas starting together on an empty database take turns.
+SELECT pg_advisory_xact_lock(7261530002);
+
 -- name: count_api_keys
 SELECT count(*) AS n FROM api_keys;
 
 -- name: stop_many
 UPDATE executions SET status = 'canceled', stopped_at = :now, wait_till = NULL
-WHERE status = ANY(:statuses::text[])
+WHERE status IN (SELECT jsonb_array_elements_text(:statuses::jsonb))
   AND (:workflow_id::text IS NULL OR workflow_id = :workflow_id)
   AND (:project_id::text IS NULL OR project_id = :project_id)
   AND (:started_after::bigint IS NULL OR started_at > :started_after)
@@ -165,7 +169,7 @@ DELETE FROM execution_tags WHERE execution_id = :id;
 INSERT INTO execution_tags (execution_id, tag_id) VALUES (:id, :tag_id);
 
 -- name: count_known_tags
-SELECT count(*) AS n FROM tags WHERE id = ANY(:tag_ids::text[]);
+SELECT count(*) AS n FROM tags WHERE id IN (SELECT jsonb_array_elements_text(:tag_ids::jsonb));
 
 -- name: insert_delivery
 INSERT INTO deliveries (id, execution_id, event, target_url, payload, created_at, window_start,
@@ -291,3 +295,20 @@ SELECT status, count(*) AS n FROM executions GROUP BY status;
 -- name: count_overdue
 SELECT count(*) AS n FROM executions
 WHERE status = 'waiting' AND wait_till IS NOT NULL AND wait_till <= :now;
+
+-- name: lock_migrations
+-- "waitgate migrations": replicas starting together take turns.
+SELECT pg_advisory_xact_lock(7261530001);
+
+-- name: create_schema_migrations
+CREATE TABLE IF NOT EXISTS schema_migrations
+    (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
+
+-- name: has_schema_migrations
+SELECT 1 AS ok WHERE to_regclass('schema_migrations') IS NOT NULL;
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :now);

@@ -10,6 +10,10 @@ RETURNING *;
 -- name: get_execution
 SELECT * FROM executions WHERE id = :id;
 
+-- name: get_execution_for_update
+-- The single writer already serialises write transactions.
+SELECT * FROM executions WHERE id = :id;
+
 -- name: find_retry
 -- The retry of :id that is under way or succeeded (a failed one may be retried again).
 SELECT * FROM executions
@@ -102,6 +106,10 @@ SELECT * FROM api_keys ORDER BY id;
 
 -- name: revoke_api_key
 UPDATE api_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
+
+-- name: lock_first_api_key
+-- The single writer already serialises write transactions.
+SELECT 1;
 
 -- name: count_api_keys
 SELECT count(*) AS n FROM api_keys;
@@ -240,6 +248,10 @@ ON CONFLICT DO NOTHING;
 -- name: get_idempotent_answer
 SELECT * FROM idempotent_answers WHERE key = :key AND target = :target;
 
+-- name: database_time
+-- SQLite has no clock of its own (the gateway's is used).
+SELECT NULL AS now;
+
 -- name: prune_floor
 SELECT id FROM executions
 WHERE status IN ('success', 'error', 'crashed', 'canceled')
@@ -282,3 +294,20 @@ SELECT status, count(*) AS n FROM executions GROUP BY status;
 -- name: count_overdue
 SELECT count(*) AS n FROM executions
 WHERE status = 'waiting' AND wait_till IS NOT NULL AND wait_till <= :now;
+
+-- name: lock_migrations
+-- The single writer already serialises write transactions.
+SELECT 1;
+
+-- name: create_schema_migrations
+CREATE TABLE IF NOT EXISTS schema_migrations
+    (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+
+-- name: has_schema_migrations
+SELECT 1 AS ok FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations';
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :now);

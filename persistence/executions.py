@@ -1,0 +1,202 @@
+"""Executions: create, retry, finish, stop, customData, delete, list, count, retention.
+
+Every transition is one conditional write; the outbox row that tells the engine about it is
+written in the same transaction, so nothing acknowledged can be lost and nothing is announced
+that did not happen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.domain import (
+    JSON,
+    RETRYABLE,
+    Event,
+    Execution,
+    ExecutionQuery,
+    NewExecution,
+    Retried,
+    Status,
+    StopFilter,
+    Wait,
+    check_custom_data_count,
+)
+from gateway.errors import StoreError
+from persistence import rows
+from persistence import script as q
+from persistence.outbox import emit
+from persistence.script import Script
+
+CUSTOM_DATA_EQUALS = {
+    "sqlite": "json_extract(custom_data, '$.\"' || :cd_key{i} || '\"') = :cd_value{i}",
+    "postgres": "(custom_data::jsonb ->> :cd_key{i}::text) = :cd_value{i}",
+}
+
+
+def create_execution(new: NewExecution, now: int) -> Script[Execution]:
+    """Insert a ``running`` execution (a retry with a callback URL is announced to the engine)."""
+    found = yield from q.one("create_execution", rows.new_execution_params(new, now))
+    execution = rows.execution_from_row(found)
+    if new.retry_of is not None and new.callback_url is not None:
+        yield from emit(execution.id, Event.RETRY, now)
+    return execution
+
+
+def retry_execution(execution_id: int, now: int) -> Script[Retried | None]:
+    """The retry of a failed, crashed or canceled execution.
+
+    An earlier retry that is under way or succeeded is returned as it is; only when every
+    earlier retry failed too is a new one made (``running``, ``retryOf``, with its
+    ``execution.retry`` outbox row), in one transaction that first locks the execution (SQLite:
+    the single writer), so concurrent calls make one retry and the others find it. ``None`` if
+    the execution is gone or may not be retried.
+    """
+    found = yield from q.row("get_execution_for_update", {"id": execution_id})
+    if found is None or Status(found["status"]) not in RETRYABLE:
+        return None
+    earlier = yield from q.row("find_retry", {"id": execution_id})
+    if earlier is not None:
+        return Retried(rows.execution_from_row(earlier), created=False)
+    new = rows.execution_from_row(found).retry()
+    return Retried((yield from create_execution(new, now)), created=True)
+
+
+def get_execution(execution_id: int, *, with_waits: bool = False) -> Script[Execution | None]:
+    """One execution, with its waits if asked."""
+    found = yield from q.row("get_execution", {"id": execution_id})
+    if found is None:
+        return None
+    waits: tuple[Wait, ...] = ()
+    if with_waits:
+        waits = tuple(
+            rows.wait_from_row(w) for w in (yield from q.rows("get_waits", {"id": execution_id}))
+        )
+    return rows.execution_from_row(found, waits)
+
+
+def finish(execution_id: int, status: Status, result: JSON, error: JSON, now: int) -> Script[bool]:
+    """Move a ``running`` execution to ``success`` or ``error``; a successful retry marks its
+    original."""
+    params = rows.finish_params(execution_id, status, result, error, now)
+    if (yield from q.count("finish", params)) != 1:
+        return False
+    yield from q.count("mark_retry_success", {"id": execution_id})
+    return True
+
+
+def stop(execution_id: int, now: int, wait_seq: int | None = None) -> Script[bool]:
+    """Cancel a new, unknown, running or waiting execution; its wait ends for good.
+
+    With ``wait_seq``, only an execution still ``waiting`` at that wait is canceled (a page
+    signed for one wait never stops the execution once that wait has ended).
+    """
+    stopped = yield from q.row("stop", {"id": execution_id, "now": now, "wait_seq": wait_seq})
+    if stopped is None:
+        return False
+    if stopped["callback_url"] is not None:
+        yield from emit(execution_id, Event.CANCELED, now)
+    return True
+
+
+def stop_many(which: StopFilter, now: int) -> Script[int]:
+    """Cancel every execution matching ``which``, in one statement; how many."""
+    stopped = yield from q.rows("stop_many", rows.stop_many_params(which, now))
+    for found in stopped:
+        if found["callback_url"] is not None:
+            yield from emit(found["id"], Event.CANCELED, now)
+    return len(stopped)
+
+
+def set_custom_data(
+    execution_id: int, values: dict[str, str], *, replace: bool
+) -> Script[dict[str, str] | None]:
+    """Add or replace keys (or replace all) with one compare-and-set write; the merged result,
+    ``None`` if no execution.
+
+    Raises ``InvalidInput`` if the merge would hold more than ten items.
+    """
+    found = yield from q.row("get_execution_for_update", {"id": execution_id})
+    if found is None:
+        return None
+    merged = dict(values) if replace else {**rows.load(found["custom_data"]), **values}
+    check_custom_data_count(merged)
+    params = {
+        "id": execution_id,
+        "custom_data": rows.dump(merged),
+        "previous": found["custom_data"],
+    }
+    if (yield from q.count("set_custom_data", params)) != 1:
+        raise StoreError("customData changed during its own transaction")
+    return merged
+
+
+def delete_execution(execution_id: int) -> Script[bool]:
+    """Delete an execution that is not running, with everything that belongs to it."""
+    return (yield from q.count("delete_execution", {"id": execution_id})) == 1
+
+
+def list_executions(query: ExecutionQuery) -> Script[list[Execution]]:
+    """Executions matching ``query`` (filters joined with AND), newest first, at most
+    ``query.limit``."""
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": query.limit}
+    if query.statuses:
+        names = [f":status{i}" for i in range(len(query.statuses))]
+        where.append(f"status IN ({', '.join(names)})")
+        params.update({n[1:]: s.value for n, s in zip(names, query.statuses, strict=True)})
+    elif not query.include_running:
+        where.append("status <> 'running'")
+    simple = {
+        "id < :before_id": query.before_id,
+        "workflow_id = :workflow_id": query.workflow_id,
+        "project_id = :project_id": query.project_id,
+        "started_at > :started_after": query.started_after,
+        "started_at < :started_before": query.started_before,
+        "wait_till > :wait_till_after": query.wait_till_after,
+        "wait_till < :wait_till_before": query.wait_till_before,
+    }
+    for clause, value in simple.items():
+        if value is not None:
+            where.append(clause)
+            params[clause.split(":")[1]] = value
+    for i, name in enumerate(query.tags):
+        where.append(
+            "EXISTS (SELECT 1 FROM execution_tags et JOIN tags t ON t.id = et.tag_id "
+            f"WHERE et.execution_id = executions.id AND t.name = :tag{i})"
+        )
+        params[f"tag{i}"] = name
+    for i, (key, value) in enumerate(query.custom_data):
+        params[f"cd_key{i}"] = key
+        params[f"cd_value{i}"] = value
+
+    def text(dialect: str) -> str:
+        custom = [CUSTOM_DATA_EQUALS[dialect].format(i=i) for i in range(len(query.custom_data))]
+        clauses = where + custom
+        sql = "SELECT * FROM executions"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        return sql + " ORDER BY id DESC LIMIT :limit"
+
+    found = yield from q.rows("list_executions", params, text)
+    return [rows.execution_from_row(r) for r in found]
+
+
+def count_by_status() -> Script[dict[str, int]]:
+    """How many executions there are in each status."""
+    return {r["status"]: int(r["n"]) for r in (yield from q.rows("count_by_status"))}
+
+
+def prune(cutoff: int, keep: int, batch: int) -> Script[int]:
+    """Delete up to ``batch`` finished executions that stopped before ``cutoff`` or are not
+    among the newest ``keep`` finished ones (with everything that belongs to them).
+    Waiting, new and running executions are never deleted. How many were deleted."""
+    floor = yield from q.row("prune_floor", {"keep": keep})
+    params = {"cutoff": cutoff, "floor": 0 if floor is None else floor["id"], "batch": batch}
+    return (yield from q.count("prune_batch", params))
+
+
+def database_time() -> Script[int | None]:
+    """The database server's clock in ms, where it has its own (``None`` for SQLite)."""
+    now = (yield from q.one("database_time"))["now"]
+    return None if now is None else int(now)

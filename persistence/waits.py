@@ -1,0 +1,175 @@
+"""Waits: park, resume (by a call, the API, or the timer), and calls kept before their park.
+
+Each park creates a new wait; a resume is one conditional write on the execution's current
+wait (``status = 'waiting' AND wait_seq = ?``), so whoever loses a race changes nothing.
+"""
+
+from __future__ import annotations
+
+from gateway.domain import (
+    JSON,
+    Admission,
+    CallOutcome,
+    Event,
+    ResumedBy,
+    TimedOut,
+    Wait,
+    WebhookSpec,
+    webhook_accepts,
+)
+from gateway.early import CallEvidence, EarlyAdmission, ParkOutcome, judge_early
+from persistence import rows
+from persistence import script as q
+from persistence.executions import get_execution
+from persistence.outbox import emit
+from persistence.script import Script
+
+
+def _resume(
+    execution_id: int, seq: int, resumed_by: ResumedBy, payload: str | None, now: int
+) -> Script[bool]:
+    """The conditional resume plus its wait record and its outbox row."""
+    key = {"id": execution_id, "seq": seq}
+    resumed = yield from q.row("resume", key)
+    if resumed is None:
+        return False
+    marked = {**key, "now": now, "resumed_by": resumed_by.value, "payload": payload}
+    yield from q.count("mark_wait_resumed", marked)
+    if resumed["callback_url"] is not None:
+        yield from emit(execution_id, Event.RESUMED, now, seq)
+    return True
+
+
+def get_wait(execution_id: int, seq: int) -> Script[Wait | None]:
+    """One wait of an execution."""
+    found = yield from q.row("get_wait", {"id": execution_id, "seq": seq})
+    return None if found is None else rows.wait_from_row(found)
+
+
+def park(
+    execution_id: int,
+    wait_till: int | None,
+    webhook: WebhookSpec | None,
+    now: int,
+    admit_early: EarlyAdmission | None = None,
+) -> Script[ParkOutcome | None]:
+    """Move a ``running`` execution to ``waiting`` at a new wait (waking the timers).
+
+    An early resume recorded for that wait is taken in the same transaction and applied if
+    the wait accepts its method and suffix and its caller checks (``admit_early``, run on
+    the kept call; see ``gateway.early.judge_early``) find no refusal: the execution is
+    then ``running`` again. Otherwise it is dropped, and a refusal is in the outcome.
+    ``None`` if the execution is not ``running``.
+    """
+    parked = yield from q.row("park", rows.park_params(execution_id, wait_till, webhook))
+    if parked is None:
+        return None
+    seq = parked["wait_seq"]
+    key = {"id": execution_id, "seq": seq}
+    wait = {"now": now, "wait_till": wait_till, "webhook": rows.dump_webhook(webhook)}
+    yield from q.count("insert_wait", {**key, **wait})
+    if wait_till is not None:
+        yield q.deadline(wait_till)
+    taken = yield from q.row("take_early_resume", key)
+    early = None if taken is None else rows.early_resume_from_row(taken)
+    applied, refusal = judge_early(early, webhook, admit_early, now)
+    if applied:
+        assert early is not None
+        yield from _resume(execution_id, seq, ResumedBy.WEBHOOK, early.payload, now)
+    execution = yield from get_execution(execution_id, with_waits=True)
+    assert execution is not None
+    return ParkOutcome(
+        execution,
+        early_resume_applied=applied,
+        early_resume_discarded=early is not None and not applied,
+        early=early,
+        early_refusal=refusal,
+    )
+
+
+def resume(
+    execution_id: int, seq: int, resumed_by: ResumedBy, payload: JSON, now: int
+) -> Script[bool]:
+    """End wait ``seq`` of a ``waiting`` execution; ``False`` if someone else did first."""
+    return (yield from _resume(execution_id, seq, resumed_by, rows.dump(payload), now))
+
+
+def resume_by_call(
+    execution_id: int,
+    seq: int,
+    method: str,
+    suffix: str,
+    payload: JSON,
+    now: int,
+    admit: Admission | None = None,
+    *,
+    nonce: str,
+) -> Script[CallOutcome]:
+    """A call of wait ``seq``'s resume URL: resume it if its webhook accepts the method
+    and suffix, ``admit`` (the wait's caller checks) finds no refusal, and it is still
+    waiting, all in one transaction. The execution must have the URL's ``nonce``
+    (otherwise the outcome names no wait)."""
+    found = yield from q.row("get_signed_wait", {"id": execution_id, "seq": seq, "nonce": nonce})
+    if found is None:
+        return CallOutcome(None)
+    wait = rows.wait_from_row(found)
+    if not webhook_accepts(wait.webhook, method, suffix):
+        return CallOutcome(wait)
+    refusal = None if admit is None or wait.webhook is None else admit(wait.webhook)
+    if refusal is not None:
+        return CallOutcome(wait, accepted=True, refusal=refusal)
+    by = ResumedBy.WEBHOOK
+    resumed = yield from _resume(execution_id, seq, by, rows.dump(payload), now)
+    return CallOutcome(wait, accepted=True, resumed=resumed)
+
+
+def record_early_resume(
+    execution_id: int,
+    seq: int,
+    method: str,
+    suffix: str,
+    payload: JSON,
+    now: int,
+    evidence: CallEvidence | None = None,
+    *,
+    nonce: str,
+) -> Script[bool]:
+    """Keep a resume for wait ``seq`` that is not parked yet, with what its caller checks
+    need (``evidence``); ``False`` if the execution is not ``running`` at that wait, does
+    not have the URL's ``nonce``, or one is already kept."""
+    params = {
+        "id": execution_id,
+        "seq": seq,
+        "nonce": nonce,
+        "method": method,
+        "suffix": suffix,
+        "payload": rows.dump(payload),
+        "now": now,
+        "caller": rows.dump_evidence(evidence),
+    }
+    return (yield from q.count("record_early_resume", params)) == 1
+
+
+def claim_due(now: int, limit: int) -> Script[list[TimedOut]]:
+    """Resume (by timeout) up to ``limit`` waits due at ``now`` (on PostgreSQL, replicas skip
+    the rows another has locked)."""
+    payload = rows.dump({"resumedBy": ResumedBy.TIMEOUT.value})
+    timed_out = []
+    for found in (yield from q.rows("claim_due", {"now": now, "limit": limit})):
+        key = {"id": found["id"], "seq": found["seq"], "now": now, "payload": payload}
+        due = (yield from q.one("mark_wait_timed_out", key))["wait_till"]
+        timed_out.append(TimedOut(found["id"], found["seq"], now - due))
+        if found["callback_url"] is not None:
+            yield from emit(found["id"], Event.RESUMED, now, found["seq"])
+    return timed_out
+
+
+def count_overdue(now: int) -> Script[int]:
+    """How many waits are past their deadline and not yet resumed (the timer's backlog)."""
+    return int((yield from q.one("count_overdue", {"now": now}))["n"])
+
+
+def next_deadline() -> Script[int | None]:
+    """The earliest ``waitTill`` of any waiting execution."""
+    found = yield from q.row("next_deadline")
+    return None if found is None or found["deadline"] is None else int(found["deadline"])

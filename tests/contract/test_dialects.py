@@ -1,0 +1,149 @@
+"""Guards that keep the two dialects honest, and the store as the one source of wake-ups.
+
+Each verb is written once over named statements, so both ``queries.sql`` files must define
+the same names and both migration chains must build the same tables and columns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from gateway.domain import DeliveryAttempt, NewExecution, ResumedBy, StoredAnswer, WebhookSpec
+from gateway.errors import StoreError
+from persistence import open_store
+from persistence.base import Store
+from persistence.sqlfiles import load_migrations, load_queries
+
+NOW = 1_800_000_000_000
+NEWEST = max(m.version for m in load_migrations("sqlite"))
+
+
+def test_both_dialects_define_the_same_statement_names() -> None:
+    sqlite, postgres = load_queries("sqlite"), load_queries("postgres")
+    assert sorted(set(sqlite) - set(postgres)) == []
+    assert sorted(set(postgres) - set(sqlite)) == []
+
+
+def test_both_dialects_have_the_same_migration_numbers() -> None:
+    numbers = {d: [m.version for m in load_migrations(d)] for d in ("sqlite", "postgres")}
+    assert numbers["sqlite"] == numbers["postgres"]
+
+
+async def _sqlite_columns(path: Path) -> dict[str, set[str]]:
+    store = open_store(f"sqlite:///{path}")
+    await store.open()
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            table: {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}
+            for table in names
+            if not table.startswith("sqlite_")
+        }
+    finally:
+        conn.close()
+
+
+async def _postgres_columns(url: str) -> dict[str, set[str]]:
+    store = open_store(url)
+    await store.open()
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(url)
+    try:
+        found = await conn.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema()"
+        )
+    finally:
+        await conn.close()
+    columns: dict[str, set[str]] = {}
+    for row in found:
+        columns.setdefault(row["table_name"], set()).add(row["column_name"])
+    return columns
+
+
+async def test_both_migration_chains_build_the_same_tables_and_columns(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    sqlite = await _sqlite_columns(tmp_path / "schema.db")
+    postgres = await _postgres_columns(postgres_url)
+    assert "executions" in sqlite
+    assert sqlite == postgres
+
+
+async def _set_applied(url: str, version: int, *, add: bool) -> None:
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            if add:
+                conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+            else:
+                conn.execute("DELETE FROM schema_migrations WHERE version = ?", (version,))
+        finally:
+            conn.close()
+        return
+    pg = await asyncpg.connect(url)
+    try:
+        if add:
+            await pg.execute("INSERT INTO schema_migrations VALUES ($1, 0)", version)
+        else:
+            await pg.execute("DELETE FROM schema_migrations WHERE version = $1", version)
+    finally:
+        await pg.close()
+
+
+async def test_a_schema_newer_than_the_code_is_refused(store: Store, backend_url: str) -> None:
+    newer = NEWEST + 1
+    await _set_applied(backend_url, newer, add=True)
+    try:
+        message = (
+            f"database schema version {newer} is newer than this waitgate "
+            f"(knows up to {NEWEST}); upgrade waitgate"
+        )
+        with pytest.raises(StoreError) as refused:
+            await store.migrate()
+        assert str(refused.value) == message
+        with pytest.raises(StoreError, match="upgrade waitgate"):
+            await store.pending_migrations()
+    finally:
+        await _set_applied(backend_url, newer, add=False)
+    assert await store.migrate() == []
+
+
+async def test_the_store_wakes_its_listeners_after_each_commit(store: Store) -> None:
+    deadlines: list[int] = []
+    outbox: list[bool] = []
+    held: list[tuple[int, int]] = []
+    store.on_deadline(deadlines.append)
+    store.on_outbox(lambda: outbox.append(True))
+    store.on_held_answer(lambda execution_id, seq: held.append((execution_id, seq)))
+    new = NewExecution("wf", callback_url="https://engine.example/hook")
+    eid = (await store.create_execution(new, NOW)).id
+    hook = WebhookSpec(methods=("POST",), suffix="")
+    assert await store.park(eid, NOW + 1000, hook, NOW) is not None
+    assert NOW + 1000 in deadlines
+    outbox.clear()  # PostgreSQL's listener also wakes the dispatcher once it connects
+    assert await store.resume(eid, 1, ResumedBy.WEBHOOK, None, NOW + 1)
+    assert outbox
+    outbox.clear()
+    (delivery,) = await store.claim_deliveries(NOW + 2, 10, 60_000)
+    failed = DeliveryAttempt(delivery.id, NOW + 2, 5, None, "refused")
+    await store.record_attempt(failed, next_attempt_at=None, now=NOW + 2)
+    assert await store.redeliver(delivery.id, NOW + 3) is not None
+    assert outbox
+    assert await store.put_held_answer(eid, 1, StoredAnswer(200, {}, b""), NOW + 4)
+    assert (eid, 1) in held
+    held.clear()
+    assert not await store.put_held_answer(eid, 1, StoredAnswer(200, {}, b""), NOW + 5)
+    assert (eid, 1) not in held
