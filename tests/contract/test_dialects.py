@@ -1,4 +1,4 @@
-"""Guards that keep the two dialects honest, and the store as the one source of wake-ups.
+"""Guards that keep the two dialects honest and the layers apart; the store's wake-ups.
 
 Each verb is written once over named statements, so both ``queries.sql`` files must define
 the same names and both migration chains must build the same tables and columns.
@@ -6,6 +6,7 @@ the same names and both migration chains must build the same tables and columns.
 
 from __future__ import annotations
 
+import ast
 import sqlite3
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from persistence.base import Store
 from persistence.sqlfiles import load_migrations, load_queries
 
 NOW = 1_800_000_000_000
+ROOT = Path(__file__).resolve().parents[2]
+PERSISTENCE_MAY_USE = {
+    "gateway.domain",
+    "gateway.early",
+    "gateway.errors",
+    "gateway.files",
+    "gateway.stored",
+}
+"""The domain types the store keeps, its errors, and file modes: nothing of HTTP or the app."""
 NEWEST = max(m.version for m in load_migrations("sqlite"))
 
 
@@ -144,6 +154,27 @@ async def test_the_store_wakes_its_listeners_after_each_commit(store: Store) -> 
     assert outbox
     assert await store.put_held_answer(eid, 1, StoredAnswer(200, {}, b""), NOW + 4)
     assert (eid, 1) in held
-    held.clear()
-    assert not await store.put_held_answer(eid, 1, StoredAnswer(200, {}, b""), NOW + 5)
-    assert (eid, 1) not in held
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """The top modules each file of ``package`` imports (absolute imports only)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_drivers_stay_in_persistence_and_http_stays_out_of_it() -> None:
+    drivers = {"sqlite3", "aiosqlite", "asyncpg"}
+    for path, names in _imports("gateway").items():
+        assert not {n.split(".")[0] for n in names} & drivers, path
+    for path, names in _imports("persistence").items():
+        assert not any(n.split(".")[0] in {"starlette", "uvicorn", "httpx"} for n in names), path
+        upward = {n for n in names if n.startswith("gateway.")} - PERSISTENCE_MAY_USE
+        assert not upward, (path, upward)
