@@ -69,8 +69,12 @@ def own_action(request: Request) -> str:
 def caller_refusal(request: Request, svc: Services, wait: Wait) -> Refusal | None:
     """The wait's caller checks (``allowedIps``, Basic, ``ignoreBots``) on a page request; the
     same checks as its resume URL, so a page shows and decides nothing for a caller they refuse.
-    Header and HMAC authentication cannot come from a browser and are refused at park."""
+    Header and HMAC authentication cannot come from a browser and are refused at park. A
+    refusal is written to the execution's audit trail, as the resume URL's are."""
     if wait.webhook is None:
         return None
     moment = svc.clock.now_ms() / 1000
-    return checker(request.headers, b"", svc.limits.client_ip(request), moment)(wait.webhook)
+    refusal = checker(request.headers, b"", svc.limits.client_ip(request), moment)(wait.webhook)
+    if refusal is not None:
+        audit_attempt(svc, request, wait.execution_id, wait.seq, refusal.status, refusal.message)
+    return refusal
