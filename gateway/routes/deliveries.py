@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.domain import Delivery, DeliveryAttempt, Wait, format_instant
+from gateway.domain import Delivery, DeliveryAttempt, DeliveryStatus, Wait, format_instant
 from gateway.http import ApiError, JSONResponse
 from gateway.redaction import shown_event
 from gateway.routes.engine import api_caller, load_execution
@@ -43,7 +43,7 @@ def delivery_view(
         ],
         "createdAt": format_instant(delivery.created_at),
         "nextAttemptAt": format_instant(delivery.next_attempt_at)
-        if delivery.status.value == "pending"
+        if delivery.status is DeliveryStatus.PENDING
         else None,
         "deliveredAt": format_instant(delivery.delivered_at),
         "lastError": delivery.last_error,
