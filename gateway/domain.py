@@ -20,6 +20,10 @@ FOREVER_MS = 32_503_680_000_000
 """3000-01-01T00:00:00.000Z: what n8n reports as ``waitTill`` for a wait with no limit."""
 
 
+Ending = Literal["success", "error"]
+"""How an engine may finish an execution (a ``Status`` name)."""
+
+
 class Status(StrEnum):
     """An execution's status, with n8n's names."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -19,6 +19,7 @@ from gateway.domain import (
     ApprovalSpec,
     AuthKind,
     CallerAuth,
+    Ending,
     FormField,
     FormSpec,
     HmacAlgorithm,
@@ -302,7 +303,7 @@ class ParkBody(_Body):
 class FinishBody(_Body):
     """``POST /api/v1/executions/{id}/finish``."""
 
-    status: Literal["success", "error"]
+    status: Ending
     data: Any = None
     error: Any = None
 
