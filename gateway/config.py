@@ -25,6 +25,7 @@ MIN_SECRET_KEY_LENGTH = 32
 SETTING = "waitgate.setting"
 """The key of a ``Settings`` field's metadata that holds its variable and parser."""
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 
 class Secret:
@@ -141,17 +142,21 @@ def _callback_secret(name: str, raw: str) -> Secret | None:
     return Secret(raw)
 
 
-def _int(name: str, raw: str) -> int | None:
-    """A positive whole number."""
+def _positive(name: str, raw: str, convert: Callable[[str], N], what: str) -> N | None:
     if raw == "":
         return None
     try:
-        value = int(raw)
+        value = convert(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")
     return value
+
+
+def _int(name: str, raw: str) -> int | None:
+    """A positive whole number."""
+    return _positive(name, raw, int, "an integer")
 
 
 def _count(name: str, raw: str) -> int | None:
@@ -165,15 +170,7 @@ def _count(name: str, raw: str) -> int | None:
 
 def _float(name: str, raw: str) -> float | None:
     """A positive number."""
-    if raw == "":
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
-    return value
+    return _positive(name, raw, float, "a number")
 
 
 @dataclass(frozen=True)
