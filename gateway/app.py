@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -42,6 +41,7 @@ from gateway.routes import (
     ui,
     webhook,
 )
+from gateway.routing import one_route_per_path
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
 from gateway.serving import BodyDeadline
@@ -257,26 +257,6 @@ def create_app(
             Middleware(BodyDeadline, timeout_seconds=settings.body_timeout_seconds),
         ],
     )
-
-
-def one_route_per_path(routes: list[Route]) -> list[Route]:
-    """Merge routes that share a path, so a wrong method gets 405 with every allowed method."""
-    grouped: dict[str, list[Route]] = {}
-    for route in routes:
-        grouped.setdefault(route.path, []).append(route)
-    merged = []
-    for path, group in grouped.items():
-        if len(group) == 1:
-            merged.extend(group)
-            continue
-        endpoints = {m: r.endpoint for r in group for m in (r.methods or ())}
-
-        async def dispatch(request: Request, endpoints: dict[str, Any] = endpoints) -> Response:
-            response: Response = await endpoints[request.method](request)
-            return response
-
-        merged.append(Route(path, dispatch, methods=sorted(endpoints)))
-    return merged
 
 
 def app_from_env() -> Starlette:

@@ -14,7 +14,7 @@ import logging
 from starlette.requests import Request
 
 from gateway import metrics
-from gateway.domain import Execution, ResumeAttempt
+from gateway.domain import AttemptOutcome, Execution, ResumeAttempt
 from gateway.http import ApiError
 from gateway.services import Services
 from gateway.signing import Action, SignedTarget
@@ -36,7 +36,7 @@ def audit_attempt(
     seq: int,
     status: int,
     reason: str,
-    outcome: str | None = None,
+    outcome: AttemptOutcome | None = None,
 ) -> None:
     """Add one call of a signed URL to the execution's audit trail."""
     svc.audit.record(
