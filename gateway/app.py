@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from gateway.access_log import AccessLog
 from gateway.answers import AnswerPolicy
@@ -144,17 +145,25 @@ def build_services(
 
 def limits_from(settings: Settings, clock: Clock) -> Limits:
     """The rate limits the settings ask for."""
-    try:
-        trusted = networks(settings.trusted_proxies)
-    except ValueError as exc:
-        raise ConfigError(f"WAITGATE_TRUSTED_PROXIES: {exc}") from None
     return Limits(
         clock,
         bad_signatures_per_ip=settings.rate_limit_bad_signatures,
         bad_signatures_per_execution=settings.rate_limit_bad_signatures_per_execution,
         api_per_ip=settings.rate_limit_api,
-        trusted_proxies=trusted,
     )
+
+
+def trusted_proxies(settings: Settings) -> list[Middleware]:
+    """The middleware that puts the address a trusted proxy forwarded (``X-Forwarded-For``)
+    and its scheme (``X-Forwarded-Proto``) in place of the proxy's, before anything reads them;
+    none when no proxy is trusted."""
+    try:
+        trusted = networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"WAITGATE_TRUSTED_PROXIES: {exc}") from None
+    if not trusted:
+        return []
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=[str(n) for n in trusted])]
 
 
 @contextlib.asynccontextmanager
@@ -250,6 +259,7 @@ def create_app(
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
+            *trusted_proxies(settings),
             Middleware(AccessLog),
             Middleware(SeparateUiOrigin, origin=ui_origin),
             Middleware(AnswerPolicy),

@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse
 
 from gateway.caller_auth import checker
 from gateway.domain import Execution, Refusal, Wait
-from gateway.http import ApiError
+from gateway.http import ApiError, client_address
 from gateway.services import Services, services
 from gateway.signed import REFUSED_MESSAGE, audit_attempt, check_signature, issued_for
 from gateway.signing import Action
@@ -74,7 +74,7 @@ def caller_refusal(request: Request, svc: Services, wait: Wait) -> Refusal | Non
     if wait.webhook is None:
         return None
     moment = svc.clock.now_ms() / 1000
-    refusal = checker(request.headers, b"", svc.limits.client_ip(request), moment)(wait.webhook)
+    refusal = checker(request.headers, b"", client_address(request), moment)(wait.webhook)
     if refusal is not None:
         audit_attempt(svc, request, wait.execution_id, wait.seq, refusal.status, refusal.message)
     return refusal
