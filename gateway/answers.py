@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Annotated
 
+from msgspec import Meta
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.domain import AnswerKind
 from gateway.errors import InvalidInput
 
 PREFIX = "/webhook-waiting"
@@ -23,7 +26,7 @@ ANSWER_POLICY = "sandbox"
 """The CSP of every engine-controlled answer."""
 CONFIRM_POLICY = "sandbox allow-forms; frame-ancestors 'none'"
 """The CSP of the gateway's own confirmation page: its form may post, nothing may run."""
-CONFIRM_KIND = "confirm"
+CONFIRM_KIND: AnswerKind = "confirm"
 """The kind of the one answer under ``/webhook-waiting`` whose headers are the gateway's own."""
 FORBIDDEN_HEADERS = frozenset(
     {
@@ -61,6 +64,8 @@ FORBIDDEN_HEADERS = frozenset(
 FORBIDDEN_PREFIXES = ("proxy-", "access-control-")
 BODILESS = frozenset({204, 304})
 """Final status codes whose answer never carries a body."""
+StatusCode = Annotated[int, Meta(ge=200, le=599)]
+"""A final status an engine may ask for."""
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _VALUE = re.compile(r"[\t\x20-\x7e]*")
 
@@ -91,10 +96,8 @@ def check_headers(field: str, headers: Mapping[str, str]) -> dict[str, str]:
     return dict(headers)
 
 
-def check_status(field: str, status: int, has_body: bool) -> None:
-    """A final status an engine asks for: 200 to 599, and no body with 204 or 304."""
-    if not 200 <= status <= 599:
-        raise InvalidInput(f"{field} must be between 200 and 599")
+def check_bodiless(field: str, status: int, has_body: bool) -> None:
+    """No body with a 204 or 304 answer."""
     if status in BODILESS and has_body:
         raise InvalidInput(f"{field} {status} answers carry no body; leave the body out")
 

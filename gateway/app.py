@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -13,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from gateway.access_log import AccessLog
 from gateway.answers import AnswerPolicy
@@ -42,6 +42,7 @@ from gateway.routes import (
     ui,
     webhook,
 )
+from gateway.routing import one_route_per_path
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
 from gateway.serving import BodyDeadline
@@ -144,17 +145,25 @@ def build_services(
 
 def limits_from(settings: Settings, clock: Clock) -> Limits:
     """The rate limits the settings ask for."""
-    try:
-        trusted = networks(settings.trusted_proxies)
-    except ValueError as exc:
-        raise ConfigError(f"WAITGATE_TRUSTED_PROXIES: {exc}") from None
     return Limits(
         clock,
         bad_signatures_per_ip=settings.rate_limit_bad_signatures,
         bad_signatures_per_execution=settings.rate_limit_bad_signatures_per_execution,
         api_per_ip=settings.rate_limit_api,
-        trusted_proxies=trusted,
     )
+
+
+def trusted_proxies(settings: Settings) -> list[Middleware]:
+    """The middleware that puts the address a trusted proxy forwarded (``X-Forwarded-For``)
+    and its scheme (``X-Forwarded-Proto``) in place of the proxy's, before anything reads them;
+    none when no proxy is trusted."""
+    try:
+        trusted = networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"WAITGATE_TRUSTED_PROXIES: {exc}") from None
+    if not trusted:
+        return []
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=[str(n) for n in trusted])]
 
 
 @contextlib.asynccontextmanager
@@ -250,6 +259,7 @@ def create_app(
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
+            *trusted_proxies(settings),
             Middleware(AccessLog),
             Middleware(SeparateUiOrigin, origin=ui_origin),
             Middleware(AnswerPolicy),
@@ -257,26 +267,6 @@ def create_app(
             Middleware(BodyDeadline, timeout_seconds=settings.body_timeout_seconds),
         ],
     )
-
-
-def one_route_per_path(routes: list[Route]) -> list[Route]:
-    """Merge routes that share a path, so a wrong method gets 405 with every allowed method."""
-    grouped: dict[str, list[Route]] = {}
-    for route in routes:
-        grouped.setdefault(route.path, []).append(route)
-    merged = []
-    for path, group in grouped.items():
-        if len(group) == 1:
-            merged.extend(group)
-            continue
-        endpoints = {m: r.endpoint for r in group for m in (r.methods or ())}
-
-        async def dispatch(request: Request, endpoints: dict[str, Any] = endpoints) -> Response:
-            response: Response = await endpoints[request.method](request)
-            return response
-
-        merged.append(Route(path, dispatch, methods=sorted(endpoints)))
-    return merged
 
 
 def app_from_env() -> Starlette:

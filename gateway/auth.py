@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -21,34 +22,41 @@ if TYPE_CHECKING:
 API_KEY_HEADER = "X-N8N-API-KEY"
 KEY_PREFIX = "wg_"
 
-SCOPES = (
-    "execution:list",
-    "execution:read",
-    "execution:delete",
-    "execution:retry",
-    "execution:stop",
-    "execution:reveal",
-    "execution:write",
-    "executionTags:list",
-    "executionTags:update",
-    "tag:read",
-    "tag:write",
-    "admin",
-)
-"""n8n's scope names, plus ``execution:write`` for the engine API and ``admin`` for all."""
+
+class Scope(StrEnum):
+    """What a key may do: n8n's scope names, plus ``execution:write`` for the engine API and
+    ``admin`` for all."""
+
+    EXECUTION_LIST = "execution:list"
+    EXECUTION_READ = "execution:read"
+    EXECUTION_DELETE = "execution:delete"
+    EXECUTION_RETRY = "execution:retry"
+    EXECUTION_STOP = "execution:stop"
+    EXECUTION_REVEAL = "execution:reveal"
+    EXECUTION_WRITE = "execution:write"
+    EXECUTION_TAGS_LIST = "executionTags:list"
+    EXECUTION_TAGS_UPDATE = "executionTags:update"
+    TAG_READ = "tag:read"
+    TAG_WRITE = "tag:write"
+    ADMIN = "admin"
+
+
+SCOPES: tuple[str, ...] = tuple(scope.value for scope in Scope)
+"""Every scope name, as keys store them."""
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's scopes and the project it is bound to, if any."""
+    """Who is calling: the key's scopes and the project it is bound to, if any (a JWT may carry
+    scope names we do not know; they grant nothing)."""
 
     key_id: int
     scopes: frozenset[str]
     project_id: str | None
 
-    def allows(self, scope: str) -> bool:
+    def allows(self, scope: Scope) -> bool:
         """True if the key has ``scope`` or ``admin``."""
-        return "admin" in self.scopes or scope in self.scopes
+        return Scope.ADMIN in self.scopes or scope in self.scopes
 
 
 def generate_key() -> str:
@@ -117,7 +125,7 @@ class Authenticator:
             return None
         return Principal(found.id, frozenset(found.scopes), found.project_id)
 
-    async def authenticate(self, request: Request, scope: str) -> Principal:
+    async def authenticate(self, request: Request, scope: Scope) -> Principal:
         """The caller, or n8n's 401/403 answers (403 only for a known caller lacking ``scope``)."""
         principal = await self._principal(request)
         if not principal.allows(scope):

@@ -13,14 +13,19 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from gateway.domain import Admission, CallerAuth, Refusal, WebhookSpec
+from gateway.domain import Admission, CallerAuth, HmacAlgorithm, Refusal, WebhookSpec
 from gateway.early import CallEvidence
 
 REALM = {"WWW-Authenticate": 'Basic realm="Webhook"'}
 REQUIRED = "Authorization is required!"
 WRONG = "Authorization data is wrong!"
-ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
+ALGORITHMS: dict[HmacAlgorithm, Callable[[], Any]] = {
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+}
 BOTS = re.compile(
     r"bot|crawl|spider|slurp|preview|facebookexternalhit|embedly|quora link|whatsapp|"
     r"skypeuripreview|outlook|teams|slack|discord|telegram|linkedin|pinterest",

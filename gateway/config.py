@@ -7,8 +7,10 @@ import binascii
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from gateway.errors import ConfigError
@@ -17,10 +19,13 @@ from gateway.origins import parse_origin
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/waitgate.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5678"
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 CALLBACK_SECRET_FILE = "callback.secret"  # noqa: S105 - a file name, not a secret
 MIN_SECRET_KEY_LENGTH = 32
+SETTING = "waitgate.setting"
+"""The key of a ``Settings`` field's metadata that holds its variable and parser."""
+T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 
 class Secret:
@@ -47,129 +52,194 @@ class Secret:
         return hash(self._value)
 
 
+Parser = Callable[[str, str], T | None]
+"""How a variable's text is read: ``(variable, text) -> value``; ``None`` takes the default."""
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One setting: its ``WAITGATE_*`` variable, its default and how its text is read."""
+
+    name: str
+    variable: str
+    default: T
+    parse: Parser[T]
+
+    def read(self, env: Mapping[str, str]) -> T | None:
+        """The value ``env`` gives; ``None`` when the variable is unset (or takes the default)."""
+        raw = env.get(self.variable)
+        return None if raw is None else self.parse(self.variable, raw)
+
+
+def setting(variable: str, default: T, parse: Parser[T]) -> T:
+    """A field of ``Settings`` read from ``variable`` (typed as its value, like ``field``)."""
+    declared: T = field(default=default, metadata={SETTING: (variable, parse)})
+    return declared
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _lower(name: str, raw: str) -> str:
+    return raw.lower()
+
+
+def _url(name: str, raw: str) -> str:
+    return raw.rstrip("/")
+
+
+def _optional(name: str, raw: str) -> str | None:
+    return raw or None
+
+
+def _secret(name: str, raw: str) -> Secret | None:
+    return Secret(raw) if raw else None
+
+
+def _path(name: str, raw: str) -> Path | None:
+    return Path(raw) if raw else None
+
+
+def _flag(name: str, raw: str) -> bool:
+    return raw.lower() not in {"0", "false", "no"}
+
+
+def _items(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _secret_keys(name: str, raw: str) -> tuple[Secret, ...]:
+    return tuple(Secret(key) for key in _items(name, raw))
+
+
+def _hosts(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(host.lower() for host in _items(name, raw))
+
+
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    try:
+        return tuple(parse_origin(origin) for origin in _hosts(name, raw))
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _http_url(name: str, raw: str) -> str | None:
+    if not raw:
+        return None
+    _check_http_url(raw, name)
+    return raw
+
+
+def _origin(name: str, raw: str) -> str | None:
+    return _http_url(name, raw.rstrip("/"))
+
+
+def _callback_secret(name: str, raw: str) -> Secret | None:
+    if not raw:
+        return None
+    check_callback_secret(raw)
+    return Secret(raw)
+
+
+def _positive(name: str, raw: str, convert: Callable[[str], N], what: str) -> N | None:
+    if raw == "":
+        return None
+    try:
+        value = convert(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _int(name: str, raw: str) -> int | None:
+    """A positive whole number."""
+    return _positive(name, raw, int, "an integer")
+
+
+def _count(name: str, raw: str) -> int | None:
+    """A whole number, zero allowed (zero turns the limit off)."""
+    if raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+    return int(raw)
+
+
+def _float(name: str, raw: str) -> float | None:
+    """A positive number."""
+    return _positive(name, raw, float, "a number")
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything the gateway is configured with. Tests build it directly."""
+    """Everything the gateway is configured with: each field declared once with its variable,
+    default and parser (``settings_table``). Tests build it directly."""
 
-    database_url: str = DEFAULT_DATABASE_URL
-    public_url: str = DEFAULT_PUBLIC_URL
-    secret_keys: tuple[Secret, ...] = ()
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    data_dir: Path = field(default_factory=lambda: Path("data"))
-    scheduler_batch_size: int = 500
-    scheduler_max_sleep_seconds: float = 10.0
-    shutdown_timeout_seconds: float = 10.0
-    log_level: str = "info"
-    callback_url: str | None = None
-    callback_secret: Secret | None = None
-    callback_allowed_hosts: tuple[str, ...] = ()
-    callback_allowed_origins: tuple[str, ...] = ()
-    callback_timeout_seconds: float = 10.0
-    callback_max_age_seconds: float = 24 * 3600.0
-    callback_concurrency: int = 16
-    callback_backoff_base_seconds: float = 1.0
-    callback_backoff_max_seconds: float = 600.0
-    response_timeout_seconds: float = 30.0
-    jwt_secret: Secret | None = None
-    jwt_public_key: Secret | None = None
-    jwt_algorithms: tuple[str, ...] = ()
-    jwt_issuer: str | None = None
-    jwt_audience: str | None = None
-    max_display_bytes: int = 10 * 1024 * 1024
-    trusted_proxies: tuple[str, ...] = ()
-    rate_limit_bad_signatures: int = 30
-    rate_limit_bad_signatures_per_execution: int = 10
-    rate_limit_api: int = 0
-    retention_max_age_hours: float = 336.0
-    retention_max_count: int = 10_000
-    retention_interval_seconds: float = 300.0
-    align_clock_to_database: bool = True
+    database_url: str = setting("WAITGATE_DATABASE_URL", DEFAULT_DATABASE_URL, _text)
+    public_url: str = setting("WAITGATE_PUBLIC_URL", DEFAULT_PUBLIC_URL, _url)
+    secret_keys: tuple[Secret, ...] = setting("WAITGATE_SECRET_KEYS", (), _secret_keys)
+    max_body_bytes: int = setting("WAITGATE_MAX_BODY_BYTES", 16 * 1024 * 1024, _int)
+    data_dir: Path = setting("WAITGATE_DATA_DIR", Path("data"), _path)
+    """Unset: the folder of a SQLite database, else ``data``."""
+    scheduler_batch_size: int = setting("WAITGATE_SCHEDULER_BATCH_SIZE", 500, _int)
+    scheduler_max_sleep_seconds: float = setting("WAITGATE_SCHEDULER_MAX_SLEEP", 10.0, _float)
+    shutdown_timeout_seconds: float = setting("WAITGATE_SHUTDOWN_TIMEOUT", 10.0, _float)
+    log_level: str = setting("WAITGATE_LOG_LEVEL", "info", _lower)
+    callback_url: str | None = setting("WAITGATE_CALLBACK_URL", None, _http_url)
+    callback_secret: Secret | None = setting("WAITGATE_CALLBACK_SECRET", None, _callback_secret)
+    callback_allowed_hosts: tuple[str, ...] = setting("WAITGATE_CALLBACK_ALLOWED_HOSTS", (), _hosts)
+    callback_allowed_origins: tuple[str, ...] = setting(
+        "WAITGATE_CALLBACK_ALLOWED_ORIGINS", (), _origins
+    )
+    callback_timeout_seconds: float = setting("WAITGATE_CALLBACK_TIMEOUT", 10.0, _float)
+    callback_max_age_seconds: float = setting("WAITGATE_CALLBACK_MAX_AGE", 24 * 3600.0, _float)
+    callback_concurrency: int = setting("WAITGATE_CALLBACK_CONCURRENCY", 16, _int)
+    callback_backoff_base_seconds: float = setting("WAITGATE_CALLBACK_BACKOFF_BASE", 1.0, _float)
+    callback_backoff_max_seconds: float = setting("WAITGATE_CALLBACK_BACKOFF_MAX", 600.0, _float)
+    response_timeout_seconds: float = setting("WAITGATE_RESPONSE_TIMEOUT", 30.0, _float)
+    jwt_secret: Secret | None = setting("WAITGATE_JWT_SECRET", None, _secret)
+    jwt_public_key: Secret | None = setting("WAITGATE_JWT_PUBLIC_KEY", None, _secret)
+    jwt_algorithms: tuple[str, ...] = setting("WAITGATE_JWT_ALGORITHMS", (), _items)
+    jwt_issuer: str | None = setting("WAITGATE_JWT_ISSUER", None, _optional)
+    jwt_audience: str | None = setting("WAITGATE_JWT_AUDIENCE", None, _optional)
+    max_display_bytes: int = setting("WAITGATE_MAX_DISPLAY_BYTES", 10 * 1024 * 1024, _int)
+    trusted_proxies: tuple[str, ...] = setting("WAITGATE_TRUSTED_PROXIES", (), _items)
+    rate_limit_bad_signatures: int = setting("WAITGATE_RATE_LIMIT_BAD_SIGNATURES", 30, _count)
+    rate_limit_bad_signatures_per_execution: int = setting(
+        "WAITGATE_RATE_LIMIT_BAD_SIGNATURES_PER_EXECUTION", 10, _count
+    )
+    rate_limit_api: int = setting("WAITGATE_RATE_LIMIT_API", 0, _count)
+    retention_max_age_hours: float = setting("WAITGATE_RETENTION_MAX_AGE", 336.0, _float)
+    retention_max_count: int = setting("WAITGATE_RETENTION_MAX_COUNT", 10_000, _int)
+    retention_interval_seconds: float = setting("WAITGATE_RETENTION_INTERVAL", 300.0, _float)
+    align_clock_to_database: bool = setting("WAITGATE_CLOCK_FROM_DATABASE", True, _flag)
     clock_align_interval_seconds: float = 60.0
-    metrics_token: Secret | None = None
-    admin_key_file: Path | None = None
-    ui_origin: str | None = None
-    max_concurrency: int = 1000
-    keep_alive_timeout_seconds: int = 5
-    header_timeout_seconds: float = 10.0
-    body_timeout_seconds: float = 60.0
-    max_header_bytes: int = 32 * 1024
+    """Not configurable: how often the offset to the database's clock is measured again."""
+    metrics_token: Secret | None = setting("WAITGATE_METRICS_TOKEN", None, _secret)
+    admin_key_file: Path | None = setting("WAITGATE_ADMIN_KEY_FILE", None, _path)
+    ui_origin: str | None = setting("WAITGATE_UI_ORIGIN", None, _origin)
+    max_concurrency: int = setting("WAITGATE_MAX_CONCURRENCY", 1000, _int)
+    keep_alive_timeout_seconds: int = setting("WAITGATE_KEEP_ALIVE_TIMEOUT", 5, _int)
+    header_timeout_seconds: float = setting("WAITGATE_HEADER_TIMEOUT", 10.0, _float)
+    body_timeout_seconds: float = setting("WAITGATE_BODY_TIMEOUT", 60.0, _float)
+    max_header_bytes: int = setting("WAITGATE_MAX_HEADER_BYTES", 32 * 1024, _int)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the ``WAITGATE_*`` variables; unset ones take their defaults."""
         env = os.environ if env is None else env
-        database_url = env.get("WAITGATE_DATABASE_URL", DEFAULT_DATABASE_URL)
-        data_dir = Path(env.get("WAITGATE_DATA_DIR") or _default_data_dir(database_url))
-        callback_url = env.get("WAITGATE_CALLBACK_URL") or None
-        if callback_url is not None:
-            _check_http_url(callback_url, "WAITGATE_CALLBACK_URL")
-        callback_secret = env.get("WAITGATE_CALLBACK_SECRET") or None
-        if callback_secret is not None:
-            check_callback_secret(callback_secret)
-        ui_origin = (env.get("WAITGATE_UI_ORIGIN") or "").rstrip("/") or None
-        if ui_origin is not None:
-            _check_http_url(ui_origin, "WAITGATE_UI_ORIGIN")
-        keys = tuple(
-            Secret(k.strip()) for k in env.get("WAITGATE_SECRET_KEYS", "").split(",") if k.strip()
-        )
-        return cls(
-            database_url=database_url,
-            public_url=env.get("WAITGATE_PUBLIC_URL", DEFAULT_PUBLIC_URL).rstrip("/"),
-            secret_keys=keys,
-            max_body_bytes=_int(env, "WAITGATE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
-            data_dir=data_dir,
-            scheduler_batch_size=_int(env, "WAITGATE_SCHEDULER_BATCH_SIZE", 500),
-            scheduler_max_sleep_seconds=_float(env, "WAITGATE_SCHEDULER_MAX_SLEEP", 10.0),
-            shutdown_timeout_seconds=_float(env, "WAITGATE_SHUTDOWN_TIMEOUT", 10.0),
-            log_level=env.get("WAITGATE_LOG_LEVEL", "info").lower(),
-            callback_url=callback_url,
-            callback_secret=Secret(callback_secret) if callback_secret else None,
-            callback_allowed_hosts=_list(env, "WAITGATE_CALLBACK_ALLOWED_HOSTS"),
-            callback_allowed_origins=_origins(env),
-            callback_timeout_seconds=_float(env, "WAITGATE_CALLBACK_TIMEOUT", 10.0),
-            callback_max_age_seconds=_float(env, "WAITGATE_CALLBACK_MAX_AGE", 24 * 3600.0),
-            callback_concurrency=_int(env, "WAITGATE_CALLBACK_CONCURRENCY", 16),
-            callback_backoff_base_seconds=_float(env, "WAITGATE_CALLBACK_BACKOFF_BASE", 1.0),
-            callback_backoff_max_seconds=_float(env, "WAITGATE_CALLBACK_BACKOFF_MAX", 600.0),
-            response_timeout_seconds=_float(env, "WAITGATE_RESPONSE_TIMEOUT", 30.0),
-            jwt_secret=Secret(env["WAITGATE_JWT_SECRET"])
-            if env.get("WAITGATE_JWT_SECRET")
-            else None,
-            jwt_public_key=Secret(env["WAITGATE_JWT_PUBLIC_KEY"])
-            if env.get("WAITGATE_JWT_PUBLIC_KEY")
-            else None,
-            jwt_algorithms=tuple(
-                a.strip() for a in env.get("WAITGATE_JWT_ALGORITHMS", "").split(",") if a.strip()
-            ),
-            jwt_issuer=env.get("WAITGATE_JWT_ISSUER") or None,
-            jwt_audience=env.get("WAITGATE_JWT_AUDIENCE") or None,
-            max_display_bytes=_int(env, "WAITGATE_MAX_DISPLAY_BYTES", 10 * 1024 * 1024),
-            trusted_proxies=tuple(
-                p.strip() for p in env.get("WAITGATE_TRUSTED_PROXIES", "").split(",") if p.strip()
-            ),
-            rate_limit_bad_signatures=_count(env, "WAITGATE_RATE_LIMIT_BAD_SIGNATURES", 30),
-            rate_limit_bad_signatures_per_execution=_count(
-                env, "WAITGATE_RATE_LIMIT_BAD_SIGNATURES_PER_EXECUTION", 10
-            ),
-            rate_limit_api=_count(env, "WAITGATE_RATE_LIMIT_API", 0),
-            retention_max_age_hours=_float(env, "WAITGATE_RETENTION_MAX_AGE", 336.0),
-            retention_max_count=_int(env, "WAITGATE_RETENTION_MAX_COUNT", 10_000),
-            retention_interval_seconds=_float(env, "WAITGATE_RETENTION_INTERVAL", 300.0),
-            align_clock_to_database=env.get("WAITGATE_CLOCK_FROM_DATABASE", "true").lower()
-            not in {"0", "false", "no"},
-            metrics_token=Secret(env["WAITGATE_METRICS_TOKEN"])
-            if env.get("WAITGATE_METRICS_TOKEN")
-            else None,
-            admin_key_file=Path(env["WAITGATE_ADMIN_KEY_FILE"])
-            if env.get("WAITGATE_ADMIN_KEY_FILE")
-            else None,
-            ui_origin=ui_origin,
-            max_concurrency=_int(env, "WAITGATE_MAX_CONCURRENCY", 1000),
-            keep_alive_timeout_seconds=_int(env, "WAITGATE_KEEP_ALIVE_TIMEOUT", 5),
-            header_timeout_seconds=_float(env, "WAITGATE_HEADER_TIMEOUT", 10.0),
-            body_timeout_seconds=_float(env, "WAITGATE_BODY_TIMEOUT", 60.0),
-            max_header_bytes=_int(env, "WAITGATE_MAX_HEADER_BYTES", 32 * 1024),
-        )
+        values: dict[str, Any] = {}
+        for entry in settings_table():
+            value = entry.read(env)
+            if value is not None:
+                values[entry.name] = value
+        if "data_dir" not in values:
+            database_url = values.get("database_url", DEFAULT_DATABASE_URL)
+            values["data_dir"] = Path(_default_data_dir(database_url))
+        return cls(**values)
 
     def with_secret_keys(self) -> Settings:
         """These settings, with generated secrets kept in the data directory where none is set.
@@ -247,17 +317,6 @@ def _check_http_url(url: str, name: str) -> None:
         raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
 
 
-def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(h.strip().lower() for h in env.get(name, "").split(",") if h.strip())
-
-
-def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
-    try:
-        return tuple(parse_origin(o) for o in _list(env, "WAITGATE_CALLBACK_ALLOWED_ORIGINS"))
-    except ValueError as exc:
-        raise ConfigError(f"WAITGATE_CALLBACK_ALLOWED_ORIGINS: {exc}") from None
-
-
 def _default_data_dir(database_url: str) -> str:
     if database_url.startswith("sqlite:///"):
         parent = Path(database_url.removeprefix("sqlite:///")).parent
@@ -265,37 +324,12 @@ def _default_data_dir(database_url: str) -> str:
     return "data"
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
-    return value
-
-
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
-    """A whole number, zero allowed (zero turns the limit off)."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()):
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
-    return int(raw)
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
-    return value
+@cache
+def settings_table() -> tuple[Setting[Any], ...]:
+    """Every setting read from the environment, in the order of ``Settings``' fields."""
+    table: list[Setting[Any]] = []
+    for declared in fields(Settings):
+        if SETTING in declared.metadata:
+            variable, parse = declared.metadata[SETTING]
+            table.append(Setting(declared.name, variable, declared.default, parse))
+    return tuple(table)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from gateway.errors import InvalidInput
 
@@ -18,6 +18,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 FOREVER_MS = 32_503_680_000_000
 """3000-01-01T00:00:00.000Z: what n8n reports as ``waitTill`` for a wait with no limit."""
+
+
+Ending = Literal["success", "error"]
+"""How an engine may finish an execution (a ``Status`` name)."""
 
 
 class Status(StrEnum):
@@ -42,7 +46,7 @@ FINISHED = frozenset({Status.SUCCESS, Status.ERROR, Status.CRASHED, Status.CANCE
 RETRYABLE = frozenset({Status.ERROR, Status.CRASHED, Status.CANCELED})
 STOPPABLE = frozenset({Status.NEW, Status.UNKNOWN, Status.RUNNING, Status.WAITING})
 
-MODES = (
+Mode = Literal[
     "cli",
     "error",
     "integrated",
@@ -53,9 +57,12 @@ MODES = (
     "webhook",
     "evaluation",
     "chat",
-)
+]
+"""How an execution was started (n8n's names)."""
+MODES: tuple[Mode, ...] = get_args(Mode)
 
-HTTP_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+HttpMethod = Literal["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"]
+HTTP_METHODS: tuple[HttpMethod, ...] = get_args(HttpMethod)
 
 
 class ResumedBy(StrEnum):
@@ -75,7 +82,13 @@ class ResponseMode(StrEnum):
     RESPONSE_NODE = "responseNode"
 
 
-LAST_NODE_DATA = ("firstEntryJson", "allEntries", "noData")
+LastNodeData = Literal["firstEntryJson", "allEntries", "noData"]
+"""What a lastNode caller gets of the result (n8n's ``responseData`` choices)."""
+LAST_NODE_DATA: tuple[LastNodeData, ...] = get_args(LastNodeData)
+
+AuthKind = Literal["none", "basic", "header", "hmac"]
+HmacAlgorithm = Literal["sha1", "sha256", "sha512"]
+HmacStyle = Literal["plain", "stripe"]
 
 
 @dataclass(frozen=True)
@@ -88,12 +101,12 @@ class CallerAuth:
     ``t=<unix>,v1=<hex>`` over ``"<t>.<body>"`` with ``tolerance_seconds``).
     """
 
-    kind: str = "none"
+    kind: AuthKind = "none"
     username: str = ""
     secret: str = ""
     header: str = ""
-    algorithm: str = "sha256"
-    style: str = "plain"
+    algorithm: HmacAlgorithm = "sha256"
+    style: HmacStyle = "plain"
     prefix: str = ""
     tolerance_seconds: int = 300
     allowed_ips: tuple[str, ...] = ()
@@ -126,17 +139,21 @@ Admission = Callable[["WebhookSpec"], Refusal | None]
 """The caller checks of one call, run against the wait it names (inside its transaction)."""
 
 
+OnReject = Literal["resume", "cancel"]
+"""What rejecting an approval does: resume (with ``approved: false``) or stop the execution."""
+
+
 @dataclass(frozen=True)
 class ApprovalSpec:
     """A wait a person answers on a page: what is asked, and what a rejection does."""
 
     title: str
     description: str = ""
-    on_reject: str = "resume"
-    """``resume`` (with ``approved: false``) or ``cancel`` (the execution is stopped)."""
+    on_reject: OnReject = "resume"
 
 
-FIELD_TYPES = ("text", "textarea", "number", "email", "date", "dropdown", "checkbox", "file")
+FieldType = Literal["text", "textarea", "number", "email", "date", "dropdown", "checkbox", "file"]
+FIELD_TYPES: tuple[FieldType, ...] = get_args(FieldType)
 
 
 @dataclass(frozen=True)
@@ -145,7 +162,7 @@ class FormField:
 
     name: str
     label: str
-    type: str = "text"
+    type: FieldType = "text"
     required: bool = False
     options: tuple[str, ...] = ()
     max_bytes: int = 1024 * 1024
@@ -164,7 +181,7 @@ class FormSpec:
 class WebhookSpec:
     """How a wait may be resumed over HTTP and what the caller is answered."""
 
-    methods: tuple[str, ...] = ("GET",)
+    methods: tuple[HttpMethod, ...] = ("GET",)
     suffix: str = ""
     response_code: int = 200
     response_data: JSON = None
@@ -199,6 +216,11 @@ class CallOutcome:
     """The wait's caller checks refused the call; the wait is untouched."""
 
 
+AnswerKind = Literal["answer", "early", "parked", "finished", "respond", "confirm"]
+"""What made a stored answer: the wait's own answer, the 202 to an early call, a held caller's
+answer (parked again, finished, or an explicit respond), or the gateway's confirmation page."""
+
+
 @dataclass(frozen=True)
 class StoredAnswer:
     """An HTTP answer kept in the store: held for a resume caller, or replayed to a retry."""
@@ -206,7 +228,7 @@ class StoredAnswer:
     status_code: int
     headers: dict[str, str]
     body: bytes
-    kind: str = "answer"
+    kind: AnswerKind = "answer"
 
 
 def reported_wait_till(wait_till: int | None, webhook: WebhookSpec | None) -> int | None:
@@ -241,7 +263,7 @@ class Execution:
 
     id: int
     workflow_id: str
-    mode: str
+    mode: Mode
     status: Status
     started_at: int
     wait_seq: int
@@ -294,7 +316,7 @@ class NewExecution:
     """What an engine gives to create an execution."""
 
     workflow_id: str
-    mode: str = "integrated"
+    mode: Mode = "integrated"
     project_id: str | None = None
     custom_data: dict[str, str] = field(default_factory=dict)
     data: JSON = None
@@ -316,6 +338,14 @@ def check_text(name: str, value: str) -> str:
     if "\x00" in value:
         raise InvalidInput(f"{name} must not contain the NUL character")
     return value
+
+
+def check_mode(text: str) -> Mode:
+    """The mode ``text`` names; the error lists them."""
+    for mode in MODES:
+        if text == mode:
+            return mode
+    raise InvalidInput(f"mode must be one of {', '.join(MODES)}; got {text!r}")
 
 
 def check_custom_data(values: dict[str, Any]) -> dict[str, str]:
@@ -479,6 +509,11 @@ class DeliveryAttempt:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+AttemptOutcome = Literal["accepted", "refused", "shown"]
+"""How a call of a signed URL ended, as the audit trail records it (``shown``: a page that asks
+the person to confirm, which uses up nothing)."""
+
+
 @dataclass(frozen=True)
 class ResumeAttempt:
     """One call of a resume URL, accepted or refused, for the audit trail."""
@@ -488,7 +523,7 @@ class ResumeAttempt:
     attempted_at: int
     method: str
     status_code: int
-    outcome: str
+    outcome: AttemptOutcome
     reason: str
     ip: str | None = None
     user_agent: str | None = None

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from gateway.answers import BODILESS, CONFIRM_KIND, sendable
 from gateway.clock import Clock
-from gateway.domain import JSON, StoredAnswer
+from gateway.domain import JSON, AnswerKind, Ending, StoredAnswer
 from gateway.errors import InvalidInput
 from persistence.base import Store
 
@@ -28,7 +28,7 @@ _encoder = msgspec.json.Encoder()
 
 
 def json_answer(
-    status_code: int, body: JSON, kind: str, headers: dict[str, str] | None = None
+    status_code: int, body: JSON, kind: AnswerKind, headers: dict[str, str] | None = None
 ) -> StoredAnswer:
     """An answer with a JSON body."""
     return StoredAnswer(
@@ -39,7 +39,7 @@ def json_answer(
     )
 
 
-def finished_answer(status: str, result: JSON, response_data: str) -> StoredAnswer:
+def finished_answer(status: Ending, result: JSON, response_data: str) -> StoredAnswer:
     """What a lastNode caller gets when the engine finishes (n8n's ``responseData`` choices)."""
     if status != "success":
         return json_answer(500, {"message": "Error in workflow"}, "finished")

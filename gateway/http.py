@@ -87,6 +87,12 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, f"Request body is larger than the limit of {limit} bytes")
 
 
+def client_address(request: Request) -> str | None:
+    """The caller's address: the peer's, or the one a trusted proxy forwarded (the app's
+    ``ProxyHeadersMiddleware`` put it in place before any route, log or limit looks at it)."""
+    return request.client.host if request.client else None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole request body, or a 413 as soon as it passes ``limit`` bytes."""
     return await capped(request, limit).body()

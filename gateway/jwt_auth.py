@@ -66,7 +66,6 @@ _EC_ALGORITHM = {
 class Claims:
     """What a verified token grants."""
 
-    subject: str
     scopes: frozenset[str]
     project_id: str | None
 
@@ -161,7 +160,7 @@ def _claims(claims: dict[str, Any]) -> Claims | None:
     project = claims.get("project")
     if project is not None and (not isinstance(project, str) or not project):
         return None
-    return Claims(subject=str(claims.get("sub", "")), scopes=frozenset(scopes), project_id=project)
+    return Claims(scopes=frozenset(scopes), project_id=project)
 
 
 def _check_fit(algorithms: tuple[str, ...], allowed: tuple[str, ...], what: str) -> None:

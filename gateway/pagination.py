@@ -42,8 +42,9 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
     return last_id, limit
 
 
-def _limit(params: QueryParams) -> int:
-    raw = params.get("limit")
+def page_limit(raw: str | None) -> int:
+    """A ``limit`` parameter: a whole number from 1 to ``MAX_LIMIT``; ``DEFAULT_LIMIT`` when
+    absent."""
     if raw is None:
         return DEFAULT_LIMIT
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
@@ -104,7 +105,7 @@ def execution_query(params: QueryParams, project_id: str | None) -> ExecutionQue
     """The filters and page of a ``GET /executions`` request."""
     cursor = params.get("cursor")
     before_id = None
-    limit = _limit(params)
+    limit = page_limit(params.get("limit"))
     if cursor:
         before_id, limit = decode_cursor(cursor)
     statuses = _statuses(params.get("status"))

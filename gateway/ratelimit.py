@@ -1,11 +1,11 @@
-"""Abuse resistance: token-bucket rate limits per client IP, and the client IP itself.
+"""Abuse resistance: token-bucket rate limits per client IP.
 
 Failed signature checks are limited per client IP and per execution (a wrong signature costs a
 token, a valid call costs nothing and is never refused), so guessing signatures is slow however
 it is spread, and nobody can lock a signed URL's holder out by sending junk. The
 API may be limited per client IP too. Limits are per process; an answer over the limit is 429
-with ``Retry-After``. Behind a reverse proxy, ``X-Forwarded-For`` is believed only from the
-proxies listed in ``WAITGATE_TRUSTED_PROXIES``.
+with ``Retry-After``. The client IP is ``gateway.http.client_address`` (behind a reverse proxy,
+the address it forwarded, believed only from ``WAITGATE_TRUSTED_PROXIES``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import metrics
 from gateway.clock import Clock
-from gateway.http import ApiError
+from gateway.http import ApiError, client_address
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_TRACKED = 100_000
@@ -82,29 +82,8 @@ def networks(values: Sequence[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip())
 
 
-def client_ip(request: Request, trusted: tuple[Network, ...]) -> str | None:
-    """The caller's address: the peer, or, when the peer is a trusted proxy, the last address
-    in ``X-Forwarded-For`` that is not one of the trusted proxies."""
-    peer = request.client.host if request.client else None
-    if peer is None or not trusted or not _within(peer, trusted):
-        return peer
-    forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",")]
-    for address in reversed([a for a in forwarded if a]):
-        if not _within(address, trusted):
-            return address
-    return peer
-
-
-def _within(address: str, trusted: tuple[Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
-
-
 class Limits:
-    """The gateway's limits and who it believes about client addresses."""
+    """The gateway's limits."""
 
     def __init__(
         self,
@@ -113,22 +92,12 @@ class Limits:
         bad_signatures_per_ip: int,
         bad_signatures_per_execution: int,
         api_per_ip: int,
-        trusted_proxies: tuple[Network, ...],
     ) -> None:
         self.bad_signature_ip = RateLimiter(clock, bad_signatures_per_ip, "bad_signature_ip")
         self.bad_signature_execution = RateLimiter(
             clock, bad_signatures_per_execution, "bad_signature_execution"
         )
         self.api = RateLimiter(clock, api_per_ip, "api")
-        self.trusted_proxies = trusted_proxies
-
-    def client_ip(self, request: Request) -> str | None:
-        """The caller's address (see ``client_ip``), worked out once per request."""
-        state = request.scope.setdefault("state", {})
-        if "client_ip" not in state:
-            state["client_ip"] = client_ip(request, self.trusted_proxies)
-        found: str | None = state["client_ip"]
-        return found
 
     def signature_failed(self, ip: str | None, execution_id: int) -> None:
         """A failed signature check: 429 if this address or this execution has used up its
@@ -143,7 +112,7 @@ class Limits:
         """429 if this address has used up its API calls; otherwise spend one."""
         if not self.api.enabled:
             return
-        key = f"ip:{self.client_ip(request)}"
+        key = f"ip:{client_address(request)}"
         self.api.check(key)
         self.api.spend(key)
 

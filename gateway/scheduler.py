@@ -29,7 +29,6 @@ class Scheduler(Loop):
         self._batch_size = batch_size
         self._max_sleep_ms = max_sleep_ms
         self._next_deadline: int | None = None
-        self.resumed_total = 0
 
     def notify(self, deadline: int | None) -> None:
         """A wait with this deadline was parked: wake up if it is nearer than the next one."""
@@ -59,7 +58,6 @@ class Scheduler(Loop):
                 )
             if len(claimed) < self._batch_size or self.stopping:
                 break
-        self.resumed_total += total
         return total
 
     async def step(self) -> int:

@@ -5,25 +5,32 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from typing import Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
+from msgspec import Meta
 
-from gateway.answers import check_headers, check_status
+from gateway.answers import StatusCode, check_bodiless, check_headers
 from gateway.domain import (
     FIELD_TYPES,
     HTTP_METHODS,
     LAST_NODE_DATA,
-    MODES,
     ApprovalSpec,
+    AuthKind,
     CallerAuth,
+    Ending,
     FormField,
     FormSpec,
+    HmacAlgorithm,
+    HmacStyle,
+    HttpMethod,
     NewExecution,
+    OnReject,
     ResponseMode,
     WebhookSpec,
     check_custom_data,
+    check_mode,
     check_text,
     parse_instant,
 )
@@ -36,9 +43,12 @@ MAX_WORKFLOW_ID = 255
 MAX_TITLE = 200
 MAX_DESCRIPTION = 4000
 MAX_FIELDS = 50
-BROWSERLESS = ("header", "hmac")
+MAX_FILE_BYTES = 50 * 1024 * 1024
+BROWSERLESS: tuple[AuthKind, ...] = ("header", "hmac")
 """Caller authentication a browser opening an approval or form page cannot send."""
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,50}")
+Title = Annotated[str, Meta(min_length=1, max_length=MAX_TITLE)]
+Description = Annotated[str, Meta(max_length=MAX_DESCRIPTION)]
 
 
 class _Body(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -64,11 +74,9 @@ class CreateExecution(_Body):
         if not self.workflow_id or len(self.workflow_id) > MAX_WORKFLOW_ID:
             raise InvalidInput(f"workflowId must be 1 to {MAX_WORKFLOW_ID} characters")
         check_text("workflowId", self.workflow_id)
-        if self.mode not in MODES:
-            raise InvalidInput(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         return NewExecution(
             workflow_id=self.workflow_id,
-            mode=self.mode,
+            mode=check_mode(self.mode),
             project_id=project_id,
             custom_data=check_custom_data(self.custom_data),
             data=self.data,
@@ -98,30 +106,26 @@ def _callback_url(url: str | None, origins: CallbackOrigins) -> str | None:
 class AuthenticationBody(_Body):
     """How the caller of a resume URL proves who it is (besides the URL's signature)."""
 
-    type: Literal["none", "basic", "header", "hmac"] = "none"
+    type: AuthKind = "none"
     username: str = ""
     password: str = ""
     header_name: str = ""
     header_value: str = ""
     secret: str = ""
-    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
-    style: Literal["plain", "stripe"] = "plain"
+    algorithm: HmacAlgorithm = "sha256"
+    style: HmacStyle = "plain"
     prefix: str = ""
-    tolerance_seconds: int = 300
+    tolerance_seconds: Annotated[int, Meta(ge=1, le=86_400)] = 300
 
-    def to_auth(self, allowed_ips: tuple[str, ...], ignore_bots: bool) -> CallerAuth:
-        """Validated: each type needs its fields."""
-        needs = {
-            "basic": ("username", "password"),
-            "header": ("header_name", "header_value"),
-            "hmac": ("header_name", "secret"),
-        }.get(self.type, ())
-        for name in needs:
+    def __post_init__(self) -> None:
+        """Each type needs its fields."""
+        for name in _NEEDS.get(self.type, ()):
             if not getattr(self, name):
                 camel = name.split("_")[0] + "".join(p.title() for p in name.split("_")[1:])
                 raise InvalidInput(f"webhook.authentication.{camel} is required for {self.type}")
-        if not 0 < self.tolerance_seconds <= 86_400:
-            raise InvalidInput("webhook.authentication.toleranceSeconds must be 1 to 86400")
+
+    def to_auth(self, allowed_ips: tuple[str, ...], ignore_bots: bool) -> CallerAuth:
+        """As the store keeps it."""
         return CallerAuth(
             kind=self.type,
             username=self.username,
@@ -136,6 +140,14 @@ class AuthenticationBody(_Body):
         )
 
 
+_NEEDS: dict[AuthKind, tuple[str, ...]] = {
+    "basic": ("username", "password"),
+    "header": ("header_name", "header_value"),
+    "hmac": ("header_name", "secret"),
+}
+"""The fields each type of caller authentication must fill."""
+
+
 def _networks(values: list[str]) -> tuple[str, ...]:
     try:
         return tuple(str(ipaddress.ip_network(v, strict=False)) for v in values)
@@ -148,25 +160,17 @@ class WebhookBody(_Body):
 
     http_method: str | list[str] = "GET"
     suffix: str = ""
-    response_code: int = 200
+    response_code: StatusCode = 200
     response_data: Any = None
     response_headers: dict[str, str] = {}
-    response_mode: Literal["onReceived", "lastNode", "responseNode"] = "onReceived"
+    response_mode: ResponseMode = ResponseMode.ON_RECEIVED
     authentication: AuthenticationBody | None = None
     allowed_ips: list[str] = []
     ignore_bots: bool = False
 
     def to_spec(self) -> WebhookSpec:
         """Validated, as the store takes it."""
-        raw = [self.http_method] if isinstance(self.http_method, str) else self.http_method
-        methods = tuple(dict.fromkeys(m.upper() for m in raw))
-        if not methods:
-            raise InvalidInput("webhook.httpMethod must name at least one method")
-        bad = [m for m in methods if m not in HTTP_METHODS]
-        if bad:
-            raise InvalidInput(
-                f"webhook.httpMethod {bad[0]!r} is not one of {', '.join(HTTP_METHODS)}"
-            )
+        methods = _methods(self.http_method)
         suffix = self.suffix.strip("/")
         dot_segment = any(part in {".", ".."} for part in suffix.split("/"))
         if suffix and (len(suffix) > MAX_SUFFIX or not _SUFFIX.fullmatch(suffix) or dot_segment):
@@ -174,9 +178,9 @@ class WebhookBody(_Body):
                 "webhook.suffix may only hold A-Z a-z 0-9 . _ ~ - and / between segments "
                 f"(no . or .. segments), at most {MAX_SUFFIX} characters"
             )
-        check_status("webhook.responseCode", self.response_code, self.response_data is not None)
+        check_bodiless("webhook.responseCode", self.response_code, self.response_data is not None)
         headers = check_headers("webhook.responseHeaders", self.response_headers)
-        mode = ResponseMode(self.response_mode)
+        mode = self.response_mode
         if mode is ResponseMode.LAST_NODE and self.response_data not in (None, *LAST_NODE_DATA):
             raise InvalidInput(
                 f"webhook.responseData for lastNode must be one of {', '.join(LAST_NODE_DATA)}"
@@ -195,63 +199,63 @@ class WebhookBody(_Body):
         )
 
 
+def _methods(given: str | list[str]) -> tuple[HttpMethod, ...]:
+    """``webhook.httpMethod``: one method or several, any case, each one we serve."""
+    names = dict.fromkeys(m.upper() for m in ([given] if isinstance(given, str) else given))
+    if not names:
+        raise InvalidInput("webhook.httpMethod must name at least one method")
+    methods = tuple(m for name in names for m in HTTP_METHODS if m == name)
+    if len(methods) < len(names):
+        bad = next(name for name in names if name not in HTTP_METHODS)
+        raise InvalidInput(f"webhook.httpMethod {bad!r} is not one of {', '.join(HTTP_METHODS)}")
+    return methods
+
+
 class ApprovalBody(_Body):
     """A page a person answers with Approve or Reject."""
 
-    title: str
-    description: str = ""
-    on_reject: Literal["resume", "cancel"] = "resume"
+    title: Title
+    description: Description = ""
+    on_reject: OnReject = "resume"
 
     def to_spec(self) -> ApprovalSpec:
-        """Validated."""
-        if not 1 <= len(self.title) <= MAX_TITLE or len(self.description) > MAX_DESCRIPTION:
-            raise InvalidInput(
-                f"approval.title must be 1 to {MAX_TITLE} characters and approval.description "
-                f"at most {MAX_DESCRIPTION}"
-            )
+        """As the store keeps it."""
         return ApprovalSpec(self.title, self.description, self.on_reject)
 
 
 class FormFieldBody(_Body):
     """One field of a form."""
 
-    label: str
+    label: Title
     type: str = "text"
     name: str = ""
     required: bool = False
     options: list[str] = []
-    max_bytes: int = 1024 * 1024
+    max_bytes: Annotated[int, Meta(ge=1, le=MAX_FILE_BYTES)] = 1024 * 1024
 
     def to_field(self, index: int) -> FormField:
         """Validated; the name defaults to field1, field2, …"""
         where = f"form.fields[{index}]"
-        if self.type not in FIELD_TYPES:
+        kind = next((t for t in FIELD_TYPES if t == self.type), None)
+        if kind is None:
             raise InvalidInput(f"{where}.type must be one of {', '.join(FIELD_TYPES)}")
-        if not 1 <= len(self.label) <= MAX_TITLE:
-            raise InvalidInput(f"{where}.label must be 1 to {MAX_TITLE} characters")
         name = self.name or f"field{index + 1}"
         if not _FIELD_NAME.fullmatch(name):
             raise InvalidInput(f"{where}.name may only hold A-Z a-z 0-9 _ (at most 50)")
-        if self.type == "dropdown" and not self.options:
+        if kind == "dropdown" and not self.options:
             raise InvalidInput(f"{where}.options must list the choices of a dropdown")
-        if not 1 <= self.max_bytes <= 50 * 1024 * 1024:
-            raise InvalidInput(f"{where}.maxBytes must be 1 to 52428800")
-        return FormField(
-            name, self.label, self.type, self.required, tuple(self.options), self.max_bytes
-        )
+        return FormField(name, self.label, kind, self.required, tuple(self.options), self.max_bytes)
 
 
 class FormBody(_Body):
     """A form a person fills in to resume the wait."""
 
-    title: str
+    title: Title
     fields: list[FormFieldBody]
-    description: str = ""
+    description: Description = ""
 
     def to_spec(self) -> FormSpec:
         """Validated: 1 to 50 fields with distinct names."""
-        if not 1 <= len(self.title) <= MAX_TITLE or len(self.description) > MAX_DESCRIPTION:
-            raise InvalidInput(f"form.title must be 1 to {MAX_TITLE} characters")
         if not 1 <= len(self.fields) <= MAX_FIELDS:
             raise InvalidInput(f"form.fields must hold 1 to {MAX_FIELDS} fields")
         fields = tuple(f.to_field(i) for i, f in enumerate(self.fields))
@@ -299,7 +303,7 @@ class ParkBody(_Body):
 class FinishBody(_Body):
     """``POST /api/v1/executions/{id}/finish``."""
 
-    status: Literal["success", "error"]
+    status: Ending
     data: Any = None
     error: Any = None
 
@@ -313,12 +317,12 @@ class ResumeBody(_Body):
 class RespondBody(_Body):
     """``POST /api/v1/executions/{id}/respond``: the answer for a responseNode caller."""
 
-    status_code: int = 200
+    status_code: StatusCode = 200
     headers: dict[str, str] = {}
     body: Any = None
 
     def validated(self) -> RespondBody:
         """The same body, with status code and headers checked."""
-        check_status("statusCode", self.status_code, self.body is not None)
+        check_bodiless("statusCode", self.status_code, self.body is not None)
         check_headers("headers", self.headers)
         return self

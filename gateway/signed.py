@@ -14,8 +14,8 @@ import logging
 from starlette.requests import Request
 
 from gateway import metrics
-from gateway.domain import Execution, ResumeAttempt
-from gateway.http import ApiError
+from gateway.domain import AttemptOutcome, Execution, ResumeAttempt
+from gateway.http import ApiError, client_address
 from gateway.services import Services
 from gateway.signing import Action, SignedTarget
 
@@ -36,7 +36,7 @@ def audit_attempt(
     seq: int,
     status: int,
     reason: str,
-    outcome: str | None = None,
+    outcome: AttemptOutcome | None = None,
 ) -> None:
     """Add one call of a signed URL to the execution's audit trail."""
     svc.audit.record(
@@ -48,7 +48,7 @@ def audit_attempt(
             status_code=status,
             outcome=outcome or ("accepted" if status < 300 else "refused"),
             reason=reason,
-            ip=svc.limits.client_ip(request),
+            ip=client_address(request),
             user_agent=request.headers.get("user-agent"),
         )
     )
@@ -77,7 +77,7 @@ def check_signature(
     if target is not None:
         return target
     metrics.SIGNATURE_FAILURES.inc()
-    svc.limits.signature_failed(svc.limits.client_ip(request), eid)
+    svc.limits.signature_failed(client_address(request), eid)
     log.info(
         "signature refused",
         extra={"action": f"{action.value}.bad_signature", "execution_id": eid},

@@ -42,7 +42,6 @@ class Action(StrEnum):
     RESUME = "resume"
     FORM = "form"
     APPROVAL = "approval"
-    CANCEL = "cancel"
 
 
 @dataclass(frozen=True)

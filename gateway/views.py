@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.auth import Scope
 from gateway.domain import Execution, Status, Wait, format_instant
 from gateway.redaction import caller_secret_headers, shown_data, too_large
 from gateway.signing import ResumeSigner
 
-SIGNED_URL_SCOPE = "execution:write"
+SIGNED_URL_SCOPE = Scope.EXECUTION_WRITE
 """Who may see an execution's signed URLs (``resumeUrl``, ``approvalUrl``, ``resumeFormUrl``):
 a principal that may resume it anyway. Anyone else holding one could resume through it."""
 

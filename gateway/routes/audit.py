@@ -6,16 +6,17 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
+from gateway.auth import Principal, Scope
 from gateway.domain import ResumeAttempt, format_instant
 from gateway.http import JSONResponse
-from gateway.routes.engine import api_caller, load_execution
+from gateway.routes.engine import AN_EXECUTION, execution_target, load_execution
+from gateway.routing import scoped
 
 
-async def resume_attempts(request: Request) -> Response:
+async def resume_attempts(request: Request, principal: Principal) -> Response:
     """Every call of the execution's resume URLs, accepted or refused, oldest first."""
-    svc, principal, eid = await api_caller(request, "execution:read")
+    svc, eid = execution_target(request)
     await load_execution(svc, principal, eid)
     await svc.audit.flush()
     attempts = await svc.store.resume_attempts(eid)
@@ -37,5 +38,5 @@ def attempt_view(attempt: ResumeAttempt) -> dict[str, Any]:
 
 
 routes = [
-    Route("/api/v1/executions/{id:int}/resume-attempts", resume_attempts, methods=["GET"]),
+    scoped(f"{AN_EXECUTION}/resume-attempts", resume_attempts, ["GET"], scope=Scope.EXECUTION_READ),
 ]

@@ -7,13 +7,14 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from gateway.domain import Delivery, DeliveryAttempt, Wait, format_instant
+from gateway.auth import Principal, Scope
+from gateway.domain import Delivery, DeliveryAttempt, DeliveryStatus, Wait, format_instant
 from gateway.http import ApiError, JSONResponse
 from gateway.redaction import shown_event
-from gateway.routes.engine import api_caller, load_execution
+from gateway.routes.engine import AN_EXECUTION, execution_target, load_execution
 from gateway.routes.public import redaction
+from gateway.routing import scoped
 from gateway.services import services
 
 
@@ -43,7 +44,7 @@ def delivery_view(
         ],
         "createdAt": format_instant(delivery.created_at),
         "nextAttemptAt": format_instant(delivery.next_attempt_at)
-        if delivery.status.value == "pending"
+        if delivery.status is DeliveryStatus.PENDING
         else None,
         "deliveredAt": format_instant(delivery.delivered_at),
         "lastError": delivery.last_error,
@@ -51,9 +52,9 @@ def delivery_view(
     }
 
 
-async def execution_deliveries(request: Request) -> Response:
+async def execution_deliveries(request: Request, principal: Principal) -> Response:
     """``GET /api/v1/executions/{id}/deliveries``."""
-    svc, principal, eid = await api_caller(request, "execution:read")
+    svc, eid = execution_target(request)
     redact, _ = redaction(request, principal)
     execution = await load_execution(svc, principal, eid, with_waits=True)
     found, attempts = await svc.store.execution_deliveries(eid)
@@ -61,10 +62,9 @@ async def execution_deliveries(request: Request) -> Response:
     return JSONResponse({"data": views})
 
 
-async def redeliver(request: Request) -> Response:
+async def redeliver(request: Request, principal: Principal) -> Response:
     """``POST /api/v1/deliveries/{id}/redeliver``: a dead or delivered callback, sent again."""
     svc = services(request)
-    principal = await svc.auth.authenticate(request, "execution:retry")
     delivery_id: str = request.path_params["id"]
     delivery = await svc.store.get_delivery(delivery_id)
     if delivery is None:
@@ -77,6 +77,6 @@ async def redeliver(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/executions/{id:int}/deliveries", execution_deliveries, methods=["GET"]),
-    Route("/api/v1/deliveries/{id}/redeliver", redeliver, methods=["POST"]),
+    scoped(f"{AN_EXECUTION}/deliveries", execution_deliveries, ["GET"], scope=Scope.EXECUTION_READ),
+    scoped("/api/v1/deliveries/{id}/redeliver", redeliver, ["POST"], scope=Scope.EXECUTION_RETRY),
 ]

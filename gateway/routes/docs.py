@@ -10,10 +10,10 @@ from typing import Any
 import msgspec
 import yaml
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.pages import templates
+from gateway.pages import page
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 
@@ -73,10 +73,7 @@ async def openapi_json(request: Request) -> Response:
 async def docs_page(request: Request) -> Response:
     """``GET /api/v1/docs``: every operation, grouped, rendered on the server."""
     document = _parsed()
-    page = templates.get_template("docs.html").render(
-        info=document["info"], groups=_groups(document)
-    )
-    return HTMLResponse(page)
+    return page("docs.html", info=document["info"], groups=_groups(document))
 
 
 routes = [

@@ -7,10 +7,9 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from gateway import metrics
-from gateway.auth import Principal
+from gateway.auth import Principal, Scope
 from gateway.caller_auth import kept_checker
 from gateway.domain import (
     Execution,
@@ -23,12 +22,13 @@ from gateway.domain import (
 from gateway.early import ParkOutcome, refused_early_attempt
 from gateway.held import explicit_answer, finished_answer, json_answer
 from gateway.http import ApiError, JSONResponse, decode_json
+from gateway.routing import scoped
 from gateway.schemas import CreateExecution, FinishBody, ParkBody, RespondBody, ResumeBody
 from gateway.services import Services, services
 from gateway.views import execution_view
 
 log = logging.getLogger("waitgate.engine")
-WRITE = "execution:write"
+WRITE = Scope.EXECUTION_WRITE
 MAX_ID = 2**63 - 1
 
 
@@ -52,10 +52,9 @@ async def load_execution(
     return execution
 
 
-async def api_caller(request: Request, scope: str) -> tuple[Services, Principal, int]:
-    svc = services(request)
-    principal = await svc.auth.authenticate(request, scope)
-    return svc, principal, execution_id(request)
+def execution_target(request: Request) -> tuple[Services, int]:
+    """The services and the execution id of a request to ``/executions/{id}/…``."""
+    return services(request), execution_id(request)
 
 
 def _view(svc: Services, execution: Execution, status_code: int = 200) -> JSONResponse:
@@ -65,10 +64,9 @@ def _view(svc: Services, execution: Execution, status_code: int = 200) -> JSONRe
     )
 
 
-async def create_execution(request: Request) -> Response:
+async def create_execution(request: Request, principal: Principal) -> Response:
     """``POST /api/v1/executions``: a running execution and the resume URL of its first wait."""
     svc = services(request)
-    principal = await svc.auth.authenticate(request, WRITE)
     body = await decode_json(request, CreateExecution, svc.settings.max_body_bytes)
     new = body.to_new(principal.project_id, svc.settings.callback_url, svc.dispatcher.origins)
     execution = await svc.store.create_execution(new, svc.clock.now_ms())
@@ -76,13 +74,13 @@ async def create_execution(request: Request) -> Response:
     return _view(svc, execution, 201)
 
 
-async def park_execution(request: Request) -> Response:
+async def park_execution(request: Request, principal: Principal) -> Response:
     """``POST /api/v1/executions/{id}/wait``: park a running execution at a new wait.
 
     A caller still held by the previous wait (lastNode / responseNode) is answered with the
     new wait: its status, deadline and resume URL.
     """
-    svc, principal, eid = await api_caller(request, WRITE)
+    svc, eid = execution_target(request)
     body = await decode_json(request, ParkBody, svc.settings.max_body_bytes)
     wait_till, webhook = body.validated()
     if principal.project_id is not None:
@@ -133,13 +131,13 @@ async def _answer_held_caller(svc: Services, eid: int, seq: int, answer: StoredA
     await svc.store.put_held_answer(eid, seq, answer, svc.clock.now_ms())
 
 
-async def finish_execution(request: Request) -> Response:
+async def finish_execution(request: Request, principal: Principal) -> Response:
     """``POST /api/v1/executions/{id}/finish``: a running execution ends in success or error.
 
     A caller held by the last wait gets the result (``responseData`` of a lastNode wait:
     firstEntryJson, allEntries or noData), or 500 ``Error in workflow``.
     """
-    svc, principal, eid = await api_caller(request, WRITE)
+    svc, eid = execution_target(request)
     body = await decode_json(request, FinishBody, svc.settings.max_body_bytes)
     await load_execution(svc, principal, eid)
     status = Status(body.status)
@@ -159,9 +157,9 @@ async def finish_execution(request: Request) -> Response:
     return _view(svc, finished)
 
 
-async def respond(request: Request) -> Response:
+async def respond(request: Request, principal: Principal) -> Response:
     """``POST /api/v1/executions/{id}/respond``: answer the caller held by a responseNode wait."""
-    svc, principal, eid = await api_caller(request, WRITE)
+    svc, eid = execution_target(request)
     body = (await decode_json(request, RespondBody, svc.settings.max_body_bytes)).validated()
     execution = await load_execution(svc, principal, eid, with_waits=True)
     resumed = [w for w in execution.waits if w.resumed_at is not None]
@@ -177,9 +175,9 @@ async def respond(request: Request) -> Response:
     return JSONResponse({"executionId": eid, "seq": last.seq, "statusCode": answer.status_code})
 
 
-async def resume_execution(request: Request) -> Response:
+async def resume_execution(request: Request, principal: Principal) -> Response:
     """``POST /api/v1/executions/{id}/resume``: end the current wait now (resumedBy ``api``)."""
-    svc, principal, eid = await api_caller(request, WRITE)
+    svc, eid = execution_target(request)
     body = await decode_json(request, ResumeBody, svc.settings.max_body_bytes)
     execution = await load_execution(svc, principal, eid)
     payload = {"body": body.data, "resumedBy": ResumedBy.API.value}
@@ -196,13 +194,17 @@ async def resume_execution(request: Request) -> Response:
     return _view(svc, await load_execution(svc, principal, eid, with_waits=True))
 
 
-async def custom_data(request: Request) -> Response:
-    """``GET|PATCH|PUT /api/v1/executions/{id}/custom-data``: getAll, set, setAll."""
-    scope = "execution:read" if request.method == "GET" else WRITE
-    svc, principal, eid = await api_caller(request, scope)
+async def custom_data(request: Request, principal: Principal) -> Response:
+    """``GET /api/v1/executions/{id}/custom-data``: getAll."""
+    svc, eid = execution_target(request)
     execution = await load_execution(svc, principal, eid)
-    if request.method == "GET":
-        return JSONResponse(execution.custom_data)
+    return JSONResponse(execution.custom_data)
+
+
+async def set_custom_data(request: Request, principal: Principal) -> Response:
+    """``PATCH|PUT /api/v1/executions/{id}/custom-data``: set, setAll."""
+    svc, eid = execution_target(request)
+    await load_execution(svc, principal, eid)
     values: dict[str, Any] = await decode_json(request, dict[str, Any], svc.settings.max_body_bytes)
     merged = await svc.store.set_custom_data(
         eid, check_custom_data(values), replace=request.method == "PUT"
@@ -212,9 +214,9 @@ async def custom_data(request: Request) -> Response:
     return JSONResponse(merged)
 
 
-async def custom_data_key(request: Request) -> Response:
+async def custom_data_key(request: Request, principal: Principal) -> Response:
     """``GET /api/v1/executions/{id}/custom-data/{key}``: get one value."""
-    svc, principal, eid = await api_caller(request, "execution:read")
+    svc, eid = execution_target(request)
     execution = await load_execution(svc, principal, eid)
     key: str = request.path_params["key"]
     if key not in execution.custom_data:
@@ -222,12 +224,16 @@ async def custom_data_key(request: Request) -> Response:
     return JSONResponse({"key": key, "value": execution.custom_data[key]})
 
 
+AN_EXECUTION = "/api/v1/executions/{id:int}"
 routes = [
-    Route("/api/v1/executions", create_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id:int}/wait", park_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id:int}/finish", finish_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id:int}/respond", respond, methods=["POST"]),
-    Route("/api/v1/executions/{id:int}/resume", resume_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id:int}/custom-data", custom_data, methods=["GET", "PATCH", "PUT"]),
-    Route("/api/v1/executions/{id:int}/custom-data/{key}", custom_data_key, methods=["GET"]),
+    scoped("/api/v1/executions", create_execution, ["POST"], scope=WRITE),
+    scoped(f"{AN_EXECUTION}/wait", park_execution, ["POST"], scope=WRITE),
+    scoped(f"{AN_EXECUTION}/finish", finish_execution, ["POST"], scope=WRITE),
+    scoped(f"{AN_EXECUTION}/respond", respond, ["POST"], scope=WRITE),
+    scoped(f"{AN_EXECUTION}/resume", resume_execution, ["POST"], scope=WRITE),
+    scoped(f"{AN_EXECUTION}/custom-data", custom_data, ["GET"], scope=Scope.EXECUTION_READ),
+    scoped(f"{AN_EXECUTION}/custom-data", set_custom_data, ["PATCH", "PUT"], scope=WRITE),
+    scoped(
+        f"{AN_EXECUTION}/custom-data/{{key}}", custom_data_key, ["GET"], scope=Scope.EXECUTION_READ
+    ),
 ]

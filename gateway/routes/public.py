@@ -9,15 +9,15 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from gateway.auth import Principal
+from gateway.auth import Principal, Scope
 from gateway.domain import TAGS_MAX_ITEMS, Retried, Status, StopFilter, parse_instant
 from gateway.errors import InvalidInput
 from gateway.http import ApiError, JSONResponse, decode_json, read_body
 from gateway.pagination import execution_query, flag, page
-from gateway.routes.engine import api_caller, load_execution
+from gateway.routes.engine import AN_EXECUTION, execution_target, load_execution
 from gateway.routes.tags import tag_view
+from gateway.routing import scoped
 from gateway.services import Services, services
 from gateway.views import SIGNED_URL_SCOPE, execution_view
 
@@ -28,7 +28,7 @@ def redaction(request: Request, principal: Principal) -> tuple[bool | None, bool
     """``redactExecutionData`` and whether the caller may reveal; 403 for ``false`` without
     ``execution:reveal``. Every read that shows stored payloads takes these."""
     redact = flag(request.query_params, "redactExecutionData")
-    can_reveal = principal.allows("execution:reveal")
+    can_reveal = principal.allows(Scope.EXECUTION_REVEAL)
     if redact is False and not can_reveal:
         raise ApiError(403, "Forbidden")
     return redact, can_reveal
@@ -49,10 +49,9 @@ def _data_options(request: Request, svc: Services, principal: Principal) -> dict
     }
 
 
-async def list_executions(request: Request) -> Response:
+async def list_executions(request: Request, principal: Principal) -> Response:
     """``GET /api/v1/executions``: newest first, n8n's cursor pagination and filters."""
     svc = services(request)
-    principal = await svc.auth.authenticate(request, "execution:list")
     query = execution_query(request.query_params, principal.project_id)
     options = _data_options(request, svc, principal)
     asked = request.query_params.get("projectId")
@@ -67,17 +66,17 @@ async def list_executions(request: Request) -> Response:
     return JSONResponse({"data": data, "nextCursor": next_cursor})
 
 
-async def get_execution(request: Request) -> Response:
+async def get_execution(request: Request, principal: Principal) -> Response:
     """``GET /api/v1/executions/{id}``."""
-    svc, principal, eid = await api_caller(request, "execution:read")
+    svc, eid = execution_target(request)
     options = _data_options(request, svc, principal)
     execution = await load_execution(svc, principal, eid, with_waits=options["include_data"])
     return JSONResponse(execution_view(execution, svc.signer, **options))
 
 
-async def delete_execution(request: Request) -> Response:
+async def delete_execution(request: Request, principal: Principal) -> Response:
     """``DELETE /api/v1/executions/{id}``: anything but a running execution."""
-    svc, principal, eid = await api_caller(request, "execution:delete")
+    svc, eid = execution_target(request)
     execution = await load_execution(svc, principal, eid)
     if not await svc.store.delete_execution(eid):
         await load_execution(svc, principal, eid)  # 404 if it went meanwhile
@@ -86,9 +85,9 @@ async def delete_execution(request: Request) -> Response:
     return JSONResponse(execution_view(execution, svc.signer))
 
 
-async def stop_execution(request: Request) -> Response:
+async def stop_execution(request: Request, principal: Principal) -> Response:
     """``POST /api/v1/executions/{id}/stop``: new, unknown, running or waiting → canceled."""
-    svc, principal, eid = await api_caller(request, "execution:stop")
+    svc, eid = execution_target(request)
     await load_execution(svc, principal, eid)
     if not await svc.store.stop(eid, svc.clock.now_ms()):
         latest = await load_execution(svc, principal, eid)
@@ -111,10 +110,9 @@ class _StopManyBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
 _STOP_STATUS = {"queued": Status.NEW, "running": Status.RUNNING, "waiting": Status.WAITING}
 
 
-async def stop_many(request: Request) -> Response:
+async def stop_many(request: Request, principal: Principal) -> Response:
     """``POST /api/v1/executions/stop``: cancel every matching execution."""
     svc = services(request)
-    principal = await svc.auth.authenticate(request, "execution:stop")
     body = await decode_json(request, _StopManyBody, svc.settings.max_body_bytes)
     if not body.status:
         raise ApiError(400, "status must list at least one of queued, running, waiting")
@@ -144,9 +142,9 @@ class _RetryBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     load_workflow: bool | None = None
 
 
-async def retry_execution(request: Request) -> Response:
+async def retry_execution(request: Request, principal: Principal) -> Response:
     """``POST /api/v1/executions/{id}/retry``: a new execution with ``retryOf``."""
-    svc, principal, eid = await api_caller(request, "execution:retry")
+    svc, eid = execution_target(request)
     body = await read_body(request, svc.settings.max_body_bytes)
     if body.strip():
         try:
@@ -184,29 +182,37 @@ class _TagId(msgspec.Struct, forbid_unknown_fields=True):
     id: str
 
 
-async def execution_tags(request: Request) -> Response:
-    """``GET|PUT /api/v1/executions/{id}/tags``: read, or replace with a list of ``{id}``."""
-    scope = "executionTags:list" if request.method == "GET" else "executionTags:update"
-    svc, principal, eid = await api_caller(request, scope)
+async def execution_tags(request: Request, principal: Principal) -> Response:
+    """``GET /api/v1/executions/{id}/tags``."""
+    svc, eid = execution_target(request)
     await load_execution(svc, principal, eid)
-    if request.method == "PUT":
-        ids = await decode_json(request, list[_TagId], svc.settings.max_body_bytes)
-        if len(ids) > TAGS_MAX_ITEMS:
-            raise ApiError(
-                400, f"an execution may carry at most {TAGS_MAX_ITEMS} tags, got {len(ids)}"
-            )
-        if not await svc.store.set_execution_tags(eid, tuple(t.id for t in ids)):
-            raise ApiError(404, "One or more of the tags were not found")
+    return await _tags_of(svc, eid)
+
+
+async def set_execution_tags(request: Request, principal: Principal) -> Response:
+    """``PUT /api/v1/executions/{id}/tags``: replace them with a list of ``{id}``."""
+    svc, eid = execution_target(request)
+    await load_execution(svc, principal, eid)
+    ids = await decode_json(request, list[_TagId], svc.settings.max_body_bytes)
+    if len(ids) > TAGS_MAX_ITEMS:
+        raise ApiError(400, f"an execution may carry at most {TAGS_MAX_ITEMS} tags, got {len(ids)}")
+    if not await svc.store.set_execution_tags(eid, tuple(t.id for t in ids)):
+        raise ApiError(404, "One or more of the tags were not found")
+    return await _tags_of(svc, eid)
+
+
+async def _tags_of(svc: Services, eid: int) -> Response:
     tags: list[Any] = [tag_view(t) for t in await svc.store.execution_tags(eid)]
     return JSONResponse(tags)
 
 
 routes = [
-    Route("/api/v1/executions", list_executions, methods=["GET"]),
-    Route("/api/v1/executions/stop", stop_many, methods=["POST"]),
-    Route("/api/v1/executions/{id:int}", get_execution, methods=["GET"]),
-    Route("/api/v1/executions/{id:int}", delete_execution, methods=["DELETE"]),
-    Route("/api/v1/executions/{id:int}/stop", stop_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id:int}/retry", retry_execution, methods=["POST"]),
-    Route("/api/v1/executions/{id:int}/tags", execution_tags, methods=["GET", "PUT"]),
+    scoped("/api/v1/executions", list_executions, ["GET"], scope=Scope.EXECUTION_LIST),
+    scoped("/api/v1/executions/stop", stop_many, ["POST"], scope=Scope.EXECUTION_STOP),
+    scoped(AN_EXECUTION, get_execution, ["GET"], scope=Scope.EXECUTION_READ),
+    scoped(AN_EXECUTION, delete_execution, ["DELETE"], scope=Scope.EXECUTION_DELETE),
+    scoped(f"{AN_EXECUTION}/stop", stop_execution, ["POST"], scope=Scope.EXECUTION_STOP),
+    scoped(f"{AN_EXECUTION}/retry", retry_execution, ["POST"], scope=Scope.EXECUTION_RETRY),
+    scoped(f"{AN_EXECUTION}/tags", execution_tags, ["GET"], scope=Scope.EXECUTION_TAGS_LIST),
+    scoped(f"{AN_EXECUTION}/tags", set_execution_tags, ["PUT"], scope=Scope.EXECUTION_TAGS_UPDATE),
 ]

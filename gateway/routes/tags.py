@@ -8,11 +8,12 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
+from gateway.auth import Principal, Scope
 from gateway.domain import Tag, format_instant
 from gateway.http import ApiError, JSONResponse, decode_json
-from gateway.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from gateway.pagination import page_limit
+from gateway.routing import scoped
 from gateway.services import Services, services
 
 MAX_TAG_NAME = 24
@@ -49,22 +50,19 @@ async def _tag(svc: Services, request: Request) -> Tag:
     return tag
 
 
-async def tags(request: Request) -> Response:
-    """``GET /api/v1/tags`` (paginated by id) and ``POST /api/v1/tags``."""
+async def list_tags(request: Request, principal: Principal) -> Response:
+    """``GET /api/v1/tags``, paginated by id."""
     svc = services(request)
-    if request.method == "GET":
-        await svc.auth.authenticate(request, "tag:read")
-        raw = request.query_params.get("limit") or str(DEFAULT_LIMIT)
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
-            raise ApiError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
-        limit = int(raw)
-        after = request.query_params.get("cursor") or None
-        found = await svc.store.list_tags(limit + 1, after)
-        next_cursor = found[limit - 1].id if len(found) > limit else None
-        return JSONResponse(
-            {"data": [tag_view(t) for t in found[:limit]], "nextCursor": next_cursor}
-        )
-    principal = await svc.auth.authenticate(request, "tag:write")
+    limit = page_limit(request.query_params.get("limit") or None)  # empty: the default
+    after = request.query_params.get("cursor") or None
+    found = await svc.store.list_tags(limit + 1, after)
+    next_cursor = found[limit - 1].id if len(found) > limit else None
+    return JSONResponse({"data": [tag_view(t) for t in found[:limit]], "nextCursor": next_cursor})
+
+
+async def create_tag(request: Request, principal: Principal) -> Response:
+    """``POST /api/v1/tags``."""
+    svc = services(request)
     name = _name(await decode_json(request, _TagBody, svc.settings.max_body_bytes))
     tag = await svc.store.create_tag(
         secrets.token_hex(8), name, svc.clock.now_ms(), principal.project_id
@@ -74,25 +72,31 @@ async def tags(request: Request) -> Response:
     return JSONResponse(tag_view(tag), status_code=201)
 
 
-async def one_tag(request: Request) -> Response:
-    """``GET|PUT|DELETE /api/v1/tags/{id}``.
+async def get_tag(request: Request, principal: Principal) -> Response:
+    """``GET /api/v1/tags/{id}``."""
+    return JSONResponse(tag_view(await _tag(services(request), request)))
+
+
+async def delete_tag(request: Request, principal: Principal) -> Response:
+    """``DELETE /api/v1/tags/{id}``.
 
     A key bound to a project renames or deletes only tags its project created and no execution
     of another project carries (403 otherwise); a key without a project manages every tag.
     """
     svc = services(request)
-    scope = "tag:read" if request.method == "GET" else "tag:write"
-    principal = await svc.auth.authenticate(request, scope)
-    if request.method == "GET":
-        return JSONResponse(tag_view(await _tag(svc, request)))
+    project = principal.project_id
+    deleted = await svc.store.delete_tag(request.path_params["id"], project)
+    if deleted is None:
+        await _manageable(svc, request, project)
+        raise ApiError(404, "Not Found")  # deleted meanwhile
+    return JSONResponse(tag_view(deleted))
+
+
+async def rename_tag(request: Request, principal: Principal) -> Response:
+    """``PUT /api/v1/tags/{id}``, under the rule of ``delete_tag``."""
+    svc = services(request)
     tag_id: str = request.path_params["id"]
     project = principal.project_id
-    if request.method == "DELETE":
-        deleted = await svc.store.delete_tag(tag_id, project)
-        if deleted is None:
-            await _manageable(svc, request, project)
-            raise ApiError(404, "Not Found")  # deleted meanwhile
-        return JSONResponse(tag_view(deleted))
     name = _name(await decode_json(request, _TagBody, svc.settings.max_body_bytes))
     await _manageable(svc, request, project)
     renamed = await svc.store.rename_tag(tag_id, name, svc.clock.now_ms(), project)
@@ -114,6 +118,9 @@ async def _manageable(svc: Services, request: Request, project_id: str | None) -
 
 
 routes = [
-    Route("/api/v1/tags", tags, methods=["GET", "POST"]),
-    Route("/api/v1/tags/{id}", one_tag, methods=["GET", "PUT", "DELETE"]),
+    scoped("/api/v1/tags", list_tags, ["GET"], scope=Scope.TAG_READ),
+    scoped("/api/v1/tags", create_tag, ["POST"], scope=Scope.TAG_WRITE),
+    scoped("/api/v1/tags/{id}", get_tag, ["GET"], scope=Scope.TAG_READ),
+    scoped("/api/v1/tags/{id}", rename_tag, ["PUT"], scope=Scope.TAG_WRITE),
+    scoped("/api/v1/tags/{id}", delete_tag, ["DELETE"], scope=Scope.TAG_WRITE),
 ]

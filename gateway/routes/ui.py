@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.auth import Principal, hash_key
+from gateway.auth import Principal, Scope, hash_key
 from gateway.domain import RETRYABLE, STOPPABLE, ResumedBy, Status
 from gateway.http import ApiError, read_body
 from gateway.pages import page as render
@@ -37,9 +37,9 @@ SESSION_SECONDS = 12 * 3600
 LOGIN_COOKIE = "waitgate_login"
 LOGIN_SECONDS = 3600
 ACTIONS = {
-    "stop": ("execution:stop", "Stop", "danger"),
-    "retry": ("execution:retry", "Retry", ""),
-    "resume": ("execution:write", "Resume now", ""),
+    "stop": (Scope.EXECUTION_STOP, "Stop", "danger"),
+    "retry": (Scope.EXECUTION_RETRY, "Retry", ""),
+    "resume": (Scope.EXECUTION_WRITE, "Resume now", ""),
 }
 FLASHES = {
     f"{name}-{result}": f"{label}: {text}"
@@ -186,7 +186,7 @@ async def executions(request: Request) -> Response:
     if session is None:
         return _to_login()
     svc, principal, csrf = session
-    if not principal.allows("execution:list"):
+    if not principal.allows(Scope.EXECUTION_LIST):
         return _refused(403, "This key may not list executions.", csrf)
     params = request.query_params
     status, q, cd = params.get("status", ""), params.get("q", ""), params.get("cd", "")
@@ -239,7 +239,7 @@ async def detail(request: Request) -> Response:
         return _to_login()
     svc, principal, csrf = session
     eid: int = request.path_params["id"]
-    if not principal.allows("execution:read"):
+    if not principal.allows(Scope.EXECUTION_READ):
         return _refused(403, "This key may not read executions.", csrf)
     try:
         execution = await load_execution(svc, principal, eid, with_waits=True)

@@ -22,7 +22,7 @@ from gateway.domain import (
 )
 from gateway.early import CallEvidence
 from gateway.held import json_answer, to_response
-from gateway.http import ApiError, read_body
+from gateway.http import ApiError, client_address, read_body
 from gateway.payloads import build_payload
 from gateway.services import Services, services
 from gateway.signed import audit_attempt, check_signature, invalid_token, issued_for
@@ -151,7 +151,7 @@ async def _resume(
     started = time.perf_counter()
     body = await read_body(request, svc.settings.max_body_bytes)
     payload = {**build_payload(request, body, suffix), "resumedBy": ResumedBy.WEBHOOK.value}
-    ip = svc.limits.client_ip(request)
+    ip = client_address(request)
     admit = checker(request.headers, body, ip, svc.clock.now_ms() / 1000)
     for _ in range(2):
         outcome = await svc.store.resume_by_call(

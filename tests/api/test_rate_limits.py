@@ -92,3 +92,21 @@ async def test_forwarded_for_is_believed_only_from_trusted_proxies(
     await anon.post(other_url, headers={"X-Forwarded-For": "198.51.100.9"})
     plain = await client.get(f"/api/v1/executions/{other['id']}/resume-attempts")
     assert plain.json()["data"][0]["ip"] == "127.0.0.1"
+
+
+async def test_one_client_address_for_the_access_log_audit_and_limits(
+    limited: tuple[Starlette, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, client = limited
+    execution = await create(client)
+    url = (await park(client, execution["id"], webhook={"httpMethod": "POST"}))["resumeUrl"]
+    forwarded = {"X-Forwarded-For": "192.0.2.1, 203.0.113.8", "X-Forwarded-Proto": "https"}
+    caplog.set_level("INFO", logger="waitgate.access")
+    assert (await client.post(url, headers=forwarded, json={"a": 1})).status_code == 200
+    trail = await client.get(f"/api/v1/executions/{execution['id']}/resume-attempts")
+    assert trail.json()["data"][0]["ip"] == "203.0.113.8"
+    logged = [r for r in caplog.records if getattr(r, "action", None) == "http.request"]
+    resume_line = next(r for r in logged if "/webhook-waiting/" in r.getMessage())
+    assert getattr(resume_line, "client", None) == "203.0.113.8"
+    payload = (await client.get(f"/api/v1/executions/{execution['id']}?includeData=true")).json()
+    assert payload["data"]["waits"][0]["payload"]["webhookUrl"].startswith("https://")

@@ -382,6 +382,7 @@ async def test_pages_refuse_to_be_framed(
         await ui.get(f"/ui/executions/{execution['id']}"),
         await anon.get(approval["approvalUrl"]),
         await anon.get(form["resumeFormUrl"]),
+        await anon.get("/api/v1/docs"),
     ]
     for page in pages:
         assert page.status_code == 200, page.url

@@ -16,7 +16,14 @@ import pytest
 from gateway.caller_auth import kept_checker
 from gateway.clock import ManualClock
 from gateway.config import Settings
-from gateway.domain import CallerAuth, NewExecution, ResumeAttempt, Status, WebhookSpec
+from gateway.domain import (
+    AttemptOutcome,
+    CallerAuth,
+    NewExecution,
+    ResumeAttempt,
+    Status,
+    WebhookSpec,
+)
 from gateway.early import NOTHING_TO_CHECK, CallEvidence
 from gateway.services import Services
 from gateway.stored import AUDIT_ROWS_KEPT, MAX_AUDIT_TEXT, MAX_HEADER_VALUE
@@ -387,7 +394,7 @@ async def test_the_store_judges_a_kept_call_by_the_parked_wait(store: Store) -> 
 async def test_the_store_keeps_the_most_recent_audit_rows_per_outcome(store: Store) -> None:
     eid = (await store.create_execution(NewExecution("wf"), NOW)).id
 
-    def attempt(n: int, outcome: str) -> ResumeAttempt:
+    def attempt(n: int, outcome: AttemptOutcome) -> ResumeAttempt:
         return ResumeAttempt(eid, 1, NOW + n, "POST", 403, outcome, f"try {n}", "::1", HUGE)
 
     await store.record_resume_attempts([attempt(0, "accepted")])

@@ -99,6 +99,13 @@ async def test_a_page_refuses_a_caller_outside_allowed_ips(
         assert (await insider.get(wait[url])).status_code == 200
         assert (await insider.post(wait[url], data=decision)).status_code == 200
     assert (await get(client, wait["id"]))["status"] == "running"
+    attempts = (await client.get(f"/api/v1/executions/{wait['id']}/resume-attempts")).json()
+    refused = [a for a in attempts["data"] if a["outcome"] == "refused"]
+    assert [(a["method"], a["statusCode"], a["ip"]) for a in refused] == [
+        ("GET", 403, "198.51.100.7"),
+        ("POST", 403, "198.51.100.7"),
+    ]
+    assert all(a["reason"] == "IP is not allowed to access the webhook!" for a in refused)
 
 
 async def test_a_page_behind_trusted_proxies_checks_the_forwarded_address(

@@ -62,8 +62,21 @@ def trickle(sock: socket.socket, data: bytes, within: float = 5.0) -> tuple[byte
             continue
         except OSError:
             return b"", time.monotonic() - started
-        return answer, time.monotonic() - started
+        return answer + rest_of_answer(sock), time.monotonic() - started
     raise AssertionError("the server kept reading a trickle")
+
+
+def rest_of_answer(sock: socket.socket, within: float = 2.0) -> bytes:
+    """What else the server sends until it closes the connection (an answer may arrive in
+    several segments: its head, then its body)."""
+    sock.settimeout(within)
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except (TimeoutError, OSError):
+        pass
+    return b"".join(chunks)
 
 
 def answered_meanwhile(gateway: GatewayProcess) -> None:

@@ -29,7 +29,7 @@ def test_token_round_trips_to_its_wait() -> None:
 
 @pytest.mark.parametrize(
     ("execution_id", "suffix", "action"),
-    [(8, "cb", Action.RESUME), (7, "other", Action.RESUME), (7, "cb", Action.CANCEL)],
+    [(8, "cb", Action.RESUME), (7, "other", Action.RESUME), (7, "cb", Action.APPROVAL)],
 )
 def test_token_does_not_verify_for_another_target(
     execution_id: int, suffix: str, action: Action
