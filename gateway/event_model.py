@@ -25,6 +25,8 @@ MAX_EVENTS_PER_WAIT = 10
 MAX_MATCH_KEYS = 10
 MAX_EVENT_NAME = 200
 MAX_MATCH_VALUE = 1000
+"""The longest match value in UTF-8 bytes (the (source, path, value) index must hold it); an
+event's longer values are not indexed, as no wait can wait for them."""
 DEFAULT_LOOKBACK_SECONDS = 3600
 DEFAULT_DEDUP_SECONDS = 86_400
 MAX_WINDOW_SECONDS = 30 * 86_400
@@ -35,6 +37,11 @@ def check_source_name(name: str) -> str:
     if not SOURCE_NAME.fullmatch(name):
         raise InvalidInput("an event source name must be 1 to 64 of the characters A-Z a-z 0-9 _ -")
     return name
+
+
+def indexable(value: str) -> bool:
+    """Whether a value is short enough to be matched (``MAX_MATCH_VALUE``)."""
+    return len(value.encode("utf-8", "surrogatepass")) <= MAX_MATCH_VALUE
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import InvalidInput
-from gateway.event_model import EventCondition, StoredEvent
+from gateway.event_model import EventCondition, StoredEvent, indexable
 from gateway.event_paths import lookup
 from persistence import event_rows
 from persistence import script as q
@@ -29,7 +29,8 @@ def check_conditions(
     """The conditions with customData references resolved, kept on wait ``seq``.
 
     ``InvalidInput`` (the park rolls back) naming the condition when its source does not exist
-    or belongs to another project than the execution's, or a referenced customData key is
+    or belongs to another project than the execution's (an execution without a project uses
+    sources without one), or a referenced customData key is
     missing. Each source is share-locked (PostgreSQL) until the park commits, so an event of it
     either sees this wait's keys or is seen by its lookback.
     """
@@ -39,8 +40,7 @@ def check_conditions(
     for i, condition in enumerate(conditions):
         where = f"events[{i}]"
         source = yield from q.row("share_event_source", {"name": condition.source})
-        foreign = source is not None and found["project_id"] not in (None, source["project_id"])
-        if source is None or foreign:
+        if source is None or source["project_id"] != found["project_id"]:
             raise InvalidInput(f"{where}.source: there is no event source {condition.source!r}")
         resolved.append(condition.resolved(custom_data, where))
     params = {"id": execution_id, "seq": seq, "events": event_rows.dump_conditions(tuple(resolved))}
@@ -53,7 +53,7 @@ def _backfill(source: str, path: str, now: int) -> Script[None]:
     values = []
     for kept in (yield from q.rows("kept_events_of_source", {"source": source, "now": now})):
         value = lookup(path, event_rows.event_body(kept), event_rows.event_headers(kept))
-        if value is not None:
+        if value is not None and indexable(value):
             values.append({"event_id": kept["id"], "source": source, "path": path, "value": value})
     yield from q.many("insert_event_value", values)
 

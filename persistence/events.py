@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.domain import ResumedBy
-from gateway.event_model import EventOutcome, EventQuery, EventSource, IncomingEvent, StoredEvent
+from gateway.event_model import (
+    EventOutcome,
+    EventQuery,
+    EventSource,
+    IncomingEvent,
+    StoredEvent,
+    indexable,
+)
 from gateway.event_paths import lookup
 from persistence import event_rows, event_waits
 from persistence import script as q
@@ -68,7 +75,7 @@ def _match(found: Mapping[str, Any], now: int) -> Script[tuple[tuple[int, int], 
     values = []
     for r in (yield from q.rows("source_paths", {"source": source})):
         value = lookup(r["path"], body, headers)
-        if value is not None:
+        if value is not None and indexable(value):
             values.append(
                 {"event_id": event_id, "source": source, "path": r["path"], "value": value}
             )

@@ -83,10 +83,13 @@ async def park_execution(request: Request, principal: Principal) -> Response:
     svc, eid = execution_target(request)
     body = await decode_json(request, ParkBody, svc.settings.max_body_bytes)
     wait_till, webhook = body.validated()
+    events = body.event_conditions()
     if principal.project_id is not None:
         await load_execution(svc, principal, eid)  # another project's execution is a 404
     now = svc.clock.now_ms()
-    outcome = await svc.store.park(eid, wait_till, webhook, now, admit_early=kept_checker)
+    outcome = await svc.store.park(
+        eid, wait_till, webhook, now, admit_early=kept_checker, events=events
+    )
     if outcome is None:
         latest = await load_execution(svc, principal, eid)
         raise ApiError(
@@ -105,8 +108,11 @@ async def park_execution(request: Request, principal: Principal) -> Response:
             "action": "execution.parked",
             "execution_id": eid,
             "early_resume_applied": outcome.early_resume_applied,
+            "kept_event": outcome.kept_event,
         },
     )
+    if outcome.kept_event is not None:
+        metrics.RESUMES.labels("event").inc()
     return JSONResponse(view)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.domain import NewExecution, ResumedBy, Status, StopFilter, WebhookSpec
+from gateway.domain import Event, NewExecution, ResumedBy, Status, StopFilter, WebhookSpec
 from gateway.errors import InvalidInput
 from gateway.event_model import (
     CustomDataRef,
@@ -77,7 +77,9 @@ async def test_sources_are_named_once_and_scoped_by_project(store: Store) -> Non
 async def test_an_event_resumes_every_wait_it_matches_once(
     store: Store, source: EventSource
 ) -> None:
-    first, second = await parked(store, waits_for("o-1")), await parked(store, waits_for("o-1"))
+    hook = "http://127.0.0.1:9/callback"
+    first = await parked(store, waits_for("o-1"), callback_url=hook)
+    second = await parked(store, waits_for("o-1"))
     other = await parked(store, waits_for("o-2"))
     outcome = await store.record_event(stripe_event("o-1", "evt_1"), NOW + 1)
     assert outcome is not None
@@ -93,6 +95,10 @@ async def test_an_event_resumes_every_wait_it_matches_once(
     assert wait.resumed_by is ResumedBy.EVENT
     assert wait.payload["eventId"] == "evt_1"
     assert wait.payload["body"]["data"]["object"]["metadata"]["orderId"] == "o-1"
+    deliveries, _ = await store.execution_deliveries(first)
+    assert [(d.event, d.payload["data"]["resumedBy"]) for d in deliveries] == [
+        (Event.RESUMED, "event")
+    ]
     again = await store.record_event(stripe_event("o-1", "evt_2"), NOW + 2)
     assert again is not None
     assert again.resumed == ()
