@@ -176,10 +176,10 @@ def claim_due(now: int, limit: int) -> Script[list[TimedOut]]:
     for found in (yield from q.rows("claim_due", {"now": now, "limit": limit})):
         key = {"id": found["id"], "seq": found["seq"], "now": now, "payload": payload}
         due = (yield from q.one("mark_wait_timed_out", key))["wait_till"]
-        yield from event_waits.clear(found["id"])
         timed_out.append(TimedOut(found["id"], found["seq"], now - due))
         if found["callback_url"] is not None:
             yield from emit(found["id"], Event.RESUMED, now, found["seq"])
+    yield from q.many("clear_wait_events", [{"id": t.execution_id} for t in timed_out])
     return timed_out
 
 

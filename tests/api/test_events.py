@@ -360,3 +360,39 @@ async def test_the_pruner_forgets_events_past_their_windows(
     clock.advance(86_400_001)
     assert await svc.store.prune_events(clock.now_ms(), 100) == 1
     assert (await client.get("/api/v1/events")).json()["data"] == []
+
+
+async def test_refusals_are_limited_per_address(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient, clock: ManualClock, svc: Services
+) -> None:
+    await add_source(client)
+    body = stripe_body("o-1")
+    answers = [
+        (
+            await anon.post("/events/stripe", content=body, headers=signed(body, clock, "whsec_x"))
+        ).status_code
+        for _ in range(svc.settings.rate_limit_bad_signatures + 1)
+    ]
+    assert set(answers[:-1]) == {403}
+    assert answers[-1] == 429
+
+
+async def test_the_sources_credentials_are_never_kept_with_the_event(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    verify = {"type": "header", "header": "X-Token", "value": "t0ps3cr3t"}
+    created = await client.post("/api/v1/event-sources", json={"name": "hook", "verify": verify})
+    assert created.status_code == 201, created.text
+    assert "t0ps3cr3t" not in created.text
+    execution = await create(client)
+    await park(client, execution["id"], events=[{"source": "hook", "match": {"kind": "a"}}])
+    headers = {"X-Token": "t0ps3cr3t", "Authorization": "Basic eDp5", "Cookie": "c=1"}
+    response = await anon.post("/events/hook", json={"kind": "a"}, headers=headers)
+    assert response.json() == {"matched": 1}
+    found = await get(client, execution["id"], includeData="true", redactExecutionData="false")
+    assert "t0ps3cr3t" not in str(found)
+    assert "eDp5" not in str(found)
+    listed = (await client.get("/api/v1/events")).json()["data"]
+    detail = await client.get(f"/api/v1/events/{listed[0]['id']}")
+    assert "t0ps3cr3t" not in detail.text
+    assert "eDp5" not in detail.text
