@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -141,3 +141,29 @@ def load_conditions(text: str | None) -> tuple[EventCondition, ...]:
         EventCondition(c["source"], c["name"], tuple((p, v) for p, v in c["match"].items()))
         for c in raw
     )
+
+
+def match_key(values: Mapping[str, str]) -> str | None:
+    """A condition's whole match as the one text its ``wait_events`` row is indexed by: its
+    keys sorted by path, each ``<length of path>:<path><length of value>:<value>`` (lengths
+    in characters, so no two sets of keys give the same text); ``None`` without keys. Migration
+    0008 computes the same text in SQL."""
+    if not values:
+        return None
+    return "".join(f"{len(p)}:{p}{len(v)}:{v}" for p, v in sorted(values.items()))
+
+
+def shape(paths: Iterable[str]) -> str:
+    """A set of paths as ``event_source_shapes`` keeps it: sorted, each ``<length>:<path>``."""
+    return "".join(f"{len(p)}:{p}" for p in sorted(paths))
+
+
+def shape_paths(text: str) -> list[str]:
+    """Inverse of ``shape``."""
+    paths, at = [], 0
+    while at < len(text):
+        colon = text.index(":", at)
+        end = colon + 1 + int(text[at:colon])
+        paths.append(text[colon + 1 : end])
+        at = end
+    return paths

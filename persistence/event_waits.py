@@ -1,9 +1,11 @@
 """The events a wait may end on: checked and registered when it parks, matched by index.
 
-A wait's event conditions are rows of ``wait_events`` (source, optional name, how many keys)
-with one ``wait_match_keys`` row per key, indexed by (source, path, value); the paths some
-wait of a source matches on are kept in ``event_source_paths``, so an arriving event is
-evaluated at those paths only. Whatever ends a wait deletes its conditions in the same
+A wait's event conditions are rows of ``wait_events`` (source, optional name, how many keys,
+and its whole match as one text, indexed by (source, match_key)) with one ``wait_match_keys``
+row per key, indexed by (source, path, value) for lookback; the paths and the sets of paths
+(shapes) some wait of a source matches on are kept in ``event_source_paths`` and
+``event_source_shapes``, so an arriving event is evaluated at those paths only and looked up
+once per shape. Whatever ends a wait deletes its conditions in the same
 transaction (``clear_wait_events``). An event kept unmatched within its source's lookback is
 applied when a wait that matches it parks (the park script resumes with it).
 """
@@ -67,12 +69,14 @@ def watch(
     for cond, condition in enumerate(conditions):
         values = condition.values
         head = {**key, "cond": cond, "source": condition.source}
-        yield from q.count(
-            "insert_wait_event", {**head, "name": condition.name, "n_keys": len(values)}
-        )
+        row = {**head, "name": condition.name, "n_keys": len(values)}
+        yield from q.count("insert_wait_event", {**row, "match_key": event_rows.match_key(values)})
         yield from q.many(
             "insert_wait_match_key", [{**head, "path": p, "value": v} for p, v in values.items()]
         )
+        if values:
+            shape = event_rows.shape(values)
+            yield from q.count("add_source_shape", {"source": condition.source, "shape": shape})
         for path in values:
             added = yield from q.count(
                 "add_source_path", {"source": condition.source, "path": path}

@@ -1,10 +1,11 @@
 """Event sources and events: record a verified event, resume every wait it matches.
 
 An event is recorded, de-duplicated, evaluated at its source's paths and matched through the
-(source, path, value) index in one transaction that first locks its source (PostgreSQL; the
-single writer on SQLite), so a wait parked at the same moment is either matched now or finds
-the event kept. Each matching wait is resumed by the same conditional write as every resume;
-whoever else ends it first wins and the event just does not count it.
+(source, match_key) index, one lookup per shape of its source, in one transaction that first
+locks its source (PostgreSQL; the single writer on SQLite), so a wait parked at the same moment
+is either matched now or finds the event kept. Each matching wait is resumed by the same
+conditional write as every resume; whoever else ends it first wins and the event just does not
+count it.
 """
 
 from __future__ import annotations
@@ -66,31 +67,47 @@ def delete_event_source(name: str, project_id: str | None) -> Script[bool]:
 
 def _match(found: Mapping[str, Any], now: int) -> Script[tuple[tuple[int, int], ...]]:
     """Evaluate an event (``events`` row) at its source's paths and resume every open wait
-    it matches, each by one conditional write; the waits it resumed."""
+    it matches, each by one conditional write; the waits it resumed.
+
+    Each set of paths some condition of the source matches on (a shape) that the event has
+    values at all of gives one text of the event's values there; one lookup of the
+    (source, match_key) index finds the conditions with exactly those keys. So the work is one
+    lookup per shape plus the waits matched, whatever number of waits share one of the keys.
+    The event's values are kept (for lookback at park) only when it resumed nothing."""
     event_id, source = found["id"], found["source"]
     yield from q.count("clear_event_values", {"event_id": event_id})
     if found["body"] is None:
         return ()  # a body that did not parse matches nothing
     body, headers = event_rows.event_body(found), event_rows.event_headers(found)
-    values = []
+    values: dict[str, str] = {}
     for r in (yield from q.rows("source_paths", {"source": source})):
         value = lookup(r["path"], body, headers)
         if value is not None and indexable(value):
-            values.append(
-                {"event_id": event_id, "source": source, "path": r["path"], "value": value}
-            )
-    yield from q.many("insert_event_value", values)
-    params = {"event_id": event_id, "source": source, "name": found["name"]}
-    candidates = yield from q.rows("match_event", params)
+            values[r["path"]] = value
+    params = {"source": source, "name": found["name"]}
+    candidates: set[tuple[int, int]] = set()
+    for r in (yield from q.rows("source_shapes", {"source": source})):
+        paths = event_rows.shape_paths(r["shape"])
+        if all(p in values for p in paths):
+            key = event_rows.match_key({p: values[p] for p in paths})
+            found_keyed = yield from q.rows("match_event_key", {**params, "match_key": key})
+            candidates.update((c["execution_id"], c["seq"]) for c in found_keyed)
+    keyless = yield from q.rows("match_event_keyless", params)
+    candidates.update((c["execution_id"], c["seq"]) for c in keyless)
     payload = event_rows.resume_payload(event_rows.event_from_row(found))
     resumed = []
-    for c in candidates:
-        eid, seq = c["execution_id"], c["seq"]
+    for eid, seq in sorted(candidates):
         if (yield from resume(eid, seq, ResumedBy.EVENT, payload, now)):
             yield from event_waits.record_match(event_id, eid, seq)
             resumed.append((eid, seq))
     if resumed:
         yield from q.count("mark_event_matched", {"id": event_id, "n": len(resumed)})
+    else:
+        kept = [
+            {"event_id": event_id, "source": source, "path": p, "value": v}
+            for p, v in values.items()
+        ]
+        yield from q.many("insert_event_value", kept)
     return tuple(resumed)
 
 
@@ -168,10 +185,13 @@ def prune_events(now: int, batch: int) -> Script[int]:
 
 
 def prune_source_paths(name: str) -> Script[int]:
-    """Forget the paths of a source no open wait matches on any more (under the source's
-    lock, so no park registers one meanwhile); how many."""
+    """Forget the paths of a source no open wait matches on any more, and the shapes with one
+    of them (under the source's lock, so no park registers one meanwhile); how many paths."""
     if (yield from q.row("lock_event_source", {"name": name})) is None:
         return 0
-    unused = yield from q.rows("unused_source_paths", {"source": name})
-    yield from q.many("delete_source_path", [{"source": name, "path": r["path"]} for r in unused])
+    unused = {r["path"] for r in (yield from q.rows("unused_source_paths", {"source": name}))}
+    yield from q.many("delete_source_path", [{"source": name, "path": p} for p in sorted(unused)])
+    shapes = [r["shape"] for r in (yield from q.rows("source_shapes", {"source": name}))]
+    stale = [s for s in shapes if unused.intersection(event_rows.shape_paths(s))]
+    yield from q.many("delete_source_shape", [{"source": name, "shape": s} for s in stale])
     return len(unused)

@@ -1,6 +1,7 @@
 """``make bench``: every benchmark, each with what it compares against measured in the same run.
 
-``make bench`` runs them all; ``python -m tests.load throughput timers scale`` picks some.
+``make bench`` runs them all; ``python -m tests.load throughput timers scale events`` picks
+some.
 """
 
 from __future__ import annotations
@@ -8,12 +9,12 @@ from __future__ import annotations
 import platform
 import sys
 
-from tests.load import bench_scale, bench_throughput, bench_timers
+from tests.load import bench_events, bench_scale, bench_throughput, bench_timers
 
 
 def main() -> None:
     """Run the benchmarks named on the command line (default: all)."""
-    chosen = set(sys.argv[1:]) or {"throughput", "timers", "scale"}
+    chosen = set(sys.argv[1:]) or {"throughput", "timers", "scale", "events"}
     print(
         f"machine: {platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}, {platform.platform()}"
@@ -24,6 +25,8 @@ def main() -> None:
         bench_timers.main()
     if "scale" in chosen:
         bench_scale.main()
+    if "events" in chosen:
+        bench_events.main()
 
 
 if __name__ == "__main__":

@@ -392,20 +392,28 @@ DELETE FROM event_values WHERE event_id = :event_id;
 INSERT INTO event_values (event_id, source, path, value) VALUES (:event_id, :source, :path, :value)
 ON CONFLICT DO NOTHING;
 
--- name: match_event
--- The open waits an event matches: conditions whose every key has the event's value at its
--- path (by the (source, path, value) index), and conditions with no keys; named conditions
--- only for an event of that name.
-SELECT k.execution_id, k.seq FROM event_values ev
-JOIN wait_match_keys k ON k.source = ev.source AND k.path = ev.path AND k.value = ev.value
-JOIN wait_events c ON c.execution_id = k.execution_id AND c.seq = k.seq AND c.cond = k.cond
-WHERE ev.event_id = :event_id AND (c.name IS NULL OR c.name = :name)
-GROUP BY k.execution_id, k.seq, k.cond, c.n_keys
-HAVING count(*) = c.n_keys
-UNION
+-- name: match_event_key
+-- The open conditions whose whole match is :match_key (the event's values at the paths of one
+-- shape of its source), by the (source, match_key) index; named ones only for an event of
+-- that name.
 SELECT execution_id, seq FROM wait_events
-WHERE source = :source AND n_keys = 0 AND (name IS NULL OR name = :name)
-ORDER BY 1, 2;
+WHERE source = :source AND match_key = :match_key AND (name IS NULL OR name = :name);
+
+-- name: match_event_keyless
+-- The open conditions of the source without keys (any event of the source, or of its name),
+-- by the (source, match_key) index: without statistics SQLite would otherwise take any index
+-- on source and read every condition of the source.
+SELECT execution_id, seq FROM wait_events
+WHERE source = :source AND match_key IS NULL AND n_keys = 0 AND (name IS NULL OR name = :name);
+
+-- name: source_shapes
+SELECT shape FROM event_source_shapes WHERE source = :source ORDER BY shape;
+
+-- name: add_source_shape
+INSERT INTO event_source_shapes (source, shape) VALUES (:source, :shape) ON CONFLICT DO NOTHING;
+
+-- name: delete_source_shape
+DELETE FROM event_source_shapes WHERE source = :source AND shape = :shape;
 
 -- name: record_event_match
 INSERT INTO event_matches (event_id, execution_id, seq) VALUES (:event_id, :id, :seq)
@@ -428,8 +436,8 @@ WHERE source = :source AND status = 'unmatched' AND apply_until > :now;
 UPDATE waits SET events = :events WHERE execution_id = :id AND seq = :seq;
 
 -- name: insert_wait_event
-INSERT INTO wait_events (execution_id, seq, cond, source, name, n_keys)
-VALUES (:id, :seq, :cond, :source, :name, :n_keys);
+INSERT INTO wait_events (execution_id, seq, cond, source, name, n_keys, match_key)
+VALUES (:id, :seq, :cond, :source, :name, :n_keys, :match_key);
 
 -- name: insert_wait_match_key
 INSERT INTO wait_match_keys (execution_id, seq, cond, source, path, value)
