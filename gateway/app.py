@@ -42,6 +42,7 @@ from gateway.routes import (
     public,
     tags,
     ui,
+    ui_events,
     webhook,
 )
 from gateway.routing import one_route_per_path
@@ -257,6 +258,7 @@ def create_app(
         *event_sources.routes,
         *events.routes,
         *ui.routes,
+        *ui_events.routes,
     ]
     return Starlette(
         routes=one_route_per_path(routes),

@@ -44,6 +44,8 @@ DEFAULT_NAME_PATHS: dict[str, str] = {
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 """Headers never kept with an event (nor sent on to the engine)."""
 MAX_KEY = 255
+MAX_EVENT_ID = 2**63 - 1
+"""The largest event id (a 64-bit integer column); a larger one names no event."""
 MAX_NAME = 1000
 
 
@@ -136,6 +138,31 @@ async def record(svc: Services, event: IncomingEvent) -> EventOutcome | None:
             "event_id": outcome.event_id,
             "matched": len(outcome.resumed),
         },
+    )
+    return outcome
+
+
+async def visible_event(svc: Services, project_id: str | None, event_id: int) -> StoredEvent | None:
+    """The event (with the waits it resumed) if it exists and a caller bound to ``project_id``
+    (``None``: any) may see it."""
+    event = await svc.store.get_event(event_id) if 0 < event_id <= MAX_EVENT_ID else None
+    if event is None or project_id not in (None, event.project_id):
+        return None
+    return event
+
+
+async def replay(svc: Services, event_id: int, project_id: str | None) -> EventOutcome | None:
+    """Match a kept event again and resume every open wait it matches now: the one path of
+    ``POST /api/v1/events/{id}/replay`` and the dashboard's Replay button. ``None`` for a
+    duplicate (replay the event it duplicates) or an event ``project_id`` may not see."""
+    outcome = await svc.store.replay_event(event_id, svc.clock.now_ms(), project_id)
+    if outcome is None:
+        return None
+    if outcome.resumed:
+        metrics.RESUMES.labels("event").inc(len(outcome.resumed))
+    log.info(
+        "event replayed",
+        extra={"action": "event.replayed", "event_id": event_id, "matched": len(outcome.resumed)},
     )
     return outcome
 

@@ -186,5 +186,6 @@ class Store:
     replay_event = _writes(events.replay_event)
     get_event = _reads(events.get_event)
     list_events = _reads(events.list_events)
+    events_of_execution = _reads(events.events_of_execution)
     prune_events = _writes(events.prune_events)
     prune_source_paths = _writes(events.prune_source_paths)

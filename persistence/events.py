@@ -164,6 +164,13 @@ def get_event(event_id: int) -> Script[StoredEvent | None]:
     return event_rows.event_from_row(found, tuple((m["execution_id"], m["seq"]) for m in matches))
 
 
+def events_of_execution(execution_id: int) -> Script[dict[int, int]]:
+    """The events that resumed waits of the execution (and are still kept): event id by wait
+    seq."""
+    found = yield from q.rows("events_of_execution", {"id": execution_id})
+    return {r["seq"]: r["event_id"] for r in found}
+
+
 def list_events(query: EventQuery) -> Script[list[StoredEvent]]:
     """Events matching ``query``, newest first, at most ``query.limit``."""
     params = {

@@ -10,6 +10,7 @@ answers 200 ``{"matched": n}`` once the commit that recorded it and its resumes 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -17,16 +18,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.auth import Principal, Scope
-from gateway.event_model import EVENT_STATUSES, SOURCE_NAME, EventQuery, IncomingEvent
+from gateway.event_model import EVENT_STATUSES, SOURCE_NAME, EventQuery, IncomingEvent, StoredEvent
 from gateway.event_schemas import PublishBody
 from gateway.event_verify import convert_verify, verify
-from gateway.events import event_view, provider_event, record, refused
+from gateway.events import event_view, provider_event, record, refused, replay, visible_event
 from gateway.http import ApiError, JSONResponse, client_address, decode_json, read_body
 from gateway.pagination import decode_cursor, encode_cursor, page_limit
 from gateway.routing import scoped
 from gateway.services import Services, services
-
-MAX_ID = 2**63 - 1
 
 
 def _no_source(name: str) -> ApiError:
@@ -81,8 +80,8 @@ async def publish_event(request: Request, principal: Principal) -> Response:
     return JSONResponse(answer)
 
 
-def _query(request: Request, principal: Principal) -> EventQuery:
-    params = request.query_params
+def event_query(params: Mapping[str, str], project_id: str | None) -> EventQuery:
+    """The filters and page of a ``GET /api/v1/events`` request (400 ``ApiError`` if bad)."""
     before_id, limit = None, page_limit(params.get("limit"))
     if params.get("cursor"):
         before_id, limit = decode_cursor(params["cursor"])
@@ -99,14 +98,14 @@ def _query(request: Request, principal: Principal) -> EventQuery:
         before_id=before_id,
         source=params.get("source") or None,
         status=found,
-        project_id=principal.project_id,
+        project_id=project_id,
     )
 
 
 async def list_events(request: Request, principal: Principal) -> Response:
     """``GET /api/v1/events``: newest first, n8n's cursor pagination."""
     svc = services(request)
-    query = _query(request, principal)
+    query = event_query(request.query_params, principal.project_id)
     found = await svc.store.list_events(dataclasses.replace(query, limit=query.limit + 1))
     next_cursor = None
     if len(found) > query.limit:
@@ -116,29 +115,26 @@ async def list_events(request: Request, principal: Principal) -> Response:
     return JSONResponse({"data": data, "nextCursor": next_cursor})
 
 
-async def _visible_event_id(svc: Services, request: Request, principal: Principal) -> int:
+async def _visible_event(svc: Services, request: Request, principal: Principal) -> StoredEvent:
     event_id: int = request.path_params["id"]
-    event = await svc.store.get_event(event_id) if event_id <= MAX_ID else None
-    if event is None or principal.project_id not in (None, event.project_id):
+    event = await visible_event(svc, principal.project_id, event_id)
+    if event is None:
         raise ApiError(404, f'The event "{event_id}" does not exist.')
-    return event_id
+    return event
 
 
 async def get_event(request: Request, principal: Principal) -> Response:
     """``GET /api/v1/events/{id}``: with its body, headers and the waits it resumed."""
     svc = services(request)
-    event_id = await _visible_event_id(svc, request, principal)
-    event = await svc.store.get_event(event_id)
-    if event is None:
-        raise ApiError(404, f'The event "{event_id}" does not exist.')
+    event = await _visible_event(svc, request, principal)
     return JSONResponse(event_view(event, include_data=True))
 
 
 async def replay_event(request: Request, principal: Principal) -> Response:
     """``POST /api/v1/events/{id}/replay``: match a kept event again (a duplicate: 409)."""
     svc = services(request)
-    event_id = await _visible_event_id(svc, request, principal)
-    outcome = await svc.store.replay_event(event_id, svc.clock.now_ms(), principal.project_id)
+    event_id = (await _visible_event(svc, request, principal)).id
+    outcome = await replay(svc, event_id, principal.project_id)
     if outcome is None:
         raise ApiError(409, f"Event {event_id} is a duplicate; replay the event it duplicates")
     event = await svc.store.get_event(event_id)

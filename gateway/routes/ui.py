@@ -217,6 +217,7 @@ async def executions(request: Request) -> Response:
         400 if flash else 200,
         signed_in=True,
         csrf=csrf,
+        nav_events=principal.allows(Scope.EVENT_READ),
         flash=flash,
         flash_bad=bool(flash),
         statuses=[s.value for s in Status],
@@ -247,6 +248,8 @@ async def detail(request: Request) -> Response:
         return _refused(404, exc.message, csrf)
     deliveries, delivery_attempts = await svc.store.execution_deliveries(eid)
     attempts = await svc.store.resume_attempts(eid)
+    may_read_events = principal.allows(Scope.EVENT_READ)
+    events_of_waits = await svc.store.events_of_execution(eid) if may_read_events else {}
     usable = {
         "stop": execution.status in STOPPABLE,
         "retry": execution.status in RETRYABLE,
@@ -261,6 +264,8 @@ async def detail(request: Request) -> Response:
         "ui_detail.html",
         signed_in=True,
         csrf=csrf,
+        nav_events=may_read_events,
+        events_of_waits=events_of_waits,
         flash=FLASHES.get(request.query_params.get("done", "")),
         e=execution_view(
             execution,

@@ -6,6 +6,7 @@ Chromium (Debian package ``chromium``) the tests are skipped, saying so.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -147,3 +148,73 @@ async def test_dashboard_login_filter_and_stop(
         await page.get_by_role("status").wait_for()
         assert "Stop: done." in await page.get_by_role("status").inner_text()
         assert client.get(f"/api/v1/executions/{target['id']}").json()["status"] == "canceled"
+
+
+async def stripe_event(url: str, secret: str, event_id: str, kind: str, order_id: str) -> None:
+    """Post a Stripe-signed event (the ``stripe`` package's scheme) to ``/events/stripe``."""
+    stripe = pytest.importorskip("stripe")
+    body = json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": kind,
+            "data": {"object": {"id": "pi_1", "metadata": {"orderId": order_id}}},
+        }
+    )
+    signature = stripe.WebhookSignature.generate_signature_header(body, secret)
+    async with httpx.AsyncClient(base_url=url) as provider:
+        sent = await provider.post(
+            "/events/stripe",
+            content=body,
+            headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
+        )
+    assert sent.status_code == 200, sent.text
+
+
+async def test_events_page_and_the_execution_an_event_resumed(
+    gateway: tuple[GatewayProcess, str], page: Any
+) -> None:
+    process, key = gateway
+    secret = "whsec_" + "browser" * 5
+    with api(gateway) as client:
+        source = {"name": "stripe", "verify": {"type": "stripe", "secret": secret}}
+        assert client.post("/api/v1/event-sources", json=source).status_code == 201
+        order = parked(
+            client,
+            create={"customData": {"orderId": "A-1042"}},
+            events=[
+                {
+                    "source": "stripe",
+                    "name": "payment_intent.succeeded",
+                    "match": {"data.object.metadata.orderId": {"customData": "orderId"}},
+                }
+            ],
+        )
+        for event_id, kind, order_id in [
+            ("evt_3PaidA1042", "payment_intent.succeeded", "A-1042"),
+            ("evt_3PaidA1042", "payment_intent.succeeded", "A-1042"),  # a redelivery
+            ("evt_3FailB2001", "payment_intent.payment_failed", "B-2001"),
+        ]:
+            await stripe_event(process.url, secret, event_id, kind, order_id)
+        assert client.get(f"/api/v1/executions/{order['id']}").json()["status"] == "running"
+
+        await page.goto(process.url + "/ui")
+        await page.fill("#api_key", key)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url("**/ui")
+        await page.get_by_role("link", name="Events", exact=True).click()
+        await page.wait_for_url("**/ui/events")
+        statuses = await page.locator("td.status").all_inner_texts()
+        assert statuses == ["unmatched", "duplicate", "matched"]
+        await page.screenshot(path=SHOTS / "events.png", full_page=True)
+
+        await page.goto(f"{process.url}/ui/executions/{order['id']}")
+        card = page.locator(".resumed-by-event")
+        assert "payment_intent.succeeded" in await card.inner_text()
+        assert "evt_3PaidA1042" in await card.inner_text()
+        await card.get_by_role("link").click()
+        await page.wait_for_url("**/ui/events/*")
+        assert await page.get_by_role("button", name="Replay").count() == 1
+        link = page.get_by_role("link", name=str(order["id"]), exact=True)
+        assert await link.count() == 1
+        assert "**redacted**" in await page.locator("tr", has_text="stripe-signature").inner_text()

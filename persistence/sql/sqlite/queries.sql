@@ -371,6 +371,9 @@ SELECT * FROM events WHERE id = :id;
 -- name: event_matches
 SELECT execution_id, seq FROM event_matches WHERE event_id = :id ORDER BY execution_id;
 
+-- name: events_of_execution
+SELECT seq, event_id FROM event_matches WHERE execution_id = :id ORDER BY seq;
+
 -- name: list_events
 SELECT * FROM events
 WHERE (:before_id IS NULL OR id < :before_id)
