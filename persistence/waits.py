@@ -30,18 +30,18 @@ from persistence.script import Script
 
 def _resume(
     execution_id: int, seq: int, resumed_by: ResumedBy, payload: str | None, now: int
-) -> Script[q.Row | None]:
-    """The conditional resume plus its wait record and its outbox row; the execution's row
-    after it, ``None`` if the wait was not the waiting one."""
+) -> Script[bool]:
+    """The conditional resume plus its wait record and its outbox row; ``False`` if the wait
+    was not the waiting one."""
     key = {"id": execution_id, "seq": seq}
     resumed = yield from q.row("resume", key)
     if resumed is None:
-        return None
+        return False
     marked = {**key, "now": now, "resumed_by": resumed_by.value, "payload": payload}
     yield from q.count("mark_wait_resumed", marked)
     if resumed["callback_url"] is not None:
         yield from emit(execution_id, Event.RESUMED, now, seq)
-    return resumed
+    return True
 
 
 def get_wait(execution_id: int, seq: int) -> Script[Wait | None]:
@@ -96,11 +96,11 @@ def resume(
 ) -> Script[Execution | Unchanged]:
     """End wait ``seq`` of a ``waiting`` execution; the execution after, with its waits
     (``Unchanged`` if it was not waiting at that wait: someone else came first)."""
-    resumed = yield from _resume(execution_id, seq, resumed_by, rows.dump(payload), now)
-    if resumed is None:
+    if not (yield from _resume(execution_id, seq, resumed_by, rows.dump(payload), now)):
         return (yield from unchanged(execution_id))
-    waits = yield from q.rows("get_waits", {"id": execution_id})
-    return rows.execution_from_row(resumed, tuple(rows.wait_from_row(w) for w in waits))
+    resumed = yield from get_execution(execution_id, with_waits=True)
+    assert resumed is not None
+    return resumed
 
 
 def resume_by_call(
@@ -129,7 +129,7 @@ def resume_by_call(
     if refusal is not None:
         return CallOutcome(wait, accepted=True, refusal=refusal)
     by = ResumedBy.WEBHOOK
-    if (yield from _resume(execution_id, seq, by, rows.dump(payload), now)) is not None:
+    if (yield from _resume(execution_id, seq, by, rows.dump(payload), now)):
         return CallOutcome(wait, accepted=True, resumed=True)
     return CallOutcome(wait, accepted=True, execution=(yield from get_execution(execution_id)))
 

@@ -53,7 +53,7 @@ ON CONFLICT DO NOTHING;
 -- name: resume
 UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq + 1
 WHERE id = :id AND status = 'waiting' AND wait_seq = :seq
-RETURNING *;
+RETURNING callback_url;
 
 -- name: mark_wait_resumed
 UPDATE waits SET resumed_at = :now, resumed_by = :resumed_by, payload = :payload
