@@ -309,7 +309,8 @@ class Execution:
 @dataclass(frozen=True)
 class Unchanged:
     """A transition whose condition did not hold, so nothing was written: the execution as
-    the refusing transaction saw it (with its waits), ``None`` if it does not exist.
+    the refusing transaction saw it (the store's verbs read its waits too), ``None`` if it
+    does not exist (or, from a use case, the caller's project may not see it).
 
     It is falsy, so ``if outcome:`` reads "if the transition happened"."""
 
