@@ -35,6 +35,8 @@ from gateway.routes import (
     deliveries,
     docs,
     engine,
+    event_sources,
+    events,
     forms,
     ops,
     public,
@@ -252,6 +254,8 @@ def create_app(
         *webhook.routes,
         *approval.routes,
         *forms.routes,
+        *event_sources.routes,
+        *events.routes,
         *ui.routes,
     ]
     return Starlette(

@@ -24,8 +24,8 @@ KEY_PREFIX = "wg_"
 
 
 class Scope(StrEnum):
-    """What a key may do: n8n's scope names, plus ``execution:write`` for the engine API and
-    ``admin`` for all."""
+    """What a key may do: n8n's scope names, plus ``execution:write`` for the engine API, the
+    event scopes (sources, and events read or published) and ``admin`` for all."""
 
     EXECUTION_LIST = "execution:list"
     EXECUTION_READ = "execution:read"
@@ -38,6 +38,10 @@ class Scope(StrEnum):
     EXECUTION_TAGS_UPDATE = "executionTags:update"
     TAG_READ = "tag:read"
     TAG_WRITE = "tag:write"
+    EVENT_SOURCE_READ = "eventSource:read"
+    EVENT_SOURCE_WRITE = "eventSource:write"
+    EVENT_READ = "event:read"
+    EVENT_WRITE = "event:write"
     ADMIN = "admin"
 
 

@@ -22,6 +22,7 @@ from gateway.caller_auth import checker
 from gateway.confirm import wants_confirmation
 from gateway.domain import Execution, Refusal, ResumedBy, Status, StoredAnswer, WebhookSpec
 from gateway.early import CallEvidence
+from gateway.executions import resumed
 from gateway.services import Services
 from gateway.signed import issued_for
 from gateway.signing import SignedTarget
@@ -137,12 +138,8 @@ async def _resume(svc: Services, call: Call) -> Outcome:
         if outcome.refusal is not None:
             return Refused(Why.CALLER_REFUSED, refusal=outcome.refusal)
         if outcome.resumed and outcome.wait is not None and outcome.wait.webhook is not None:
-            metrics.RESUMES.labels(ResumedBy.WEBHOOK.value).inc()
+            resumed(eid, seq, ResumedBy.WEBHOOK)
             metrics.RESUME_LATENCY.observe(time.perf_counter() - call.started)
-            log.info(
-                "resumed by webhook",
-                extra={"action": "wait.resumed", "execution_id": eid, "seq": seq},
-            )
             return await _answer_resumed(svc, eid, seq, outcome.wait.webhook)
         if outcome.wait is not None and not outcome.accepted:
             if wants_confirmation(

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any, Literal, NamedTuple, get_args
 
 from gateway.errors import InvalidInput
+from gateway.event_model import EventCondition
 
 JSON = Any
 """A value that came from, or goes to, JSON."""
@@ -72,6 +73,7 @@ class ResumedBy(StrEnum):
     TIMEOUT = "timeout"
     API = "api"
     FORM = "form"
+    EVENT = "event"
 
 
 class ResponseMode(StrEnum):
@@ -234,9 +236,12 @@ class StoredAnswer:
     kind: AnswerKind = "answer"
 
 
-def reported_wait_till(wait_till: int | None, webhook: WebhookSpec | None) -> int | None:
-    """A wait's deadline as n8n reports it: a webhook wait with no limit is 3000-01-01."""
-    if wait_till is None and webhook is not None:
+def reported_wait_till(
+    wait_till: int | None, webhook: WebhookSpec | None, *, events: bool = False
+) -> int | None:
+    """A wait's deadline as n8n reports it: a webhook (or event) wait with no limit is
+    3000-01-01."""
+    if wait_till is None and (webhook is not None or events):
         return FOREVER_MS
     return wait_till
 
@@ -253,11 +258,13 @@ class Wait:
     resumed_at: int | None = None
     resumed_by: ResumedBy | None = None
     payload: JSON = None
+    events: tuple[EventCondition, ...] = ()
+    """The events it may end on (customData references resolved)."""
 
     @property
     def reported_wait_till(self) -> int | None:
         """``waitTill`` as n8n reports it: a webhook wait with no limit is 3000-01-01."""
-        return reported_wait_till(self.wait_till, self.webhook)
+        return reported_wait_till(self.wait_till, self.webhook, events=bool(self.events))
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ class ParkOutcome:
     """The early resume taken at this park, applied or not."""
     early_refusal: Refusal | None = None
     """Why the parked wait's caller checks refused the early resume (it was dropped)."""
+    kept_event: int | None = None
+    """The id of the event kept within its source's lookback that resumed the wait at park."""
 
 
 def judge_early(

@@ -36,6 +36,7 @@ from gateway.domain import (
     WebhookSpec,
 )
 from gateway.early import ParkOutcome, refused_early_attempt
+from gateway.event_model import EventCondition
 from gateway.services import Services
 from gateway.stored import MAX_HEADER_VALUE, clip_optional
 from gateway.views import next_wait_view
@@ -52,6 +53,18 @@ class Responded:
     seq: int
     answer: StoredAnswer
     kept: bool
+
+
+def resumed(eid: int, seq: int, by: ResumedBy) -> None:
+    """Count and log one resumed wait. Every resume an entry point makes (the API, the
+    dashboard, a page, a call of its URL, an event, a call or event kept for it and applied at
+    park) passes here once; the timer counts its own (``wait.timeout``)."""
+    metrics.RESUMES.labels(by.value).inc()
+    log.info(
+        "resumed by %s",
+        by.value,
+        extra={"action": "wait.resumed", "execution_id": eid, "seq": seq, "by": by.value},
+    )
 
 
 async def visible(
@@ -90,8 +103,10 @@ async def park(
     eid: int,
     wait_till: int | None,
     webhook: WebhookSpec | None,
+    events: tuple[EventCondition, ...] = (),
 ) -> ParkOutcome | Unchanged:
-    """Park a running execution at a new wait (a resume kept for it is judged and applied).
+    """Park a running execution at a new wait, which may also end on ``events``; a call kept
+    for it is judged and applied, or else an event kept for it within its lookback.
 
     A caller still held by the previous wait (lastNode / responseNode) is answered with the
     new wait: its status, deadline and resume URL.
@@ -99,7 +114,9 @@ async def park(
     if await _hidden(svc, project, eid):
         return GONE
     now = svc.clock.now_ms()
-    outcome = await svc.store.park(eid, wait_till, webhook, now, admit_early=kept_checker)
+    outcome = await svc.store.park(
+        eid, wait_till, webhook, now, admit_early=kept_checker, events=events
+    )
     if isinstance(outcome, Unchanged):
         return outcome
     metrics.PARKS.inc()
@@ -107,6 +124,10 @@ async def park(
     seq = max(w.seq for w in execution.waits)
     parked = json_answer(200, next_wait_view(execution, svc.signer), "parked")
     await _answer_held(svc, execution, seq - 1, parked)
+    if outcome.early_resume_applied:
+        resumed(eid, seq, ResumedBy.WEBHOOK)
+    if outcome.kept_event is not None:
+        resumed(eid, seq, ResumedBy.EVENT)
     if outcome.early is not None and outcome.early_refusal is not None:
         svc.audit.record(refused_early_attempt(eid, seq, outcome.early, outcome.early_refusal, now))
         log.info(
@@ -119,6 +140,7 @@ async def park(
             "action": "execution.parked",
             "execution_id": eid,
             "early_resume_applied": outcome.early_resume_applied,
+            "kept_event": outcome.kept_event,
         },
     )
     return outcome
@@ -174,16 +196,10 @@ async def resume(
 ) -> Execution | Unchanged:
     """End wait ``seq`` now (not by a call of its URL: see ``gateway.calls``); the execution
     after, with its waits. Counted by what resumed it."""
-    resumed = await svc.store.resume(eid, seq, by, payload, svc.clock.now_ms())
-    if isinstance(resumed, Unchanged):
-        return resumed
-    metrics.RESUMES.labels(by.value).inc()
-    log.info(
-        "resumed by %s",
-        by.value,
-        extra={"action": "wait.resumed", "execution_id": eid, "seq": seq, "by": by.value},
-    )
-    return resumed
+    outcome = await svc.store.resume(eid, seq, by, payload, svc.clock.now_ms())
+    if outcome:
+        resumed(eid, seq, by)
+    return outcome
 
 
 async def resume_now(

@@ -39,6 +39,16 @@ AUDIT_DROPPED = Counter(
     "waitgate_audit_dropped_total",
     "Audit rows dropped (oldest first) because the buffer was full while writes failed",
 )
+EVENTS = Counter(
+    "waitgate_events_total",
+    "Events recorded, by what they did (matched, unmatched, duplicate)",
+    ["outcome"],
+)
+EVENT_REFUSALS = Counter(
+    "waitgate_event_refusals_total",
+    "Events refused by their source's verification (never stored), by source and status",
+    ["source", "status"],
+)
 EXECUTIONS = Gauge("waitgate_executions", "Executions in the database, by status", ["status"])
 OVERDUE = Gauge("waitgate_overdue_waits", "Waits past their deadline not yet resumed (backlog)")
 STATUSES = ("new", "running", "waiting", "success", "error", "crashed", "canceled", "unknown")

@@ -108,6 +108,13 @@ class Limits:
         self.bad_signature_ip.spend(ip_key)
         self.bad_signature_execution.spend(execution_key)
 
+    def event_refused(self, ip: str | None) -> None:
+        """An event its source's verification refused: 429 if this address has used up its
+        failed checks (the same budget as bad resume URL signatures), else one is counted."""
+        ip_key = f"ip:{ip}"
+        self.bad_signature_ip.check(ip_key)
+        self.bad_signature_ip.spend(ip_key)
+
     def api_call(self, request: Request) -> None:
         """429 if this address has used up its API calls; otherwise spend one."""
         if not self.api.enabled:

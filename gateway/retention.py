@@ -50,6 +50,26 @@ async def prune(store: Store, clock: Clock, policy: RetentionPolicy) -> int:
         await asyncio.sleep(0)  # let requests in between batches
 
 
+async def prune_events(store: Store, clock: Clock, policy: RetentionPolicy) -> int:
+    """Delete the events past their source's windows, batch after batch, and forget the paths
+    of each source no open wait matches on any more; how many events."""
+    total = 0
+    while True:
+        deleted = await store.prune_events(clock.now_ms(), policy.batch)
+        total += deleted
+        if deleted < policy.batch:
+            break
+        await asyncio.sleep(0)
+    after: str | None = None
+    while True:
+        sources = await store.list_event_sources(None, after, policy.batch)
+        for source in sources:
+            await store.prune_source_paths(source.name)
+        if len(sources) < policy.batch:
+            return total
+        after = sources[-1].name
+
+
 class Pruner(Loop):
     """Runs ``prune`` every ``interval_ms`` in the background."""
 
@@ -69,4 +89,7 @@ class Pruner(Loop):
                 "pruned finished executions",
                 extra={"action": "retention.pruned", "count": deleted},
             )
+        events = await prune_events(self._store, self._clock, self._policy)
+        if events:
+            log.info("pruned events", extra={"action": "retention.events_pruned", "count": events})
         return self._policy.interval_ms

@@ -35,6 +35,8 @@ from gateway.domain import (
     parse_instant,
 )
 from gateway.errors import InvalidInput
+from gateway.event_model import EventCondition
+from gateway.event_schemas import EventConditionBody, event_conditions
 from gateway.origins import CallbackOrigins, OriginRefused
 
 _SUFFIX = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
@@ -272,6 +274,11 @@ class ParkBody(_Body):
     webhook: WebhookBody | None = None
     approval: ApprovalBody | None = None
     form: FormBody | None = None
+    events: list[EventConditionBody] | None = None
+
+    def event_conditions(self) -> tuple[EventCondition, ...]:
+        """The events the wait may end on (at most 10, each with at most 10 match keys)."""
+        return event_conditions(self.events)
 
     def validated(self) -> tuple[int | None, WebhookSpec | None]:
         """The deadline in ms and the webhook spec; at least one of them.
@@ -279,8 +286,11 @@ class ParkBody(_Body):
         An approval wait is a webhook wait (POST unless the webhook says otherwise) whose
         signed ``approvalUrl`` shows a page with Approve and Reject.
         """
-        if all(x is None for x in (self.wait_till, self.webhook, self.approval, self.form)):
-            raise InvalidInput("a wait needs waitTill, webhook, approval, form, or a combination")
+        given = (self.wait_till, self.webhook, self.approval, self.form, self.events or None)
+        if all(x is None for x in given):
+            raise InvalidInput(
+                "a wait needs waitTill, webhook, approval, form, events, or a combination"
+            )
         wait_till = None if self.wait_till is None else parse_instant(self.wait_till, "waitTill")
         spec = None
         if self.webhook is not None:

@@ -48,6 +48,7 @@ def wait_view(wait: Wait) -> dict[str, Any]:
         "webhook": None
         if webhook is None
         else {"httpMethod": list(webhook.methods), "suffix": webhook.suffix},
+        "events": [{"source": e.source, "name": e.name, "match": e.values} for e in wait.events],
         "resumedAt": format_instant(wait.resumed_at),
         "resumedBy": None if wait.resumed_by is None else wait.resumed_by.value,
         "payload": wait.payload,

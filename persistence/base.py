@@ -20,7 +20,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from persistence import answers, audit, executions, keys, outbox, tags, waits
+from persistence import answers, audit, events, executions, keys, outbox, tags, waits
 from persistence.script import Script, Wake, WakeKind
 from persistence.sqlfiles import load_migrations, migrate, pending_migrations
 
@@ -178,3 +178,15 @@ class Store:
     list_api_keys = _reads(keys.list_api_keys)
     revoke_api_key = _writes(keys.revoke_api_key)
     create_first_api_key = _writes(keys.create_first_api_key)
+
+    create_event_source = _writes(events.create_event_source)
+    get_event_source = _reads(events.get_event_source)
+    list_event_sources = _reads(events.list_event_sources)
+    update_event_source = _writes(events.update_event_source)
+    delete_event_source = _writes(events.delete_event_source)
+    record_event = _writes(events.record_event)
+    replay_event = _writes(events.replay_event)
+    get_event = _reads(events.get_event)
+    list_events = _reads(events.list_events)
+    prune_events = _writes(events.prune_events)
+    prune_source_paths = _writes(events.prune_source_paths)

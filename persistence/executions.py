@@ -25,7 +25,7 @@ from gateway.domain import (
     check_custom_data_count,
 )
 from gateway.errors import StoreError
-from persistence import rows
+from persistence import event_waits, rows
 from persistence import script as q
 from persistence.outbox import emit
 from persistence.script import Script
@@ -106,6 +106,7 @@ def stop(execution_id: int, now: int, wait_seq: int | None = None) -> Script[Exe
     stopped = yield from q.row("stop", {"id": execution_id, "now": now, "wait_seq": wait_seq})
     if stopped is None:
         return (yield from unchanged(execution_id))
+    yield from event_waits.clear(execution_id)
     if stopped["callback_url"] is not None:
         yield from emit(execution_id, Event.CANCELED, now)
     return rows.execution_from_row(stopped)
@@ -114,6 +115,7 @@ def stop(execution_id: int, now: int, wait_seq: int | None = None) -> Script[Exe
 def stop_many(which: StopFilter, now: int) -> Script[int]:
     """Cancel every execution matching ``which``, in one statement; how many."""
     stopped = yield from q.rows("stop_many", rows.stop_many_params(which, now))
+    yield from q.many("clear_wait_events", [{"id": found["id"]} for found in stopped])
     for found in stopped:
         if found["callback_url"] is not None:
             yield from emit(found["id"], Event.CANCELED, now)

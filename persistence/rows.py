@@ -36,6 +36,7 @@ from gateway.domain import (
 )
 from gateway.early import CallEvidence, EarlyResume
 from gateway.stored import AUDIT_ROWS_KEPT, clip_attempt
+from persistence.event_rows import load_conditions
 
 _encoder = msgspec.json.Encoder()
 
@@ -105,6 +106,7 @@ def wait_from_row(row: Mapping[str, Any]) -> Wait:
         resumed_at=row["resumed_at"],
         resumed_by=None if row["resumed_by"] is None else ResumedBy(row["resumed_by"]),
         payload=load(row["payload"]),
+        events=load_conditions(row["events"]),
     )
 
 
@@ -222,12 +224,12 @@ def new_execution_params(new: NewExecution, now: int) -> dict[str, Any]:
 
 
 def park_params(
-    execution_id: int, wait_till: int | None, webhook: WebhookSpec | None
+    execution_id: int, wait_till: int | None, webhook: WebhookSpec | None, *, events: bool = False
 ) -> dict[str, Any]:
     """Parameters of ``park``."""
     return {
         "id": execution_id,
-        "reported_wait_till": reported_wait_till(wait_till, webhook),
+        "reported_wait_till": reported_wait_till(wait_till, webhook, events=events),
         "wait_suffix": None if webhook is None else webhook.suffix,
     }
 

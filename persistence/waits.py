@@ -21,7 +21,8 @@ from gateway.domain import (
     webhook_accepts,
 )
 from gateway.early import CallEvidence, EarlyAdmission, ParkOutcome, judge_early
-from persistence import rows
+from gateway.event_model import EventCondition
+from persistence import event_rows, event_waits, rows
 from persistence import script as q
 from persistence.executions import get_execution, unchanged
 from persistence.outbox import emit
@@ -39,9 +40,18 @@ def _resume(
         return False
     marked = {**key, "now": now, "resumed_by": resumed_by.value, "payload": payload}
     yield from q.count("mark_wait_resumed", marked)
+    yield from event_waits.clear(execution_id)
     if resumed["callback_url"] is not None:
         yield from emit(execution_id, Event.RESUMED, now, seq)
     return True
+
+
+def resume_wait(
+    execution_id: int, seq: int, resumed_by: ResumedBy, payload: JSON, now: int
+) -> Script[bool]:
+    """``resume`` without reading anything back, for a script that may end many waits (an
+    event); ``False`` if the wait was not the waiting one."""
+    return (yield from _resume(execution_id, seq, resumed_by, rows.dump(payload), now))
 
 
 def get_wait(execution_id: int, seq: int) -> Script[Wait | None]:
@@ -56,6 +66,7 @@ def park(
     webhook: WebhookSpec | None,
     now: int,
     admit_early: EarlyAdmission | None = None,
+    events: tuple[EventCondition, ...] = (),
 ) -> Script[ParkOutcome | Unchanged]:
     """Move a ``running`` execution to ``waiting`` at a new wait (waking the timers).
 
@@ -64,8 +75,13 @@ def park(
     the kept call; see ``gateway.early.judge_early``) find no refusal: the execution is
     then ``running`` again. Otherwise it is dropped, and a refusal is in the outcome.
     ``Unchanged`` if the execution is not ``running``.
+
+    ``events`` are the events the wait may also end on (see ``persistence.event_waits``): they
+    are checked (``InvalidInput`` rolls the park back) and, unless the early resume was applied,
+    registered; the oldest event kept for one of them within its lookback resumes it at once.
     """
-    parked = yield from q.row("park", rows.park_params(execution_id, wait_till, webhook))
+    park_params = rows.park_params(execution_id, wait_till, webhook, events=bool(events))
+    parked = yield from q.row("park", park_params)
     if parked is None:
         return (yield from unchanged(execution_id))
     seq = parked["wait_seq"]
@@ -74,12 +90,21 @@ def park(
     yield from q.count("insert_wait", {**key, **wait})
     if wait_till is not None:
         yield q.deadline(wait_till)
+    if events:
+        events = yield from event_waits.check_conditions(execution_id, seq, events)
     taken = yield from q.row("take_early_resume", key)
     early = None if taken is None else rows.early_resume_from_row(taken)
     applied, refusal = judge_early(early, webhook, admit_early, now)
+    kept_event = None
     if applied:
         assert early is not None
         yield from _resume(execution_id, seq, ResumedBy.WEBHOOK, early.payload, now)
+    elif events:
+        kept_event = yield from event_waits.watch(execution_id, seq, events, now)
+    if kept_event is not None:
+        payload = rows.dump(event_rows.resume_payload(kept_event))
+        yield from _resume(execution_id, seq, ResumedBy.EVENT, payload, now)
+        yield from event_waits.record_match(kept_event.id, execution_id, seq)
     execution = yield from get_execution(execution_id, with_waits=True)
     assert execution is not None
     return ParkOutcome(
@@ -88,6 +113,7 @@ def park(
         early_resume_discarded=early is not None and not applied,
         early=early,
         early_refusal=refusal,
+        kept_event=None if kept_event is None else kept_event.id,
     )
 
 
@@ -96,7 +122,7 @@ def resume(
 ) -> Script[Execution | Unchanged]:
     """End wait ``seq`` of a ``waiting`` execution; the execution after, with its waits
     (``Unchanged`` if it was not waiting at that wait: someone else came first)."""
-    if not (yield from _resume(execution_id, seq, resumed_by, rows.dump(payload), now)):
+    if not (yield from resume_wait(execution_id, seq, resumed_by, payload, now)):
         return (yield from unchanged(execution_id))
     resumed = yield from get_execution(execution_id, with_waits=True)
     assert resumed is not None
@@ -172,6 +198,7 @@ def claim_due(now: int, limit: int) -> Script[list[TimedOut]]:
         timed_out.append(TimedOut(found["id"], found["seq"], now - due))
         if found["callback_url"] is not None:
             yield from emit(found["id"], Event.RESUMED, now, found["seq"])
+    yield from q.many("clear_wait_events", [{"id": t.execution_id} for t in timed_out])
     return timed_out
 
 

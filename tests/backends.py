@@ -19,7 +19,8 @@ import pytest
 POSTGRES_ENV = "WAITGATE_TEST_POSTGRES_URL"
 TABLES = (
     "idempotent_answers, held_responses, delivery_attempts, deliveries, execution_tags, tags, "
-    "early_resumes, waits, executions, api_keys"
+    "early_resumes, waits, executions, api_keys, event_sources, events, event_dedup, "
+    "event_source_paths, event_values, wait_events, wait_match_keys, event_matches"
 )
 
 

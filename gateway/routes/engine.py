@@ -46,7 +46,8 @@ async def park_execution(request: Request, principal: Principal) -> Response:
     svc, eid = execution_target(request)
     body = await decode_json(request, ParkBody, svc.settings.max_body_bytes)
     wait_till, webhook = body.validated()
-    outcome = await executions.park(svc, principal.project_id, eid, wait_till, webhook)
+    events = body.event_conditions()
+    outcome = await executions.park(svc, principal.project_id, eid, wait_till, webhook, events)
     if isinstance(outcome, Unchanged):
         raise refused(outcome, eid, "Only running executions can be parked")
     return _view(svc, outcome.execution)

@@ -79,7 +79,7 @@ async def test_oversize_engine_body_is_413(client: httpx.AsyncClient, svc: Servi
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ({}, "needs waitTill, webhook, approval, form, or a combination"),
+        ({}, "needs waitTill, webhook, approval, form, events, or a combination"),
         ({"webhook": {}, "bogus": 1}, "unknown field"),
         ({"waitTill": "tomorrow"}, "RFC 3339"),
         ({"waitTill": "2026-01-01T00:00:00"}, "UTC offset"),

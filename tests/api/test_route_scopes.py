@@ -27,7 +27,7 @@ PUBLIC = {
     for method in ("GET", "HEAD")
 }
 """The OpenAPI document and its readable page: public by design, like n8n's."""
-PATH_PARAMS = {"id:int": "999", "id": "nope", "key": "k"}
+PATH_PARAMS = {"id:int": "999", "id": "nope", "key": "k", "name": "nope"}
 """A value for each path parameter (the ones ``tests/api/test_auth.py`` uses)."""
 
 Operations = dict[tuple[str, str], Scope | None]

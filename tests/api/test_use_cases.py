@@ -1,10 +1,11 @@
 """Every entry point goes through the use cases: the same metrics, log lines and answers.
 
-A wait resumed from the dashboard, an approval page or a form page counts in
-``waitgate_resumes_total`` and logs ``wait.resumed`` as one resumed by the API does, and the
-caller held by the previous wait (lastNode) gets its answer on the way there. No route calls a
-transition verb of the store itself, and a refused transition is explained by the state that
-refused it, read in the same transaction.
+A wait resumed from the dashboard, an approval page, a form page or by an event (inbound,
+published, replayed, or kept and applied at park) counts in ``waitgate_resumes_total`` and
+logs ``wait.resumed`` as one resumed by the API does, and the caller held by the previous wait
+(lastNode) gets its answer on the way there. No route calls a transition verb of the store
+itself, and a refused transition is explained by the state that refused it, read in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.conftest import create, get, park
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000_000
 HOOK = WebhookSpec(methods=("POST",))
+ON_EVENT = {"events": [{"source": "orders", "match": {"n": "1"}}]}
 ENTRY_POINTS: dict[str, tuple[dict[str, Any], str]] = {
     "api": ({"webhook": {"httpMethod": "POST"}}, "api"),
     "dashboard": ({"webhook": {"httpMethod": "POST"}}, "api"),
@@ -37,8 +39,13 @@ ENTRY_POINTS: dict[str, tuple[dict[str, Any], str]] = {
         {"form": {"title": "Name", "fields": [{"label": "Name", "name": "name", "type": "text"}]}},
         "form",
     ),
+    "inbound event": (ON_EVENT, "event"),
+    "published event": (ON_EVENT, "event"),
+    "replayed event": (ON_EVENT, "event"),
+    "event kept for the park": (ON_EVENT, "event"),
 }
 """What the second wait is, and the ``by`` label its resume counts under."""
+ONE = {"n": "1"}
 TRANSITIONS = {
     "create_execution",
     "retry_execution",
@@ -52,15 +59,49 @@ TRANSITIONS = {
     "record_early_resume",
     "put_held_answer",
     "put_idempotent_answer",
+    "record_event",
+    "replay_event",
 }
 
 
+async def _before_the_park(entry: str, client: httpx.AsyncClient) -> int | None:
+    """An event source for the event entry points, and the event kept before the park for
+    those that use one (its id)."""
+    if "event" not in entry:
+        return None
+    source = {"name": "orders", "verify": {"type": "none", "allowedIps": ["127.0.0.0/8"]}}
+    if entry == "replayed event":
+        source["lookbackSeconds"] = 0  # kept, but not applied at park
+    assert (await client.post("/api/v1/event-sources", json=source)).status_code == 201
+    if entry not in {"replayed event", "event kept for the park"}:
+        return None
+    kept = await client.post("/api/v1/events", json={"source": "orders", "data": ONE})
+    assert kept.json()["matched"] == 0
+    event_id: int = kept.json()["id"]
+    return event_id
+
+
 async def _resume_through(
-    entry: str, app: Starlette, client: httpx.AsyncClient, anon: httpx.AsyncClient, wait: Any
+    entry: str,
+    app: Starlette,
+    client: httpx.AsyncClient,
+    anon: httpx.AsyncClient,
+    wait: Any,
+    kept: int | None,
 ) -> None:
     """Resume the execution's current wait through one entry point."""
     eid = wait["id"]
-    if entry == "api":
+    if entry == "event kept for the park":
+        assert wait["status"] == "running"  # the park applied it
+    elif entry == "inbound event":
+        assert (await anon.post("/events/orders", json=ONE)).json() == {"matched": 1}
+    elif entry == "published event":
+        published = await client.post("/api/v1/events", json={"source": "orders", "data": ONE})
+        assert published.json()["matched"] == 1
+    elif entry == "replayed event":
+        replayed = await client.post(f"/api/v1/events/{kept}/replay")
+        assert replayed.json()["matched"] == 1
+    elif entry == "api":
         answer = await client.post(f"/api/v1/executions/{eid}/resume", json={"data": {"ok": 1}})
         assert answer.status_code == 200, answer.text
     elif entry == "dashboard":
@@ -88,24 +129,25 @@ async def test_every_entry_point_counts_logs_and_answers_the_held_caller(
 ) -> None:
     caplog.set_level("INFO", logger="waitgate")
     second_wait, label = ENTRY_POINTS[entry]
+    kept = await _before_the_park(entry, client)
     execution = await create(client)
     eid = execution["id"]
     first = await park(client, eid, webhook={"httpMethod": "POST", "responseMode": "lastNode"})
     call = await held_call(anon, svc, eid, first["resumeUrl"])
     assert not call.done()
+
+    before = await scrape(client)
+    caplog.clear()
     second = await park(client, eid, **second_wait)
     held = await asyncio.wait_for(call, 5)
     assert held.status_code == 200
     assert held.json() == {
         "id": eid,
-        "status": "waiting",
-        "waitTill": "3000-01-01T00:00:00.000Z",
-        "resumeUrl": second["resumeUrl"],
+        "status": second["status"],
+        "waitTill": second["waitTill"],
+        "resumeUrl": second.get("resumeUrl"),
     }
-
-    before = await scrape(client)
-    caplog.clear()
-    await _resume_through(entry, app, client, anon, second)
+    await _resume_through(entry, app, client, anon, second, kept)
     after = await scrape(client)
 
     key = ("waitgate_resumes_total", (("by", label),))
@@ -118,9 +160,7 @@ async def test_every_entry_point_counts_logs_and_answers_the_held_caller(
     assert len(logged) == 1
     resumed = await get(client, eid, includeData="true")
     assert resumed["status"] == "running"
-    assert resumed["data"]["waits"][1]["resumedBy"] == (
-        ResumedBy.API.value if label == "api" else ResumedBy.FORM.value
-    )
+    assert resumed["data"]["waits"][1]["resumedBy"] == ResumedBy(label).value
 
 
 async def test_a_page_rejection_that_cancels_logs_the_stop(

@@ -25,10 +25,13 @@ PERSISTENCE_MAY_USE = {
     "gateway.domain",
     "gateway.early",
     "gateway.errors",
+    "gateway.event_model",
+    "gateway.event_paths",
     "gateway.files",
     "gateway.stored",
 }
-"""The domain types the store keeps, its errors, and file modes: nothing of HTTP or the app."""
+"""The domain types the store keeps (events' included, and how an event is read at a path),
+its errors, and file modes: nothing of HTTP or the app."""
 NEWEST = max(m.version for m in load_migrations("sqlite"))
 
 

@@ -313,3 +313,167 @@ SELECT version FROM schema_migrations;
 
 -- name: record_migration
 INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :now);
+
+-- Events (issue 13) -----------------------------------------------------------------------
+
+-- name: create_event_source
+INSERT INTO event_sources (name, project_id, verify, event_id_path, event_name_path,
+                           lookback_seconds, dedup_seconds, created_at, updated_at)
+VALUES (:name, :project_id, :verify, :event_id_path, :event_name_path, :lookback_seconds,
+        :dedup_seconds, :now, :now)
+ON CONFLICT (name) DO NOTHING
+RETURNING *;
+
+-- name: get_event_source
+SELECT * FROM event_sources WHERE name = :name;
+
+-- name: list_event_sources
+SELECT * FROM event_sources
+WHERE (:project_id IS NULL OR project_id = :project_id)
+  AND (:after IS NULL OR name > :after)
+ORDER BY name LIMIT :limit;
+
+-- name: update_event_source
+UPDATE event_sources
+SET verify = :verify, event_id_path = :event_id_path, event_name_path = :event_name_path,
+    lookback_seconds = :lookback_seconds, dedup_seconds = :dedup_seconds, updated_at = :now
+WHERE name = :name AND (:project_id IS NULL OR project_id = :project_id)
+RETURNING *;
+
+-- name: delete_event_source
+DELETE FROM event_sources WHERE name = :name AND (:project_id IS NULL OR project_id = :project_id);
+
+-- name: lock_event_source
+-- An event (or a prune of the source's paths) excludes parks on its source, so a wait parked
+-- concurrently is either matched by it or finds it kept. The single writer already does.
+SELECT * FROM event_sources WHERE name = :name;
+
+-- name: share_event_source
+-- A park on the source (parks do not exclude each other). The single writer already does.
+SELECT * FROM event_sources WHERE name = :name;
+
+-- name: find_event_dedup
+SELECT event_id FROM event_dedup WHERE source = :source AND event_key = :event_key AND until > :now;
+
+-- name: put_event_dedup
+INSERT INTO event_dedup (source, event_key, event_id, until)
+VALUES (:source, :event_key, :event_id, :until)
+ON CONFLICT (source, event_key) DO UPDATE SET event_id = excluded.event_id, until = excluded.until;
+
+-- name: insert_event
+INSERT INTO events (source, project_id, event_key, name, status, duplicate_of, via, body,
+                    body_text, headers, received_at, apply_until, keep_until)
+VALUES (:source, :project_id, :event_key, :name, :status, :duplicate_of, :via, :body,
+        :body_text, :headers, :now, :apply_until, :keep_until)
+RETURNING id;
+
+-- name: get_event
+SELECT * FROM events WHERE id = :id;
+
+-- name: event_matches
+SELECT execution_id, seq FROM event_matches WHERE event_id = :id ORDER BY execution_id;
+
+-- name: list_events
+SELECT * FROM events
+WHERE (:before_id IS NULL OR id < :before_id)
+  AND (:source IS NULL OR source = :source)
+  AND (:status IS NULL OR status = :status)
+  AND (:project_id IS NULL OR project_id = :project_id)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: source_paths
+SELECT path FROM event_source_paths WHERE source = :source ORDER BY path;
+
+-- name: add_source_path
+INSERT INTO event_source_paths (source, path) VALUES (:source, :path) ON CONFLICT DO NOTHING;
+
+-- name: clear_event_values
+DELETE FROM event_values WHERE event_id = :event_id;
+
+-- name: insert_event_value
+INSERT INTO event_values (event_id, source, path, value) VALUES (:event_id, :source, :path, :value)
+ON CONFLICT DO NOTHING;
+
+-- name: match_event
+-- The open waits an event matches: conditions whose every key has the event's value at its
+-- path (by the (source, path, value) index), and conditions with no keys; named conditions
+-- only for an event of that name.
+SELECT k.execution_id, k.seq FROM event_values ev
+JOIN wait_match_keys k ON k.source = ev.source AND k.path = ev.path AND k.value = ev.value
+JOIN wait_events c ON c.execution_id = k.execution_id AND c.seq = k.seq AND c.cond = k.cond
+WHERE ev.event_id = :event_id AND (c.name IS NULL OR c.name = :name)
+GROUP BY k.execution_id, k.seq, k.cond, c.n_keys
+HAVING count(*) = c.n_keys
+UNION
+SELECT execution_id, seq FROM wait_events
+WHERE source = :source AND n_keys = 0 AND (name IS NULL OR name = :name)
+ORDER BY 1, 2;
+
+-- name: record_event_match
+INSERT INTO event_matches (event_id, execution_id, seq) VALUES (:event_id, :id, :seq)
+ON CONFLICT DO NOTHING;
+
+-- name: mark_event_matched
+UPDATE events SET status = 'matched', matched = matched + :n WHERE id = :id;
+
+-- name: take_kept_event
+-- A kept event is applied at most once at park.
+UPDATE events SET status = 'matched', matched = matched + 1
+WHERE id = :id AND status = 'unmatched'
+RETURNING *;
+
+-- name: kept_events_of_source
+SELECT id, body, headers FROM events
+WHERE source = :source AND status = 'unmatched' AND apply_until > :now;
+
+-- name: set_wait_events
+UPDATE waits SET events = :events WHERE execution_id = :id AND seq = :seq;
+
+-- name: insert_wait_event
+INSERT INTO wait_events (execution_id, seq, cond, source, name, n_keys)
+VALUES (:id, :seq, :cond, :source, :name, :n_keys);
+
+-- name: insert_wait_match_key
+INSERT INTO wait_match_keys (execution_id, seq, cond, source, path, value)
+VALUES (:id, :seq, :cond, :source, :path, :value);
+
+-- name: clear_wait_events
+-- Whatever ends a wait ends its event conditions (their keys go by cascade).
+DELETE FROM wait_events WHERE execution_id = :id;
+
+-- name: lookback_keyed
+-- Kept events of the source whose values match every key of condition :cond, oldest first.
+SELECT e.id FROM wait_match_keys k
+JOIN event_values ev ON ev.source = k.source AND ev.path = k.path AND ev.value = k.value
+JOIN events e ON e.id = ev.event_id
+WHERE k.execution_id = :id AND k.seq = :seq AND k.cond = :cond
+  AND e.status = 'unmatched' AND e.apply_until > :now
+  AND (:name IS NULL OR e.name = :name)
+GROUP BY e.id
+HAVING count(*) = :n_keys
+ORDER BY e.id LIMIT :limit;
+
+-- name: lookback_any
+SELECT id FROM events
+WHERE source = :source AND status = 'unmatched' AND apply_until > :now
+  AND (:name IS NULL OR name = :name)
+ORDER BY id LIMIT :limit;
+
+-- name: prune_events
+DELETE FROM events WHERE id IN (
+    SELECT id FROM events WHERE keep_until < :now ORDER BY keep_until LIMIT :batch
+);
+
+-- name: prune_event_dedup
+DELETE FROM event_dedup WHERE rowid IN (
+    SELECT rowid FROM event_dedup WHERE until < :now LIMIT :batch
+);
+
+-- name: unused_source_paths
+SELECT path FROM event_source_paths p
+WHERE source = :source AND NOT EXISTS (
+    SELECT 1 FROM wait_match_keys k WHERE k.source = p.source AND k.path = p.path
+);
+
+-- name: delete_source_path
+DELETE FROM event_source_paths WHERE source = :source AND path = :path;
