@@ -69,7 +69,10 @@ async def _before_the_park(entry: str, client: httpx.AsyncClient) -> int | None:
     those that use one (its id)."""
     if "event" not in entry:
         return None
-    source = {"name": "orders", "verify": {"type": "none", "allowedIps": ["127.0.0.0/8"]}}
+    source: dict[str, Any] = {
+        "name": "orders",
+        "verify": {"type": "none", "allowedIps": ["127.0.0.0/8"]},
+    }
     if entry == "replayed event":
         source["lookbackSeconds"] = 0  # kept, but not applied at park
     assert (await client.post("/api/v1/event-sources", json=source)).status_code == 201
