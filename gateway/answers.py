@@ -1,4 +1,5 @@
-"""What an engine may put into the answer a resume caller gets, and what every answer under
+"""The answers a resume caller gets: how each is built (the wait's own, a held caller's, the
+engine's explicit one), what an engine may put into it, and what every answer under
 ``/webhook-waiting`` carries whatever it holds.
 
 Those answers are written by engines (any key with ``execution:write``, of any project) but
@@ -10,15 +11,19 @@ origin's security headers.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 from msgspec import Meta
 from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.domain import AnswerKind
+from gateway.domain import JSON, AnswerKind, Ending, StoredAnswer, WebhookSpec
 from gateway.errors import InvalidInput
 
 PREFIX = "/webhook-waiting"
@@ -66,8 +71,81 @@ BODILESS = frozenset({204, 304})
 """Final status codes whose answer never carries a body."""
 StatusCode = Annotated[int, Meta(ge=200, le=599)]
 """A final status an engine may ask for."""
+DEFAULT_RESPONSE = {"message": "Workflow was started"}
+"""What a wait that configures no answer says to the call that resumed it (n8n's words)."""
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _VALUE = re.compile(r"[\t\x20-\x7e]*")
+_encoder = msgspec.json.Encoder()
+
+
+def json_answer(
+    status_code: int, body: JSON, kind: AnswerKind, headers: dict[str, str] | None = None
+) -> StoredAnswer:
+    """An answer with a JSON body."""
+    return StoredAnswer(
+        status_code,
+        {"content-type": "application/json", **(headers or {})},
+        _encoder.encode(body),
+        kind,
+    )
+
+
+def configured_answer(spec: WebhookSpec) -> StoredAnswer:
+    """The answer configured on the wait (``onReceived``)."""
+    data: Any = DEFAULT_RESPONSE if spec.response_data is None else spec.response_data
+    headers = {k.lower(): v for k, v in spec.response_headers.items()}
+    if isinstance(data, str):
+        headers.setdefault("content-type", "text/plain; charset=utf-8")
+        return StoredAnswer(spec.response_code, headers, data.encode())
+    return json_answer(spec.response_code, data, "answer", headers)
+
+
+def finished_answer(status: Ending, result: JSON, response_data: str) -> StoredAnswer:
+    """What a lastNode caller gets when the engine finishes (n8n's ``responseData`` choices)."""
+    if status != "success":
+        return json_answer(500, {"message": "Error in workflow"}, "finished")
+    if response_data == "noData":
+        return StoredAnswer(200, {}, b"", "finished")
+    entries = result if isinstance(result, list) else [result]
+    entries = [e["json"] if isinstance(e, dict) and set(e) >= {"json"} else e for e in entries]
+    if response_data == "allEntries":
+        return json_answer(200, entries, "finished")
+    return json_answer(200, entries[0] if entries else {}, "finished")
+
+
+def explicit_answer(status_code: int, headers: dict[str, str], body: Any) -> StoredAnswer:
+    """What a responseNode caller gets from ``POST /executions/{id}/respond``.
+
+    ``body`` may be a string (sent as is), ``{"binary": {"data": base64, "mimeType": …}}``
+    (sent as those bytes), or any other JSON value (sent as JSON).
+    """
+    if isinstance(body, str):
+        headers = {"content-type": "text/plain; charset=utf-8", **headers}
+        return StoredAnswer(status_code, headers, body.encode(), "respond")
+    if isinstance(body, dict) and isinstance(body.get("binary"), dict):
+        binary = body["binary"]
+        try:
+            data = base64.b64decode(str(binary.get("data", "")), validate=True)
+        except binascii.Error:
+            raise InvalidInput("body.binary.data must be base64") from None
+        mime = str(binary.get("mimeType") or "application/octet-stream")
+        return StoredAnswer(status_code, {"content-type": mime, **headers}, data, "respond")
+    return json_answer(status_code, body, "respond", headers)
+
+
+def to_response(answer: StoredAnswer, method: str = "GET", *, replayed: bool = False) -> Response:
+    """A stored answer as an HTTP response (``Idempotent-Replayed: true`` on a replay).
+
+    Headers an engine may not set are left out, whenever the answer was stored; 204 and 304
+    answers carry no body.
+    """
+    own = answer.kind == CONFIRM_KIND
+    headers = dict(answer.headers) if own else sendable(answer.headers)
+    if replayed:
+        headers["idempotent-replayed"] = "true"
+    media_type = headers.pop("content-type", None)
+    body = b"" if method == "HEAD" or answer.status_code in BODILESS else answer.body
+    return Response(body, status_code=answer.status_code, headers=headers, media_type=media_type)
 
 
 def forbidden(name: str) -> bool:

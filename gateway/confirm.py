@@ -20,15 +20,18 @@ HEADERS = {
 }
 
 
-def confirmation_page(request: Request, spec: WebhookSpec | None) -> StoredAnswer | None:
-    """The page for a browser's GET on a wait that resumes on POST only; else ``None``."""
-    if (
-        request.method != "GET"
-        or spec is None
-        or "POST" not in spec.methods
-        or "GET" in spec.methods
-        or "text/html" not in request.headers.get("accept", "")
-    ):
-        return None
+def wants_confirmation(method: str, accept: str, spec: WebhookSpec | None) -> bool:
+    """Whether a call is a browser's GET on a wait that resumes on POST only."""
+    return (
+        method == "GET"
+        and spec is not None
+        and "POST" in spec.methods
+        and "GET" not in spec.methods
+        and "text/html" in accept
+    )
+
+
+def confirmation_page(request: Request) -> StoredAnswer:
+    """The page whose button POSTs to the URL the browser opened."""
     page = templates.get_template("confirm.html").render(action=own_action(request))
     return StoredAnswer(200, dict(HEADERS), page.encode(), CONFIRM_KIND)

@@ -216,6 +216,9 @@ class CallOutcome:
     """This call resumed the wait (every other call loses)."""
     refusal: Refusal | None = None
     """The wait's caller checks refused the call; the wait is untouched."""
+    execution: Execution | None = None
+    """When no wait took the call (none parked with the URL's nonce, or one that ended): the
+    execution as the call's transaction saw it; ``None`` if it does not exist."""
 
 
 AnswerKind = Literal["answer", "early", "parked", "finished", "respond", "confirm"]
@@ -308,6 +311,20 @@ class Execution:
             retry_of=self.id,
             callback_url=self.callback_url,
         )
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A transition whose condition did not hold, so nothing was written: the execution as
+    the refusing transaction saw it (the store's verbs read its waits too), ``None`` if it
+    does not exist (or, from a use case, the caller's project may not see it).
+
+    It is falsy, so ``if outcome:`` reads "if the transition happened"."""
+
+    execution: Execution | None
+
+    def __bool__(self) -> Literal[False]:
+        return False
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from gateway import metrics
-from gateway.domain import format_instant
+from gateway.domain import ResumedBy, format_instant
 from gateway.event_model import EventOutcome, EventSource, IncomingEvent, StoredEvent
 from gateway.event_paths import lookup
 from gateway.event_verify import (
@@ -28,6 +28,7 @@ from gateway.event_verify import (
     default_event_id_path,
     redacted,
 )
+from gateway.executions import resumed
 from gateway.payloads import MAX_JSON_DEPTH
 from gateway.services import Services
 from gateway.stored import clip_headers
@@ -128,8 +129,8 @@ async def record(svc: Services, event: IncomingEvent) -> EventOutcome | None:
         return None
     status = "duplicate" if outcome.duplicate else "matched" if outcome.resumed else "unmatched"
     metrics.EVENTS.labels(status).inc()
-    if outcome.resumed:
-        metrics.RESUMES.labels("event").inc(len(outcome.resumed))
+    for eid, seq in outcome.resumed:
+        resumed(eid, seq, ResumedBy.EVENT)
     log.info(
         "event recorded",
         extra={
@@ -158,8 +159,8 @@ async def replay(svc: Services, event_id: int, project_id: str | None) -> EventO
     outcome = await svc.store.replay_event(event_id, svc.clock.now_ms(), project_id)
     if outcome is None:
         return None
-    if outcome.resumed:
-        metrics.RESUMES.labels("event").inc(len(outcome.resumed))
+    for eid, seq in outcome.resumed:
+        resumed(eid, seq, ResumedBy.EVENT)
     log.info(
         "event replayed",
         extra={"action": "event.replayed", "event_id": event_id, "matched": len(outcome.resumed)},

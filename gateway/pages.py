@@ -8,9 +8,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from gateway.caller_auth import checker
-from gateway.domain import Execution, Refusal, Wait
-from gateway.http import ApiError, client_address
+from gateway.domain import Execution, Wait
+from gateway.http import ApiError
 from gateway.services import Services, services
 from gateway.signed import REFUSED_MESSAGE, audit_attempt, check_signature, issued_for
 from gateway.signing import Action
@@ -64,17 +63,3 @@ def own_action(request: Request) -> str:
     """A form ``action`` that posts back to the page's own URL: relative (query only), so the
     scheme, host and path prefix the browser used (a TLS proxy's ``https://``) are kept."""
     return "?" + request.url.query
-
-
-def caller_refusal(request: Request, svc: Services, wait: Wait) -> Refusal | None:
-    """The wait's caller checks (``allowedIps``, Basic, ``ignoreBots``) on a page request; the
-    same checks as its resume URL, so a page shows and decides nothing for a caller they refuse.
-    Header and HMAC authentication cannot come from a browser and are refused at park. A
-    refusal is written to the execution's audit trail, as the resume URL's are."""
-    if wait.webhook is None:
-        return None
-    moment = svc.clock.now_ms() / 1000
-    refusal = checker(request.headers, b"", client_address(request), moment)(wait.webhook)
-    if refusal is not None:
-        audit_attempt(svc, request, wait.execution_id, wait.seq, refusal.status, refusal.message)
-    return refusal

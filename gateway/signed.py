@@ -1,4 +1,5 @@
-"""The door of every signed URL (resume webhook, approval page, form page).
+"""The door of every signed URL (resume webhook, approval page, form page): the signature,
+and on a page the wait's caller checks.
 
 The signature is verified first, before any limit or database read: it is cheap, and a
 correctly signed call is never refused for what others sent. Only a failed check is charged to
@@ -14,7 +15,8 @@ import logging
 from starlette.requests import Request
 
 from gateway import metrics
-from gateway.domain import AttemptOutcome, Execution, ResumeAttempt
+from gateway.caller_auth import checker
+from gateway.domain import AttemptOutcome, Execution, Refusal, ResumeAttempt, Wait
 from gateway.http import ApiError, client_address
 from gateway.services import Services
 from gateway.signing import Action, SignedTarget
@@ -90,3 +92,17 @@ def issued_for(execution: Execution, nonce: str) -> bool:
     """Whether a verified URL with ``nonce`` was issued for this execution (and not for another
     one with the same id in another database)."""
     return hmac.compare_digest(execution.nonce, nonce)
+
+
+def caller_refusal(request: Request, svc: Services, wait: Wait) -> Refusal | None:
+    """The wait's caller checks (``allowedIps``, Basic, ``ignoreBots``) on a page request; the
+    same checks as its resume URL, so a page shows and decides nothing for a caller they refuse.
+    Header and HMAC authentication cannot come from a browser and are refused at park. A
+    refusal is written to the execution's audit trail, as the resume URL's are."""
+    if wait.webhook is None:
+        return None
+    moment = svc.clock.now_ms() / 1000
+    refusal = checker(request.headers, b"", client_address(request), moment)(wait.webhook)
+    if refusal is not None:
+        audit_attempt(svc, request, wait.execution_id, wait.seq, refusal.status, refusal.message)
+    return refusal

@@ -102,3 +102,16 @@ def execution_view(
                 data, redact=redact, can_reveal=can_reveal, secret_headers=secrets
             )
     return view
+
+
+def next_wait_view(execution: Execution, signer: ResumeSigner) -> dict[str, Any]:
+    """What a caller held by the previous wait is told when the execution parks again: the
+    new wait's status, deadline and resume URL (the fields of ``execution_view``)."""
+    return {
+        "id": execution.id,
+        "status": execution.status.value,
+        "waitTill": format_instant(execution.wait_till)
+        if execution.status is Status.WAITING
+        else None,
+        "resumeUrl": resume_url(execution, signer),
+    }

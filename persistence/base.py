@@ -3,8 +3,10 @@
 Every verb is written once, as a script of named statements (``persistence.script``), in the
 module of its concept (executions, waits, outbox, tags, keys, answers, audit). A driver runs
 each script in one transaction: SQLite on its writer thread (reads on a reader pool),
-PostgreSQL on a pooled connection. Every state transition is one conditional write; a verb
-whose condition does not hold returns ``None`` or ``False`` instead of writing anything.
+PostgreSQL on a pooled connection. Every state transition is one conditional write that
+returns the row after it; a verb whose condition does not hold writes nothing and returns
+``Unchanged`` with the execution as its transaction saw it (``None`` if there is none), so
+a refusal is explained by the state that refused it, without another look at the database.
 Instants are milliseconds since the epoch and always come from the caller's clock.
 
 The store is the only source of wake-ups: after a commit that parked a deadline, added to the

@@ -26,7 +26,7 @@ from gateway.event_paths import lookup
 from persistence import event_rows, event_waits
 from persistence import script as q
 from persistence.script import Script
-from persistence.waits import resume
+from persistence.waits import resume_wait
 
 
 def create_event_source(source: EventSource, now: int) -> Script[EventSource | None]:
@@ -97,7 +97,7 @@ def _match(found: Mapping[str, Any], now: int) -> Script[tuple[tuple[int, int], 
     payload = event_rows.resume_payload(event_rows.event_from_row(found))
     resumed = []
     for eid, seq in sorted(candidates):
-        if (yield from resume(eid, seq, ResumedBy.EVENT, payload, now)):
+        if (yield from resume_wait(eid, seq, ResumedBy.EVENT, payload, now)):
             yield from event_waits.record_match(event_id, eid, seq)
             resumed.append((eid, seq))
     if resumed:

@@ -2,7 +2,8 @@
 
 Every transition is one conditional write; the outbox row that tells the engine about it is
 written in the same transaction, so nothing acknowledged can be lost and nothing is announced
-that did not happen.
+that did not happen. A transition returns the row after its write, or ``Unchanged`` with the
+row that refused it, read in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gateway.domain import (
     Retried,
     Status,
     StopFilter,
+    Unchanged,
     Wait,
     check_custom_data_count,
 )
@@ -43,18 +45,24 @@ def create_execution(new: NewExecution, now: int) -> Script[Execution]:
     return execution
 
 
-def retry_execution(execution_id: int, now: int) -> Script[Retried | None]:
+def unchanged(execution_id: int) -> Script[Unchanged]:
+    """The outcome of a transition whose condition did not hold: the execution as it is now,
+    in the refusing transaction (SQLite's single writer: exactly the state that refused)."""
+    return Unchanged((yield from get_execution(execution_id, with_waits=True)))
+
+
+def retry_execution(execution_id: int, now: int) -> Script[Retried | Unchanged]:
     """The retry of a failed, crashed or canceled execution.
 
     An earlier retry that is under way or succeeded is returned as it is; only when every
     earlier retry failed too is a new one made (``running``, ``retryOf``, with its
     ``execution.retry`` outbox row), in one transaction that first locks the execution (SQLite:
-    the single writer), so concurrent calls make one retry and the others find it. ``None`` if
-    the execution is gone or may not be retried.
+    the single writer), so concurrent calls make one retry and the others find it.
+    ``Unchanged`` if the execution is gone or may not be retried.
     """
     found = yield from q.row("get_execution_for_update", {"id": execution_id})
     if found is None or Status(found["status"]) not in RETRYABLE:
-        return None
+        return (yield from unchanged(execution_id))
     earlier = yield from q.row("find_retry", {"id": execution_id})
     if earlier is not None:
         return Retried(rows.execution_from_row(earlier), created=False)
@@ -75,17 +83,21 @@ def get_execution(execution_id: int, *, with_waits: bool = False) -> Script[Exec
     return rows.execution_from_row(found, waits)
 
 
-def finish(execution_id: int, status: Status, result: JSON, error: JSON, now: int) -> Script[bool]:
-    """Move a ``running`` execution to ``success`` or ``error``; a successful retry marks its
-    original."""
+def finish(
+    execution_id: int, status: Status, result: JSON, error: JSON, now: int
+) -> Script[Execution | Unchanged]:
+    """Move a ``running`` execution to ``success`` or ``error`` (a successful retry marks its
+    original); the execution after, with its waits."""
     params = rows.finish_params(execution_id, status, result, error, now)
-    if (yield from q.count("finish", params)) != 1:
-        return False
+    finished = yield from q.row("finish", params)
+    if finished is None:
+        return (yield from unchanged(execution_id))
     yield from q.count("mark_retry_success", {"id": execution_id})
-    return True
+    waits = yield from q.rows("get_waits", {"id": execution_id})
+    return rows.execution_from_row(finished, tuple(rows.wait_from_row(w) for w in waits))
 
 
-def stop(execution_id: int, now: int, wait_seq: int | None = None) -> Script[bool]:
+def stop(execution_id: int, now: int, wait_seq: int | None = None) -> Script[Execution | Unchanged]:
     """Cancel a new, unknown, running or waiting execution; its wait ends for good.
 
     With ``wait_seq``, only an execution still ``waiting`` at that wait is canceled (a page
@@ -93,11 +105,11 @@ def stop(execution_id: int, now: int, wait_seq: int | None = None) -> Script[boo
     """
     stopped = yield from q.row("stop", {"id": execution_id, "now": now, "wait_seq": wait_seq})
     if stopped is None:
-        return False
+        return (yield from unchanged(execution_id))
     yield from event_waits.clear(execution_id)
     if stopped["callback_url"] is not None:
         yield from emit(execution_id, Event.CANCELED, now)
-    return True
+    return rows.execution_from_row(stopped)
 
 
 def stop_many(which: StopFilter, now: int) -> Script[int]:
@@ -133,9 +145,13 @@ def set_custom_data(
     return merged
 
 
-def delete_execution(execution_id: int) -> Script[bool]:
-    """Delete an execution that is not running, with everything that belongs to it."""
-    return (yield from q.count("delete_execution", {"id": execution_id})) == 1
+def delete_execution(execution_id: int) -> Script[Execution | Unchanged]:
+    """Delete an execution that is not running, with everything that belongs to it; the
+    execution as it was."""
+    deleted = yield from q.row("delete_execution", {"id": execution_id})
+    if deleted is None:
+        return (yield from unchanged(execution_id))
+    return rows.execution_from_row(deleted)
 
 
 def list_executions(query: ExecutionQuery) -> Script[list[Execution]]:

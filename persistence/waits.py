@@ -1,7 +1,8 @@
 """Waits: park, resume (by a call, the API, or the timer), and calls kept before their park.
 
 Each park creates a new wait; a resume is one conditional write on the execution's current
-wait (``status = 'waiting' AND wait_seq = ?``), so whoever loses a race changes nothing.
+wait (``status = 'waiting' AND wait_seq = ?``), so whoever loses a race changes nothing and
+gets the state that refused it (``Unchanged``), read in the same transaction.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from gateway.domain import (
     Admission,
     CallOutcome,
     Event,
+    Execution,
     ResumedBy,
     TimedOut,
+    Unchanged,
     Wait,
     WebhookSpec,
     webhook_accepts,
@@ -21,7 +24,7 @@ from gateway.early import CallEvidence, EarlyAdmission, ParkOutcome, judge_early
 from gateway.event_model import EventCondition
 from persistence import event_rows, event_waits, rows
 from persistence import script as q
-from persistence.executions import get_execution
+from persistence.executions import get_execution, unchanged
 from persistence.outbox import emit
 from persistence.script import Script
 
@@ -29,7 +32,8 @@ from persistence.script import Script
 def _resume(
     execution_id: int, seq: int, resumed_by: ResumedBy, payload: str | None, now: int
 ) -> Script[bool]:
-    """The conditional resume plus its wait record and its outbox row."""
+    """The conditional resume plus its wait record and its outbox row; ``False`` if the wait
+    was not the waiting one."""
     key = {"id": execution_id, "seq": seq}
     resumed = yield from q.row("resume", key)
     if resumed is None:
@@ -40,6 +44,14 @@ def _resume(
     if resumed["callback_url"] is not None:
         yield from emit(execution_id, Event.RESUMED, now, seq)
     return True
+
+
+def resume_wait(
+    execution_id: int, seq: int, resumed_by: ResumedBy, payload: JSON, now: int
+) -> Script[bool]:
+    """``resume`` without reading anything back, for a script that may end many waits (an
+    event); ``False`` if the wait was not the waiting one."""
+    return (yield from _resume(execution_id, seq, resumed_by, rows.dump(payload), now))
 
 
 def get_wait(execution_id: int, seq: int) -> Script[Wait | None]:
@@ -55,14 +67,14 @@ def park(
     now: int,
     admit_early: EarlyAdmission | None = None,
     events: tuple[EventCondition, ...] = (),
-) -> Script[ParkOutcome | None]:
+) -> Script[ParkOutcome | Unchanged]:
     """Move a ``running`` execution to ``waiting`` at a new wait (waking the timers).
 
     An early resume recorded for that wait is taken in the same transaction and applied if
     the wait accepts its method and suffix and its caller checks (``admit_early``, run on
     the kept call; see ``gateway.early.judge_early``) find no refusal: the execution is
     then ``running`` again. Otherwise it is dropped, and a refusal is in the outcome.
-    ``None`` if the execution is not ``running``.
+    ``Unchanged`` if the execution is not ``running``.
 
     ``events`` are the events the wait may also end on (see ``persistence.event_waits``): they
     are checked (``InvalidInput`` rolls the park back) and, unless the early resume was applied,
@@ -71,7 +83,7 @@ def park(
     park_params = rows.park_params(execution_id, wait_till, webhook, events=bool(events))
     parked = yield from q.row("park", park_params)
     if parked is None:
-        return None
+        return (yield from unchanged(execution_id))
     seq = parked["wait_seq"]
     key = {"id": execution_id, "seq": seq}
     wait = {"now": now, "wait_till": wait_till, "webhook": rows.dump_webhook(webhook)}
@@ -107,9 +119,14 @@ def park(
 
 def resume(
     execution_id: int, seq: int, resumed_by: ResumedBy, payload: JSON, now: int
-) -> Script[bool]:
-    """End wait ``seq`` of a ``waiting`` execution; ``False`` if someone else did first."""
-    return (yield from _resume(execution_id, seq, resumed_by, rows.dump(payload), now))
+) -> Script[Execution | Unchanged]:
+    """End wait ``seq`` of a ``waiting`` execution; the execution after, with its waits
+    (``Unchanged`` if it was not waiting at that wait: someone else came first)."""
+    if not (yield from resume_wait(execution_id, seq, resumed_by, payload, now)):
+        return (yield from unchanged(execution_id))
+    resumed = yield from get_execution(execution_id, with_waits=True)
+    assert resumed is not None
+    return resumed
 
 
 def resume_by_call(
@@ -126,10 +143,11 @@ def resume_by_call(
     """A call of wait ``seq``'s resume URL: resume it if its webhook accepts the method
     and suffix, ``admit`` (the wait's caller checks) finds no refusal, and it is still
     waiting, all in one transaction. The execution must have the URL's ``nonce``
-    (otherwise the outcome names no wait)."""
+    (otherwise the outcome names no wait). When no wait took the call, the outcome holds the
+    execution as this transaction saw it, which says why."""
     found = yield from q.row("get_signed_wait", {"id": execution_id, "seq": seq, "nonce": nonce})
     if found is None:
-        return CallOutcome(None)
+        return CallOutcome(None, execution=(yield from get_execution(execution_id)))
     wait = rows.wait_from_row(found)
     if not webhook_accepts(wait.webhook, method, suffix):
         return CallOutcome(wait)
@@ -137,8 +155,9 @@ def resume_by_call(
     if refusal is not None:
         return CallOutcome(wait, accepted=True, refusal=refusal)
     by = ResumedBy.WEBHOOK
-    resumed = yield from _resume(execution_id, seq, by, rows.dump(payload), now)
-    return CallOutcome(wait, accepted=True, resumed=resumed)
+    if (yield from _resume(execution_id, seq, by, rows.dump(payload), now)):
+        return CallOutcome(wait, accepted=True, resumed=True)
+    return CallOutcome(wait, accepted=True, execution=(yield from get_execution(execution_id)))
 
 
 def record_early_resume(

@@ -10,7 +10,6 @@ conditional write bound to the wait the page was signed for: a stale page acts o
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,15 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import metrics
-from gateway.domain import ApprovalSpec, Execution, ResumedBy, Status, Wait
+from gateway import executions
+from gateway.domain import ApprovalSpec, Execution, Status, Unchanged, Wait
 from gateway.http import read_body
-from gateway.pages import caller_refusal, own_action, page, signed_wait
+from gateway.pages import own_action, page, signed_wait
 from gateway.services import Services
+from gateway.signed import caller_refusal
 from gateway.signing import Action
-from gateway.stored import MAX_HEADER_VALUE, clip_optional
 
-log = logging.getLogger("waitgate.approval")
 MAX_COMMENT = 1000
 Target = tuple[Services, Execution, Wait, ApprovalSpec]
 
@@ -67,6 +65,17 @@ def _answered(execution: Execution, wait: Wait, title: str) -> Response | None:
     return None
 
 
+def _refused(outcome: Unchanged, seq: int, title: str) -> Response:
+    """The page for an answer that came too late, saying what the state that refused it was."""
+    latest = outcome.execution
+    latest_wait = None if latest is None else next((w for w in latest.waits if w.seq == seq), None)
+    if latest is not None and latest_wait is not None:
+        closed = _answered(latest, latest_wait, title)
+        if closed is not None:
+            return closed
+    return _page(409, title, "done", "This request is no longer waiting.")
+
+
 async def show(request: Request) -> Response:
     """``GET /approval/{id}``: the question, with Approve and Reject."""
     found = await _target(request)
@@ -91,35 +100,18 @@ async def answer(request: Request) -> Response:
     decision = form.get("decision", [""])[0]
     if decision not in {"approve", "reject"}:
         return _page(400, approval.title, "done", "Choose Approve or Reject.")
-    comment = form.get("comment", [""])[0][:MAX_COMMENT]
-    now = svc.clock.now_ms()
     approved = decision == "approve"
-    if not approved and approval.on_reject == "cancel":
-        done = await svc.store.stop(execution.id, now, wait_seq=wait.seq)
-    else:
-        payload = {
-            "approved": approved,
-            "comment": comment,
-            "userAgent": clip_optional(request.headers.get("user-agent"), MAX_HEADER_VALUE),
-            "resumedBy": ResumedBy.FORM.value,
-        }
-        done = await svc.store.resume(execution.id, wait.seq, ResumedBy.FORM, payload, now)
-        if done:
-            metrics.RESUMES.labels("form").inc()
-    if not done:
-        latest = await svc.store.get_execution(execution.id, with_waits=True)
-        latest_wait = (
-            None if latest is None else next((w for w in latest.waits if w.seq == wait.seq), None)
-        )
-        if latest is not None and latest_wait is not None:
-            closed = _answered(latest, latest_wait, approval.title)
-            if closed is not None:
-                return closed
-        return _page(409, approval.title, "done", "This request is no longer waiting.")
-    log.info(
-        "approval answered",
-        extra={"action": "approval.answered", "execution_id": execution.id, "approved": approved},
+    outcome = await executions.answer_approval(
+        svc,
+        execution.id,
+        wait.seq,
+        approval,
+        approved=approved,
+        comment=form.get("comment", [""])[0][:MAX_COMMENT],
+        user_agent=request.headers.get("user-agent"),
     )
+    if isinstance(outcome, Unchanged):
+        return _refused(outcome, wait.seq, approval.title)
     message = "Approved. Thank you." if approved else "Rejected. Thank you."
     return _page(200, approval.title, "done", message)
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from gateway.auth import Principal, Scope
 from gateway.domain import ResumeAttempt, format_instant
 from gateway.http import JSONResponse
-from gateway.routes.engine import AN_EXECUTION, execution_target, load_execution
+from gateway.routes.common import AN_EXECUTION, execution_target, load_execution
 from gateway.routing import scoped
 
 

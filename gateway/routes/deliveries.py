@@ -12,7 +12,7 @@ from gateway.auth import Principal, Scope
 from gateway.domain import Delivery, DeliveryAttempt, DeliveryStatus, Wait, format_instant
 from gateway.http import ApiError, JSONResponse
 from gateway.redaction import shown_event
-from gateway.routes.engine import AN_EXECUTION, execution_target, load_execution
+from gateway.routes.common import AN_EXECUTION, execution_target, load_execution
 from gateway.routes.public import redaction
 from gateway.routing import scoped
 from gateway.services import services

@@ -18,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import metrics
-from gateway.domain import FormField, FormSpec, ResumedBy, Status
+from gateway import executions
+from gateway.domain import FormField, FormSpec, Status
 from gateway.http import capped
-from gateway.pages import caller_refusal, own_action, page, signed_wait
+from gateway.pages import own_action, page, signed_wait
+from gateway.signed import caller_refusal
 from gateway.signing import Action
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -155,12 +156,8 @@ async def form_page(request: Request) -> Response:
         await form.close()
     if errors:
         return _page(400, spec, "ask", action=own_action(request), values=typed, errors=errors)
-    payload = {"formData": values, "resumedBy": ResumedBy.FORM.value}
-    if not await svc.store.resume(
-        execution.id, wait.seq, ResumedBy.FORM, payload, svc.clock.now_ms()
-    ):
+    if not await executions.submit_form(svc, execution.id, wait.seq, values):
         return _page(409, spec, "done", message=CLOSED)
-    metrics.RESUMES.labels("form").inc()
     return _page(200, spec, "done", message="Thank you. Your answer was received.")
 
 

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import executions
 from gateway.auth import Principal, Scope
-from gateway.domain import TAGS_MAX_ITEMS, Retried, Status, StopFilter, parse_instant
+from gateway.domain import TAGS_MAX_ITEMS, Status, StopFilter, Unchanged, parse_instant
 from gateway.errors import InvalidInput
 from gateway.http import ApiError, JSONResponse, decode_json, read_body
 from gateway.pagination import execution_query, flag, page
-from gateway.routes.engine import AN_EXECUTION, execution_target, load_execution
+from gateway.routes.common import (
+    AN_EXECUTION,
+    execution_target,
+    load_execution,
+    not_found,
+    refused,
+)
 from gateway.routes.tags import tag_view
 from gateway.routing import scoped
 from gateway.services import Services, services
 from gateway.views import SIGNED_URL_SCOPE, execution_view
-
-log = logging.getLogger("waitgate.public")
 
 
 def redaction(request: Request, principal: Principal) -> tuple[bool | None, bool]:
@@ -77,27 +81,21 @@ async def get_execution(request: Request, principal: Principal) -> Response:
 async def delete_execution(request: Request, principal: Principal) -> Response:
     """``DELETE /api/v1/executions/{id}``: anything but a running execution."""
     svc, eid = execution_target(request)
-    execution = await load_execution(svc, principal, eid)
-    if not await svc.store.delete_execution(eid):
-        await load_execution(svc, principal, eid)  # 404 if it went meanwhile
+    deleted = await executions.delete(svc, principal.project_id, eid)
+    if isinstance(deleted, Unchanged):
+        if deleted.execution is None:
+            raise not_found(eid)
         raise ApiError(400, "Cannot delete a running execution")
-    log.info("deleted", extra={"action": "execution.deleted", "execution_id": eid})
-    return JSONResponse(execution_view(execution, svc.signer))
+    return JSONResponse(execution_view(deleted, svc.signer))
 
 
 async def stop_execution(request: Request, principal: Principal) -> Response:
     """``POST /api/v1/executions/{id}/stop``: new, unknown, running or waiting → canceled."""
     svc, eid = execution_target(request)
-    await load_execution(svc, principal, eid)
-    if not await svc.store.stop(eid, svc.clock.now_ms()):
-        latest = await load_execution(svc, principal, eid)
-        raise ApiError(
-            409,
-            f"Only running or waiting executions can be stopped and {eid} is currently "
-            f"{latest.status.value}",
-        )
-    log.info("stopped", extra={"action": "execution.stopped", "execution_id": eid})
-    return JSONResponse(execution_view(await load_execution(svc, principal, eid), svc.signer))
+    stopped = await executions.stop(svc, principal.project_id, eid)
+    if isinstance(stopped, Unchanged):
+        raise refused(stopped, eid, "Only running or waiting executions can be stopped", " and")
+    return JSONResponse(execution_view(stopped, svc.signer))
 
 
 class _StopManyBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -133,9 +131,7 @@ async def stop_many(request: Request, principal: Principal) -> Response:
         )
     except InvalidInput as exc:
         raise ApiError(400, str(exc)) from None
-    stopped = await svc.store.stop_many(which, svc.clock.now_ms())
-    log.info("stopped many", extra={"action": "execution.stopped_many", "count": stopped})
-    return JSONResponse({"stopped": stopped})
+    return JSONResponse({"stopped": await executions.stop_many(svc, which)})
 
 
 class _RetryBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -151,31 +147,15 @@ async def retry_execution(request: Request, principal: Principal) -> Response:
             msgspec.json.decode(body, type=_RetryBody)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise ApiError(400, f"Invalid request body: {exc}") from None
-    retried = await retry(svc, principal, eid)
+    retried = await executions.retry(svc, principal.project_id, eid)
+    if isinstance(retried, Unchanged):
+        if retried.execution is not None and retried.execution.status is Status.SUCCESS:
+            raise ApiError(409, "The execution succeeded, so it cannot be retried.")
+        raise refused(
+            retried, eid, "Only executions that failed, crashed or were canceled can be retried"
+        )
     signed = principal.allows(SIGNED_URL_SCOPE)
     return JSONResponse(execution_view(retried.execution, svc.signer, signed_urls=signed))
-
-
-async def retry(svc: Services, principal: Principal, eid: int) -> Retried:
-    """The retry of execution ``eid`` (the API's and the dashboard's): an earlier retry that is
-    under way or succeeded, else a new one; 404 or 409 (saying why) if it cannot be retried."""
-    old = await load_execution(svc, principal, eid)
-    retried = await svc.store.retry_execution(eid, svc.clock.now_ms())
-    if retried is None:
-        old = await load_execution(svc, principal, eid)  # 404 if it went meanwhile
-        if old.status is Status.SUCCESS:
-            raise ApiError(409, "The execution succeeded, so it cannot be retried.")
-        raise ApiError(
-            409,
-            f"Only executions that failed, crashed or were canceled can be retried; "
-            f"{eid} is currently {old.status.value}",
-        )
-    action = "execution.retried" if retried.created else "execution.retry_found"
-    log.info(
-        "retried" if retried.created else "retried already",
-        extra={"action": action, "execution_id": retried.execution.id, "retry_of": old.id},
-    )
-    return retried
 
 
 class _TagId(msgspec.Struct, forbid_unknown_fields=True):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -20,15 +19,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from gateway import executions
 from gateway.auth import Principal, Scope, hash_key
-from gateway.domain import RETRYABLE, STOPPABLE, ResumedBy, Status
+from gateway.domain import RETRYABLE, STOPPABLE, Execution, Retried, Status, Unchanged
 from gateway.http import ApiError, read_body
 from gateway.pages import page as render
 from gateway.pagination import execution_query, page
 from gateway.routes.audit import attempt_view
+from gateway.routes.common import load_execution, not_found
 from gateway.routes.deliveries import delivery_view
-from gateway.routes.engine import load_execution
-from gateway.routes.public import retry
 from gateway.services import Services, services
 from gateway.views import SIGNED_URL_SCOPE, execution_view
 
@@ -180,7 +179,7 @@ async def logout(request: Request) -> Response:
     return response
 
 
-async def executions(request: Request) -> Response:
+async def listing(request: Request) -> Response:
     """``GET /ui``: executions, newest first, with status, workflow and customData filters."""
     session = await _session(request)
     if session is None:
@@ -292,28 +291,25 @@ async def act(request: Request) -> Response:
         raise ApiError(403, "Forbidden")
     if not principal.allows(ACTIONS[action][0]):
         raise ApiError(403, "Forbidden")
-    execution = await load_execution(svc, principal, eid)
-    now = svc.clock.now_ms()
-    target = eid
+    project = principal.project_id
+    outcome: Execution | Retried | Unchanged
     if action == "stop":
-        done = await svc.store.stop(eid, now)
+        outcome = await executions.stop(svc, project, eid)
     elif action == "resume":
-        payload: dict[str, Any] = {"body": None, "resumedBy": ResumedBy.API.value, "via": "ui"}
-        done = execution.status is Status.WAITING and await svc.store.resume(
-            eid, execution.wait_seq, ResumedBy.API, payload, now
-        )
+        outcome = await executions.resume_now(svc, project, eid, None, via="ui")
     else:
-        done = execution.status in RETRYABLE
-        if done:
-            target = (await retry(svc, principal, eid)).execution.id
-    flash = f"{action}-{'done' if done else 'failed'}"
+        outcome = await executions.retry(svc, project, eid)
+    if isinstance(outcome, Unchanged) and outcome.execution is None:
+        raise not_found(eid)
+    target = outcome.execution.id if isinstance(outcome, Retried) else eid
+    flash = f"{action}-{'done' if outcome else 'failed'}"
     return RedirectResponse(
         f"/ui/executions/{target}?{urlencode({'done': flash})}", status_code=303
     )
 
 
 routes = [
-    Route("/ui", executions, methods=["GET"]),
+    Route("/ui", listing, methods=["GET"]),
     Route("/ui/login", login, methods=["GET", "POST"]),
     Route("/ui/logout", logout, methods=["POST"]),
     Route("/ui/executions/{id:int}", detail, methods=["GET"]),

@@ -144,7 +144,7 @@ async def test_the_store_wakes_its_listeners_after_each_commit(store: Store) -> 
     new = NewExecution("wf", callback_url="https://engine.example/hook")
     eid = (await store.create_execution(new, NOW)).id
     hook = WebhookSpec(methods=("POST",), suffix="")
-    assert await store.park(eid, NOW + 1000, hook, NOW) is not None
+    assert await store.park(eid, NOW + 1000, hook, NOW)
     assert NOW + 1000 in deadlines
     outbox.clear()  # PostgreSQL's listener also wakes the dispatcher once it connects
     assert await store.resume(eid, 1, ResumedBy.WEBHOOK, None, NOW + 1)

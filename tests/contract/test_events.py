@@ -39,7 +39,7 @@ def waits_for(order: str | CustomDataRef, name: str | None = None) -> tuple[Even
 async def parked(store: Store, conditions: tuple[EventCondition, ...], **new: Any) -> int:
     execution = await store.create_execution(NewExecution("wf", **new), NOW)
     outcome = await store.park(execution.id, None, None, NOW, events=conditions)
-    assert outcome is not None
+    assert outcome
     return execution.id
 
 
@@ -170,7 +170,7 @@ async def test_lookback_expires_and_zero_disables(store: Store, source: EventSou
     await store.record_event(stripe_event("o-1", "e1"), NOW)
     execution = await store.create_execution(NewExecution("wf"), NOW)
     outcome = await store.park(execution.id, None, None, NOW + 3_600_001, events=waits_for("o-1"))
-    assert outcome is not None
+    assert outcome
     assert outcome.kept_event is None
     assert await status(store, execution.id) is Status.WAITING
     await store.create_event_source(EventSource("none", {"type": "none"}, lookback_seconds=0), NOW)
@@ -235,7 +235,7 @@ async def test_every_end_of_a_wait_ends_its_conditions(
     if ending == "early":
         await store.record_early_resume(eid, 1, "POST", "", {}, NOW, nonce=execution.nonce)
     outcome = await store.park(eid, NOW + 10, HOOK, NOW, events=waits_for("o-1"))
-    assert outcome is not None
+    assert outcome
     if ending == "resume":
         assert await store.resume(eid, 1, ResumedBy.API, None, NOW)
     elif ending == "timeout":
@@ -277,7 +277,7 @@ async def test_concurrent_events_url_and_timer_resume_once(
             len(event_b.resumed),
             int(call.resumed),
             len(due),
-            int(api),
+            int(bool(api)),
         ]
         assert sum(wins) == 1, wins
         execution_now = await store.get_execution(eid, with_waits=True)

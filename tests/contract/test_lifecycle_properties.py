@@ -85,8 +85,8 @@ class Lifecycle(RuleBasedStateMachine):
         deadline = None if delay is None else self.now + delay
         outcome = self.run(self.store.park(eid, deadline, HOOK, self.now))
         model = self.models[eid]
-        assert (outcome is not None) == (model.status is Status.RUNNING)
-        if outcome is not None:
+        assert bool(outcome) == (model.status is Status.RUNNING)
+        if outcome:
             self._move(eid, Status.WAITING)
             model.deadline = deadline
             model.parks += 1
@@ -100,7 +100,7 @@ class Lifecycle(RuleBasedStateMachine):
         seq = data.draw(st.integers(1, model.wait_seq + 1))
         resumed = self.run(self.store.resume(eid, seq, by, {"n": 1}, self.now))
         expected = model.status is Status.WAITING and seq == model.wait_seq
-        assert resumed == expected
+        assert bool(resumed) == expected
         if resumed:
             self._move(eid, Status.RUNNING)
             model.wait_seq += 1
@@ -131,7 +131,7 @@ class Lifecycle(RuleBasedStateMachine):
         if eid is None:
             return
         stopped = self.run(self.store.stop(eid, self.now))
-        assert stopped == (self.models[eid].status in {Status.RUNNING, Status.WAITING})
+        assert bool(stopped) == (self.models[eid].status in {Status.RUNNING, Status.WAITING})
         if stopped:
             self._move(eid, Status.CANCELED)
 
@@ -141,7 +141,7 @@ class Lifecycle(RuleBasedStateMachine):
         if eid is None:
             return
         finished = self.run(self.store.finish(eid, outcome, None, None, self.now))
-        assert finished == (self.models[eid].status is Status.RUNNING)
+        assert bool(finished) == (self.models[eid].status is Status.RUNNING)
         if finished:
             self._move(eid, outcome)
 

@@ -13,6 +13,7 @@ from gateway.domain import (
     ResumedBy,
     Status,
     StopFilter,
+    Unchanged,
     WebhookSpec,
 )
 from gateway.errors import InvalidInput
@@ -41,7 +42,7 @@ async def test_create_starts_running_at_wait_one(store: Store) -> None:
 async def test_park_then_resume_once(store: Store) -> None:
     eid = await running(store)
     outcome = await store.park(eid, NOW + 1000, HOOK, NOW)
-    assert outcome is not None
+    assert outcome
     assert outcome.execution.status is Status.WAITING
     assert outcome.execution.wait_till == NOW + 1000
     assert await store.resume(eid, 1, ResumedBy.WEBHOOK, {"a": 1}, NOW + 5)
@@ -61,7 +62,7 @@ async def test_park_then_resume_once(store: Store) -> None:
 async def test_webhook_wait_without_limit_reports_year_3000(store: Store) -> None:
     eid = await running(store)
     outcome = await store.park(eid, None, HOOK, NOW)
-    assert outcome is not None
+    assert outcome
     assert outcome.execution.wait_till == FOREVER_MS
     assert outcome.execution.waits[0].wait_till is None
     assert await store.claim_due(NOW + 10**12, 10) == []
@@ -69,9 +70,9 @@ async def test_webhook_wait_without_limit_reports_year_3000(store: Store) -> Non
 
 async def test_only_running_executions_park(store: Store) -> None:
     eid = await running(store)
-    assert await store.park(eid, NOW, None, NOW) is not None
-    assert await store.park(eid, NOW, None, NOW) is None
-    assert await store.park(999, NOW, None, NOW) is None
+    assert await store.park(eid, NOW, None, NOW)
+    assert isinstance(await store.park(eid, NOW, None, NOW), Unchanged)
+    assert isinstance(await store.park(999, NOW, None, NOW), Unchanged)
 
 
 async def test_resume_names_the_wait(store: Store) -> None:
@@ -106,7 +107,7 @@ async def test_timeout_and_webhook_race_has_one_winner(store: Store) -> None:
     claimed, resumed = await asyncio.gather(
         store.claim_due(NOW, 10), store.resume(eid, 1, ResumedBy.WEBHOOK, None, NOW)
     )
-    assert (len(claimed) == 1) != resumed
+    assert (len(claimed) == 1) != bool(resumed)
 
 
 async def test_two_stores_on_one_database_resume_exactly_once(
@@ -125,7 +126,7 @@ async def test_two_stores_on_one_database_resume_exactly_once(
             for s in (store, second, store, second)
         ]
         results = await asyncio.gather(*attempts)
-        assert sum(results) == len(ids)
+        assert sum(bool(r) for r in results) == len(ids)
     finally:
         await second.close()
 
@@ -154,7 +155,7 @@ async def test_early_resume_is_applied_when_its_wait_is_parked(store: Store) -> 
     assert not await store.record_early_resume(eid, 1, "POST", "", {}, NOW, nonce=nonce)
     assert not await store.record_early_resume(eid, 2, "POST", "", {}, NOW, nonce=nonce)
     outcome = await store.park(eid, NOW + 10_000, HOOK, NOW + 1)
-    assert outcome is not None
+    assert outcome
     assert outcome.early_resume_applied
     assert outcome.execution.status is Status.RUNNING
     assert outcome.execution.waits[0].payload == {"early": True}
@@ -167,7 +168,7 @@ async def test_early_resume_for_another_method_is_discarded(store: Store) -> Non
     eid = execution.id
     assert await store.record_early_resume(eid, 1, "GET", "", {}, NOW, nonce=execution.nonce)
     outcome = await store.park(eid, None, HOOK, NOW)
-    assert outcome is not None
+    assert outcome
     assert outcome.early_resume_discarded
     assert outcome.execution.status is Status.WAITING
 
@@ -179,7 +180,7 @@ async def test_a_call_resumes_only_the_execution_with_its_nonce(store: Store) ->
     assert nonce != other
     assert not await store.record_early_resume(eid, 1, "POST", "", {}, NOW, nonce=other)
     assert not await store.record_early_resume(eid, 1, "POST", "", {}, NOW, nonce="")
-    assert await store.park(eid, None, HOOK, NOW) is not None
+    assert await store.park(eid, None, HOOK, NOW)
     refused = await store.resume_by_call(eid, 1, "POST", "", {}, NOW, nonce=other)
     assert (refused.wait, refused.resumed) == (None, False)
     resumed = await store.resume_by_call(eid, 1, "POST", "", {}, NOW, nonce=nonce)

@@ -205,7 +205,7 @@ async def test_stored_answer_headers_written_before_the_fix_are_not_sent(
         },
     )
     outcome = await svc.store.park(execution["id"], None, spec, svc.clock.now_ms())
-    assert outcome is not None
+    assert outcome
     answer = await anon.post((await get(client, execution["id"]))["resumeUrl"])
     assert answer.status_code == 200
     assert "set-cookie" not in answer.headers

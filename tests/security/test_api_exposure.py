@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from gateway.app import create_app
 from gateway.clock import ManualClock
 from gateway.config import Secret, Settings
-from gateway.domain import ExecutionQuery, NewExecution, Retried, Status
+from gateway.domain import ExecutionQuery, NewExecution, Retried, Status, Unchanged
 from gateway.errors import ConfigError
 from gateway.services import Services
 from persistence.base import Store
@@ -334,18 +334,18 @@ async def test_the_store_retries_only_finished_failures_and_finds_the_retry_unde
     store: Store,
 ) -> None:
     running = await store.create_execution(NewExecution("wf", callback_url=CALLBACK), 1)
-    assert await store.retry_execution(running.id, 2) is None
-    assert await store.retry_execution(999_999, 2) is None
+    assert isinstance(await store.retry_execution(running.id, 2), Unchanged)
+    assert isinstance(await store.retry_execution(999_999, 2), Unchanged)
     assert await store.finish(running.id, Status.CANCELED, None, None, 3)
     first = await store.retry_execution(running.id, 4)
-    assert first is not None
+    assert first
     assert first.created
     assert (first.execution.retry_of, first.execution.mode) == (running.id, "retry")
     again = await store.retry_execution(running.id, 5)
     assert again == Retried(first.execution, created=False)
     assert await store.finish(first.execution.id, Status.ERROR, None, None, 6)
     second = await store.retry_execution(running.id, 7)
-    assert second is not None
+    assert second
     assert second.created
     assert second.execution.id != first.execution.id
     deliveries, _ = await store.execution_deliveries(second.execution.id)

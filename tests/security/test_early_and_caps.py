@@ -374,19 +374,19 @@ async def test_the_store_judges_a_kept_call_by_the_parked_wait(store: Store) -> 
     good = await store.park(
         await kept(store, _basic("u", "p")), None, BASIC_HOOK, NOW, kept_checker
     )
-    assert good is not None
+    assert good
     assert (good.early_resume_applied, good.early_refusal) == (True, None)
     assert good.execution.status is Status.RUNNING
     # like a live call, the first of two Authorization headers is the one checked
     eid = await kept(store, _basic("u", "guess"), _basic("u", "p"))
     forged = await store.park(eid, None, BASIC_HOOK, NOW, kept_checker)
-    assert forged is not None
+    assert forged
     assert forged.early_refusal is not None
     assert (forged.early_refusal.status, forged.early_refusal.message) == (403, WRONG)
     assert forged.early_resume_discarded
     assert forged.execution.status is Status.WAITING
     unchecked = await store.park(await kept(store, _basic("u", "p")), None, BASIC_HOOK, NOW)
-    assert unchecked is not None  # no checks handed in: a wait that checks callers refuses
+    assert unchecked  # no checks handed in: a wait that checks callers refuses
     assert unchecked.early_refusal == NOTHING_TO_CHECK
     assert unchecked.execution.status is Status.WAITING
 

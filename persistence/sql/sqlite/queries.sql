@@ -75,7 +75,8 @@ WHERE status = 'waiting' AND wait_till IS NOT NULL;
 
 -- name: finish
 UPDATE executions SET status = :status, stopped_at = :now, result = :result, error = :error
-WHERE id = :id AND status = 'running';
+WHERE id = :id AND status = 'running'
+RETURNING *;
 
 -- name: mark_retry_success
 UPDATE executions SET retry_success_id = :id
@@ -85,13 +86,14 @@ WHERE id = (SELECT retry_of FROM executions WHERE id = :id AND status = 'success
 UPDATE executions SET status = 'canceled', stopped_at = :now, wait_till = NULL
 WHERE id = :id AND status IN ('new', 'unknown', 'running', 'waiting')
   AND (:wait_seq IS NULL OR (status = 'waiting' AND wait_seq = :wait_seq))
-RETURNING callback_url;
+RETURNING *;
 
 -- name: set_custom_data
 UPDATE executions SET custom_data = :custom_data WHERE id = :id AND custom_data = :previous;
 
 -- name: delete_execution
-DELETE FROM executions WHERE id = :id AND status <> 'running';
+DELETE FROM executions WHERE id = :id AND status <> 'running'
+RETURNING *;
 
 -- name: create_api_key
 INSERT INTO api_keys (label, key_hash, prefix, scopes, project_id, created_at)

@@ -1,0 +1,303 @@
+"""The use cases of executions: each transition an entry point asks for, written once.
+
+The engine API, the public API, the dashboard and the approval and form pages all call these
+(a call of a resume URL is ``gateway.calls``). Each does the store's conditional write, counts
+it, logs it under a stable ``action`` name, answers a caller held by the wait it concerns, and
+returns a typed outcome: the row after the write, or ``Unchanged`` with the row that refused it
+(read in the refusing transaction; ``None`` when there is no such execution, or the caller's
+project may not see it). The routes turn an outcome into their answer and their wording.
+
+``project`` is the caller's project (``None``: every project). An execution of another project
+is reported as missing, and is read first so that nothing is written to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gateway import metrics
+from gateway.answers import explicit_answer, finished_answer, json_answer
+from gateway.caller_auth import kept_checker
+from gateway.domain import (
+    JSON,
+    ApprovalSpec,
+    Ending,
+    Execution,
+    NewExecution,
+    ResponseMode,
+    ResumedBy,
+    Retried,
+    Status,
+    StopFilter,
+    StoredAnswer,
+    Unchanged,
+    WebhookSpec,
+)
+from gateway.early import ParkOutcome, refused_early_attempt
+from gateway.event_model import EventCondition
+from gateway.services import Services
+from gateway.stored import MAX_HEADER_VALUE, clip_optional
+from gateway.views import next_wait_view
+
+log = logging.getLogger("waitgate.executions")
+GONE = Unchanged(None)
+
+
+@dataclass(frozen=True)
+class Responded:
+    """An explicit answer for the caller held by wait ``seq``: kept, or not because that
+    caller was answered already."""
+
+    seq: int
+    answer: StoredAnswer
+    kept: bool
+
+
+def resumed(eid: int, seq: int, by: ResumedBy) -> None:
+    """Count and log one resumed wait. Every resume an entry point makes (the API, the
+    dashboard, a page, a call of its URL, an event, a call or event kept for it and applied at
+    park) passes here once; the timer counts its own (``wait.timeout``)."""
+    metrics.RESUMES.labels(by.value).inc()
+    log.info(
+        "resumed by %s",
+        by.value,
+        extra={"action": "wait.resumed", "execution_id": eid, "seq": seq, "by": by.value},
+    )
+
+
+async def visible(
+    svc: Services, project: str | None, eid: int, *, with_waits: bool = False
+) -> Execution | None:
+    """The execution, if it exists and ``project`` may see it."""
+    execution = await svc.store.get_execution(eid, with_waits=with_waits)
+    if execution is None or (project is not None and execution.project_id != project):
+        return None
+    return execution
+
+
+async def _hidden(svc: Services, project: str | None, eid: int) -> bool:
+    """Whether a project-bound caller may not see the execution (read before any write)."""
+    return project is not None and await visible(svc, project, eid) is None
+
+
+async def _answer_held(svc: Services, execution: Execution, seq: int, answer: StoredAnswer) -> None:
+    """Keep ``answer`` for a caller held by wait ``seq``, if that wait holds its caller."""
+    wait = next((w for w in execution.waits if w.seq == seq), None)
+    if wait is None or wait.webhook is None or not wait.webhook.holds_caller:
+        return
+    await svc.store.put_held_answer(execution.id, seq, answer, svc.clock.now_ms())
+
+
+async def create(svc: Services, new: NewExecution) -> Execution:
+    """A new ``running`` execution."""
+    execution = await svc.store.create_execution(new, svc.clock.now_ms())
+    log.info("created", extra={"action": "execution.created", "execution_id": execution.id})
+    return execution
+
+
+async def park(
+    svc: Services,
+    project: str | None,
+    eid: int,
+    wait_till: int | None,
+    webhook: WebhookSpec | None,
+    events: tuple[EventCondition, ...] = (),
+) -> ParkOutcome | Unchanged:
+    """Park a running execution at a new wait, which may also end on ``events``; a call kept
+    for it is judged and applied, or else an event kept for it within its lookback.
+
+    A caller still held by the previous wait (lastNode / responseNode) is answered with the
+    new wait: its status, deadline and resume URL.
+    """
+    if await _hidden(svc, project, eid):
+        return GONE
+    now = svc.clock.now_ms()
+    outcome = await svc.store.park(
+        eid, wait_till, webhook, now, admit_early=kept_checker, events=events
+    )
+    if isinstance(outcome, Unchanged):
+        return outcome
+    metrics.PARKS.inc()
+    execution = outcome.execution
+    seq = max(w.seq for w in execution.waits)
+    parked = json_answer(200, next_wait_view(execution, svc.signer), "parked")
+    await _answer_held(svc, execution, seq - 1, parked)
+    if outcome.early_resume_applied:
+        resumed(eid, seq, ResumedBy.WEBHOOK)
+    if outcome.kept_event is not None:
+        resumed(eid, seq, ResumedBy.EVENT)
+    if outcome.early is not None and outcome.early_refusal is not None:
+        svc.audit.record(refused_early_attempt(eid, seq, outcome.early, outcome.early_refusal, now))
+        log.info(
+            "early resume refused",
+            extra={"action": "wait.early_refused", "execution_id": eid, "seq": seq},
+        )
+    log.info(
+        "parked",
+        extra={
+            "action": "execution.parked",
+            "execution_id": eid,
+            "early_resume_applied": outcome.early_resume_applied,
+            "kept_event": outcome.kept_event,
+        },
+    )
+    return outcome
+
+
+async def finish(
+    svc: Services, project: str | None, eid: int, status: Ending, result: JSON, error: JSON
+) -> Execution | Unchanged:
+    """A running execution ends in success or error; the execution after, with its waits.
+
+    A caller held by the last wait gets the result (``responseData`` of a lastNode wait:
+    firstEntryJson, allEntries or noData), or 500 ``Error in workflow``.
+    """
+    if await _hidden(svc, project, eid):
+        return GONE
+    finished = await svc.store.finish(eid, Status(status), result, error, svc.clock.now_ms())
+    if isinstance(finished, Unchanged):
+        return finished
+    last = finished.waits[-1] if finished.waits else None
+    if last is not None and last.webhook is not None:
+        choice = last.webhook.response_data if isinstance(last.webhook.response_data, str) else ""
+        answer = finished_answer(status, result, choice or "firstEntryJson")
+        await _answer_held(svc, finished, last.seq, answer)
+    log.info("finished", extra={"action": "execution.finished", "execution_id": eid})
+    return finished
+
+
+async def respond(
+    svc: Services,
+    project: str | None,
+    eid: int,
+    status_code: int,
+    headers: dict[str, str],
+    body: Any,
+) -> Responded | Unchanged:
+    """Answer the caller held by the last resumed wait, if it is a responseNode wait
+    (``Unchanged`` with the execution when it has no such wait)."""
+    execution = await visible(svc, project, eid, with_waits=True)
+    if execution is None:
+        return GONE
+    resumed = [w for w in execution.waits if w.resumed_at is not None]
+    last = resumed[-1] if resumed else None
+    spec = None if last is None else last.webhook
+    if last is None or spec is None or spec.response_mode is not ResponseMode.RESPONSE_NODE:
+        return Unchanged(execution)
+    answer = explicit_answer(status_code, headers, body)
+    kept = await svc.store.put_held_answer(eid, last.seq, answer, svc.clock.now_ms())
+    return Responded(last.seq, answer, kept)
+
+
+async def resume(
+    svc: Services, eid: int, seq: int, by: ResumedBy, payload: JSON
+) -> Execution | Unchanged:
+    """End wait ``seq`` now (not by a call of its URL: see ``gateway.calls``); the execution
+    after, with its waits. Counted by what resumed it."""
+    outcome = await svc.store.resume(eid, seq, by, payload, svc.clock.now_ms())
+    if outcome:
+        resumed(eid, seq, by)
+    return outcome
+
+
+async def resume_now(
+    svc: Services, project: str | None, eid: int, body: JSON, *, via: Literal["ui"] | None = None
+) -> Execution | Unchanged:
+    """End the current wait of a waiting execution (``resumedBy: api``, from the API or, with
+    ``via``, the dashboard)."""
+    execution = await visible(svc, project, eid)
+    if execution is None:
+        return GONE
+    if execution.status is not Status.WAITING:
+        return Unchanged(execution)
+    payload: dict[str, Any] = {"body": body, "resumedBy": ResumedBy.API.value}
+    if via is not None:
+        payload["via"] = via
+    return await resume(svc, eid, execution.wait_seq, ResumedBy.API, payload)
+
+
+async def answer_approval(
+    svc: Services,
+    eid: int,
+    seq: int,
+    approval: ApprovalSpec,
+    *,
+    approved: bool,
+    comment: str,
+    user_agent: str | None,
+) -> Execution | Unchanged:
+    """Approve or reject wait ``seq`` from its page: resume it with the decision, or, for a
+    rejection of a wait that says so, cancel the execution (only while it waits there)."""
+    if not approved and approval.on_reject == "cancel":
+        outcome = await stop(svc, None, eid, wait_seq=seq)
+    else:
+        payload = {
+            "approved": approved,
+            "comment": comment,
+            "userAgent": clip_optional(user_agent, MAX_HEADER_VALUE),
+            "resumedBy": ResumedBy.FORM.value,
+        }
+        outcome = await resume(svc, eid, seq, ResumedBy.FORM, payload)
+    if outcome:
+        log.info(
+            "approval answered",
+            extra={"action": "approval.answered", "execution_id": eid, "approved": approved},
+        )
+    return outcome
+
+
+async def submit_form(
+    svc: Services, eid: int, seq: int, values: dict[str, Any]
+) -> Execution | Unchanged:
+    """Resume form wait ``seq`` with the submitted values."""
+    payload = {"formData": values, "resumedBy": ResumedBy.FORM.value}
+    return await resume(svc, eid, seq, ResumedBy.FORM, payload)
+
+
+async def stop(
+    svc: Services, project: str | None, eid: int, *, wait_seq: int | None = None
+) -> Execution | Unchanged:
+    """Cancel a new, unknown, running or waiting execution (with ``wait_seq``: only while it
+    waits at that wait)."""
+    if await _hidden(svc, project, eid):
+        return GONE
+    stopped = await svc.store.stop(eid, svc.clock.now_ms(), wait_seq=wait_seq)
+    if stopped:
+        log.info("stopped", extra={"action": "execution.stopped", "execution_id": eid})
+    return stopped
+
+
+async def stop_many(svc: Services, which: StopFilter) -> int:
+    """Cancel every execution ``which`` matches; how many."""
+    stopped = await svc.store.stop_many(which, svc.clock.now_ms())
+    log.info("stopped many", extra={"action": "execution.stopped_many", "count": stopped})
+    return stopped
+
+
+async def retry(svc: Services, project: str | None, eid: int) -> Retried | Unchanged:
+    """The retry of a failed, crashed or canceled execution: an earlier retry that is under
+    way or succeeded, else a new one."""
+    if await _hidden(svc, project, eid):
+        return GONE
+    retried = await svc.store.retry_execution(eid, svc.clock.now_ms())
+    if isinstance(retried, Unchanged):
+        return retried
+    action = "execution.retried" if retried.created else "execution.retry_found"
+    log.info(
+        "retried" if retried.created else "retried already",
+        extra={"action": action, "execution_id": retried.execution.id, "retry_of": eid},
+    )
+    return retried
+
+
+async def delete(svc: Services, project: str | None, eid: int) -> Execution | Unchanged:
+    """Delete an execution that is not running, with everything that belongs to it; the
+    execution as it was."""
+    if await _hidden(svc, project, eid):
+        return GONE
+    deleted = await svc.store.delete_execution(eid)
+    if deleted:
+        log.info("deleted", extra={"action": "execution.deleted", "execution_id": eid})
+    return deleted
