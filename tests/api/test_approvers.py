@@ -155,9 +155,9 @@ async def test_one_approvers_link_cannot_act_as_anothers(
         ada.replace("approver=ada", "approver=" + quote("ada/x", safe="")),
         wait["approvalUrl"].replace("?", "?approver=ada&"),
     ):
-        assert (await anon.get(forged)).status_code == 401 or "approver" not in forged
+        assert (await anon.get(forged)).status_code == 401, forged
         refused = await anon.post(forged, data={"decision": "approve"})
-        assert refused.status_code in {401, 403}, forged
+        assert refused.status_code == 401, forged
     view = await anon.get(wait["approvalUrl"])  # the link without an approver only shows
     assert view.status_code == 200
     assert "<form" not in view.text
