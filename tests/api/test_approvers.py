@@ -9,11 +9,13 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from gateway.clock import ManualClock
 from gateway.config import Settings
 from gateway.origins import origin_of
 from gateway.services import Services
+from tests.api.test_ui import signed_in
 from tests.conftest import create, fire_timers, get, make_key, park, running_gateway
 
 THREE = [{"id": "ada", "name": "Ada", "email": "ada@example.com"}, {"id": "bob"}, {"id": "cy"}]
@@ -372,3 +374,16 @@ async def test_bad_approver_settings_are_400_naming_the_rule(
     assert response.status_code == 400, response.text
     assert fragment in response.json()["message"]
     assert (await get(client, execution["id"]))["status"] == "running"
+
+
+async def test_the_dashboard_shows_each_decision(
+    app: Starlette, client: httpx.AsyncClient, admin_key: str
+) -> None:
+    wait = await approvers_wait(client, required=3)
+    assert (await decide(client, wait["id"], "bob", comment="fine by me", via="email")).is_success
+    ui = await signed_in(app, admin_key)
+    page = (await ui.get(f"/ui/executions/{wait['id']}")).text
+    await ui.aclose()
+    assert "<h2>Decisions</h2>" in page
+    assert "<td>bob</td><td>approve</td><td>approve</td><td>fine by me</td>" in page
+    assert "<td>email</td>" in page

@@ -42,7 +42,7 @@ async def test_the_spec_and_decisions_round_trip(store: Store) -> None:
     )
     assert isinstance(first, Decided)
     assert first.ended == "approved"
-    assert first.decisions == (Decision("a", "approve", ("approve",), "ok", NOW, "api"),)
+    assert first.decisions == (made,)
     assert await store.execution_decisions(eid) == [(1, first.decisions[0])]
     (wait,) = first.execution.waits
     assert wait.resumed_by is ResumedBy.APPROVAL
