@@ -125,13 +125,12 @@ class CallerAuth:
 
 
 class TimedOut(NamedTuple):
-    """A wait the timer resumed, and how late (ms after its deadline)."""
+    """A wait the timer ended (resumed, or for an approval whose ``onTimeout`` cancels, its
+    execution canceled), and how late (ms after its deadline)."""
 
     execution_id: int
     seq: int
     late_ms: int
-    canceled: bool = False
-    """The wait was an approval whose ``onTimeout`` cancels the execution."""
 
 
 @dataclass(frozen=True)

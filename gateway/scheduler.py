@@ -44,10 +44,9 @@ class Scheduler(Loop):
         while True:
             claimed = await self._store.claim_due(self._clock.now_ms(), self._batch_size)
             total += len(claimed)
-            for execution_id, seq, late_ms, canceled in claimed:
+            for execution_id, seq, late_ms in claimed:
                 metrics.TIMER_LATENESS.observe(late_ms / 1000)
-                if not canceled:
-                    metrics.RESUMES.labels("timeout").inc()
+                metrics.RESUMES.labels("timeout").inc()
                 log.info(
                     "wait timed out",
                     extra={
@@ -55,7 +54,6 @@ class Scheduler(Loop):
                         "execution_id": execution_id,
                         "seq": seq,
                         "late_ms": late_ms,
-                        "canceled": canceled,
                     },
                 )
             if len(claimed) < self._batch_size or self.stopping:

@@ -203,10 +203,10 @@ def claim_due(now: int, limit: int) -> Script[list[TimedOut]]:
             payload = rows.dump((yield from timeout_payload(eid, seq, on_timeout)))
         key = {"id": eid, "seq": seq, "now": now, "payload": payload}
         due = (yield from q.one("mark_wait_timed_out", key))["wait_till"]
-        canceled = on_timeout == "cancel"
-        timed_out.append(TimedOut(eid, seq, now - due, canceled))
+        timed_out.append(TimedOut(eid, seq, now - due))
         if found["callback_url"] is not None:
-            yield from emit(eid, Event.CANCELED if canceled else Event.RESUMED, now, seq)
+            event = Event.CANCELED if on_timeout == "cancel" else Event.RESUMED
+            yield from emit(eid, event, now, seq)
     yield from q.many("clear_wait_events", [{"id": t.execution_id} for t in timed_out])
     return timed_out
 
