@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from gateway.origins import origin_of
+from tests.backends import POSTGRES_ENV, fresh_postgres_database, postgres_admin_url
 from tests.load.chaos_check import Found, Named, check_invariants, expected_callbacks, unfired
 from tests.load.chaos_events import Events, conditions, event_jobs
 from tests.load.chaos_model import (
@@ -320,17 +321,21 @@ async def run_chaos(
     kills: int = 2,
     seconds: float = 8.0,
     seed: int | None = None,
+    database_url: str | None = None,
 ) -> ChaosReport:
-    """Run the chaos scenario in ``workdir`` (database, logs) and return what it found.
+    """Run the chaos scenario in ``workdir`` (logs; the SQLite database unless
+    ``database_url``, an empty PostgreSQL database, is given) and return what it found.
 
-    ``seconds`` is the window over which calls, stops, kills and timer deadlines spread;
-    parking comes before it, and settling (at most ``SETTLE_SECONDS`` twice) after it.
+    ``seconds`` is the window over which calls, events, stops, kills and timer deadlines
+    spread; parking comes before it, and settling (at most ``SETTLE_SECONDS`` twice) after it.
     """
     seed = random.randrange(2**32) if seed is None else seed
     rng = random.Random(seed)
     started = time.monotonic()
     async with running_receiver() as receiver:
         env = {**ENV, "WAITGATE_CALLBACK_ALLOWED_ORIGINS": origin_of(receiver.url)}
+        if database_url is not None:
+            env["WAITGATE_DATABASE_URL"] = database_url
         gateway = GatewayProcess(workdir, env, name="chaos")
         await asyncio.to_thread(gateway.start)
         try:
@@ -345,12 +350,23 @@ async def run_chaos(
 
 
 def main() -> None:
-    """The long variant: 2000 executions, 5 kills, a 40 s window (about a minute in all);
-    an optional argument is the seed of a run to repeat."""
-    seed = int(sys.argv[1]) if len(sys.argv) > 1 else None
-    with tempfile.TemporaryDirectory() as folder:
+    """The long variant: 2000 executions, 5 kills, a 40 s window (about a minute in all).
+    Arguments: ``[seed] [--postgres]``: the seed of a run to repeat; ``--postgres`` runs it
+    on a fresh database of the server ``WAITGATE_TEST_POSTGRES_URL`` names (dropped after)."""
+    args = [a for a in sys.argv[1:] if a != "--postgres"]
+    seed = int(args[0]) if args else None
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        database_url = None
+        if "--postgres" in sys.argv[1:]:
+            admin = postgres_admin_url()
+            if admin is None:
+                sys.exit(f"--postgres needs {POSTGRES_ENV}")
+            database_url = stack.enter_context(fresh_postgres_database(admin))
         report = asyncio.run(
-            run_chaos(Path(folder), executions=2000, kills=5, seconds=40.0, seed=seed)
+            run_chaos(
+                folder, executions=2000, kills=5, seconds=40.0, seed=seed, database_url=database_url
+            )
         )
     sys.exit(1 if report.violations or report.lost else 0)
 
