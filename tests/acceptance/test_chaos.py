@@ -37,7 +37,7 @@ async def test_duplicates_races_events_stops_and_kills_lose_nothing(tmp_path: Pa
     assert report.events_fanned_out > 0
     assert report.applied_at_park > 0
     assert report.deliveries_duplicate > 0
-    assert report.redeliveries > 0
+    assert report.deliveries_unknown > 0  # each delivered again until answered
     assert report.strays >= 2
     resumed = report.resumed_by_webhook + report.resumed_by_timeout + report.resumed_by_event
     assert report.callback_ids >= resumed

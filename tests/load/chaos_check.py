@@ -289,9 +289,9 @@ def _check_events(
     report.deliveries_acknowledged = sum(d.status == 200 for d in deliveries)
     report.deliveries_duplicate = sum(d.status == 200 and d.duplicate for d in deliveries)
     report.deliveries_unknown = sum(d.status is None for d in deliveries)
-    report.redeliveries = sum(
-        before.status is None for sent in journal.events.values() for before in sent.deliveries[:-1]
-    )
+    for sent in journal.events.values():
+        answered = [d for d in sent.deliveries if d.status == 200]
+        report.kept_though_cut += bool(answered) and all(d.duplicate for d in answered)
     report.statuses.update(d.status for d in deliveries if d.status is not None)
 
 

@@ -123,7 +123,7 @@ class ChaosReport:
     deliveries_acknowledged: int = 0
     deliveries_duplicate: int = 0
     deliveries_unknown: int = 0
-    redeliveries: int = 0
+    kept_though_cut: int = 0
     events_fanned_out: int = 0
     applied_at_park: int = 0
     strays: int = 0
@@ -146,7 +146,8 @@ class ChaosReport:
             f"events {self.events_sent} ({self.strays} matching nothing) in "
             f"{self.deliveries} deliveries: {self.deliveries_acknowledged} acknowledged, "
             f"{self.deliveries_duplicate} of them duplicates, "
-            f"{self.deliveries_unknown} unanswered, {self.redeliveries} delivered again; "
+            f"{self.deliveries_unknown} unanswered and delivered again ({self.kept_though_cut} "
+            f"events kept though their answer was cut: only duplicates answered); "
             f"kills survived {self.kills_survived}; "
             f"callbacks received {self.callbacks_received}, distinct ids {self.callback_ids}; "
             f"answers {dict(self.statuses)}; lost {self.lost}; violations "
