@@ -180,7 +180,7 @@ def test_an_event_that_matched_nothing_while_its_wait_was_open_is_lost() -> None
     resumed_at = ms(RESUMED)
     assert resumed_at is not None
     stored, found = [kept("o1-a", 0, status="unmatched")], {(1, RESUMED_CB): {"m1"}}
-    sent.deliveries[0].answered_at = resumed_at - 1  # answered while the wait was still open
+    sent.deliveries[0].answered_at = resumed_at - 10  # answered while the wait was still open
     report = check_invariants([plan], {1: state}, journal, found, DUE, stored)
     assert report.lost == 1
     assert report.violations == ["1: o1-a matched nothing while its wait was open"]
