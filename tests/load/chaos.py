@@ -59,6 +59,9 @@ SETTLE_SECONDS = 20.0
 """How long, at most, timers and then callbacks may take to catch up after the window."""
 BURST = 0.12
 """The share of executions whose calls go out in the last 100 ms before a kill."""
+EVENT_BURST = 0.3
+"""The same for executions waiting for an event (and its deliveries): fewer, so more of them,
+that some deliveries commit and lose their answer to the kill."""
 KINDS = {
     "webhook": 40,
     "racing": 15,
@@ -175,7 +178,7 @@ def _jobs(
     for plan in plans:
         calls = journal.resumes.setdefault(plan.eid, [])
         at = ats[plan.eid] = rng.uniform(0, seconds * 0.9)
-        if kill_times and rng.random() < BURST:
+        if kill_times and rng.random() < (BURST if plan.order is None else EVENT_BURST):
             at = ats[plan.eid] = max(0.0, rng.choice(kill_times) - rng.uniform(0, 0.1))
         for k in range(plan.calls):
             call = Call(f"{plan.eid}-{k}")
