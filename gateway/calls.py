@@ -32,6 +32,10 @@ log = logging.getLogger("waitgate.webhook")
 EARLY_MESSAGE = (
     "Resume received before the execution was parked; it will be applied when the wait begins."
 )
+EARLY_AFTER_OTHERS = (
+    "Resume received before the execution was parked and kept after another; it will be applied "
+    "when the wait begins only if the wait's checks refuse the calls kept before it."
+)
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,10 @@ async def _resume(svc: Services, call: Call) -> Outcome:
             return Refused(Why.NOT_OURS)  # a URL of another database with the same execution id
         if seen.status is not Status.RUNNING or seen.wait_seq != seq:
             return Refused(Why.NOT_RESUMABLE, seen)
-        if await _keep_early(svc, call, payload):
-            return Answered("early", json_answer(202, {"message": EARLY_MESSAGE}, "early"))
+        kept = await _keep_early(svc, call, payload)
+        if kept is not None:
+            message = EARLY_MESSAGE if kept == 1 else EARLY_AFTER_OTHERS
+            return Answered("early", json_answer(202, {"message": message}, "early"))
         # The engine parked the wait between our write and our look: try once more.
     return Refused(Why.NOT_RESUMABLE, seen)
 
@@ -171,9 +177,10 @@ async def _answer_resumed(svc: Services, eid: int, seq: int, spec: WebhookSpec) 
     return Answered("resumed", held)
 
 
-async def _keep_early(svc: Services, call: Call, payload: dict[str, Any]) -> bool:
+async def _keep_early(svc: Services, call: Call, payload: dict[str, Any]) -> int | None:
     """Keep a resume for a wait not parked yet, with what the wait's caller checks will need
-    when it is parked; ``False`` if the execution moved meanwhile (or one is kept already)."""
+    when it is parked: its number among the calls kept for the wait; ``None`` if the execution
+    moved meanwhile (or enough are kept already)."""
     target = call.target
     evidence = CallEvidence(tuple(clip_headers(call.headers.items())), call.body, call.ip)
     kept = await svc.store.record_early_resume(
@@ -186,13 +193,14 @@ async def _keep_early(svc: Services, call: Call, payload: dict[str, Any]) -> boo
         evidence,
         nonce=target.nonce,
     )
-    if kept:
+    if kept is not None:
         log.info(
             "early resume kept",
             extra={
                 "action": "wait.early_resume",
                 "execution_id": target.execution_id,
                 "seq": target.wait_seq,
+                "kept": kept,
             },
         )
     return kept

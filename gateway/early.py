@@ -52,6 +52,14 @@ class EarlyResume:
     """``None`` for a call kept by a version that did not keep it (judged as showing nothing)."""
 
 
+MAX_KEPT = 5
+"""Early calls kept per wait: enough that whoever saw a checked wait's URL cannot crowd out its
+partner by calling first (the park applies the oldest call the checks admit), few enough that
+nobody can grow the table."""
+
+SUPERSEDED = Refusal(409, "an earlier call resumed the wait")
+"""Why an admitted early call was not applied: an older kept call resumed the wait at park."""
+
 EarlyAdmission = Callable[[CallEvidence, int], Admission]
 """The caller checks of a kept call, judged at a moment (ms): ``(evidence, at) -> Admission``."""
 
@@ -63,10 +71,9 @@ class ParkOutcome:
     execution: Execution
     early_resume_applied: bool = False
     early_resume_discarded: bool = False
-    early: EarlyResume | None = None
-    """The early resume taken at this park, applied or not."""
-    early_refusal: Refusal | None = None
-    """Why the parked wait's caller checks refused the early resume (it was dropped)."""
+    refused_early: tuple[tuple[EarlyResume, Refusal], ...] = ()
+    """The kept calls dropped at this park, oldest first, each with why: the parked wait's
+    caller checks refused it, or an earlier kept call resumed the wait (``SUPERSEDED``)."""
     kept_event: int | None = None
     """The id of the event kept within its source's lookback that resumed the wait at park."""
 
@@ -89,6 +96,26 @@ def judge_early(
         return False, NOTHING_TO_CHECK
     refusal = admit(early.evidence, min(early.received_at, now))(webhook)
     return refusal is None, refusal
+
+
+def choose_early(
+    kept: list[EarlyResume], webhook: WebhookSpec | None, admit: EarlyAdmission | None, now: int
+) -> tuple[EarlyResume | None, tuple[tuple[EarlyResume, Refusal], ...]]:
+    """Of the calls kept for a wait (oldest first), the one its park applies (the oldest that
+    ``judge_early`` admits), and the ones dropped with a reason to audit: refused by the
+    checks, or ``SUPERSEDED`` by the one applied. Calls for another method or suffix are
+    dropped without one (the caller could not have known)."""
+    chosen = None
+    refused = []
+    for early in kept:
+        admitted, refusal = judge_early(early, webhook, admit, now)
+        if admitted and chosen is None:
+            chosen = early
+        elif admitted:
+            refused.append((early, SUPERSEDED))
+        elif refusal is not None:
+            refused.append((early, refusal))
+    return chosen, tuple(refused)
 
 
 def refused_early_attempt(

@@ -129,8 +129,9 @@ async def park(
         resumed(eid, seq, ResumedBy.WEBHOOK)
     if outcome.kept_event is not None:
         resumed(eid, seq, ResumedBy.EVENT)
-    if outcome.early is not None and outcome.early_refusal is not None:
-        svc.audit.record(refused_early_attempt(eid, seq, outcome.early, outcome.early_refusal, now))
+    for early, refusal in outcome.refused_early:
+        svc.audit.record(refused_early_attempt(eid, seq, early, refusal, now))
+    if outcome.refused_early:
         log.info(
             "early resume refused",
             extra={"action": "wait.early_refused", "execution_id": eid, "seq": seq},

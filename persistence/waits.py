@@ -22,7 +22,13 @@ from gateway.domain import (
     WebhookSpec,
     webhook_accepts,
 )
-from gateway.early import CallEvidence, EarlyAdmission, ParkOutcome, judge_early
+from gateway.early import (
+    MAX_KEPT,
+    CallEvidence,
+    EarlyAdmission,
+    ParkOutcome,
+    choose_early,
+)
 from gateway.event_model import EventCondition
 from persistence import event_rows, event_waits, rows
 from persistence import script as q
@@ -94,13 +100,12 @@ def park(
         yield q.deadline(wait_till)
     if events:
         events = yield from event_waits.check_conditions(execution_id, seq, events)
-    taken = yield from q.row("take_early_resume", key)
-    early = None if taken is None else rows.early_resume_from_row(taken)
-    applied, refusal = judge_early(early, webhook, admit_early, now)
+    taken = yield from q.rows("take_early_resumes", key)
+    kept = [rows.early_resume_from_row(r) for r in sorted(taken, key=lambda r: int(r["n"]))]
+    chosen, refused = choose_early(kept, webhook, admit_early, now)
     kept_event = None
-    if applied:
-        assert early is not None
-        yield from _resume(execution_id, seq, ResumedBy.WEBHOOK, early.payload, now)
+    if chosen is not None:
+        yield from _resume(execution_id, seq, ResumedBy.WEBHOOK, chosen.payload, now)
     elif events:
         kept_event = yield from event_waits.watch(execution_id, seq, events, now)
     if kept_event is not None:
@@ -111,10 +116,9 @@ def park(
     assert execution is not None
     return ParkOutcome(
         execution,
-        early_resume_applied=applied,
-        early_resume_discarded=early is not None and not applied,
-        early=early,
-        early_refusal=refusal,
+        early_resume_applied=chosen is not None,
+        early_resume_discarded=len(kept) > (chosen is not None),
+        refused_early=refused,
         kept_event=None if kept_event is None else kept_event.id,
     )
 
@@ -172,10 +176,11 @@ def record_early_resume(
     evidence: CallEvidence | None = None,
     *,
     nonce: str,
-) -> Script[bool]:
+) -> Script[int | None]:
     """Keep a resume for wait ``seq`` that is not parked yet, with what its caller checks
-    need (``evidence``); ``False`` if the execution is not ``running`` at that wait, does
-    not have the URL's ``nonce``, or one is already kept."""
+    need (``evidence``): its number among the calls kept for that wait (1 for the first), or
+    ``None`` if the execution is not ``running`` at that wait, does not have the URL's
+    ``nonce``, or ``MAX_KEPT`` calls are kept already."""
     params = {
         "id": execution_id,
         "seq": seq,
@@ -185,8 +190,10 @@ def record_early_resume(
         "payload": rows.dump(payload),
         "now": now,
         "caller": rows.dump_evidence(evidence),
+        "max_kept": MAX_KEPT,
     }
-    return (yield from q.count("record_early_resume", params)) == 1
+    kept = yield from q.row("record_early_resume", params)
+    return None if kept is None else int(kept["n"])
 
 
 def claim_due(now: int, limit: int) -> Script[list[TimedOut]]:

@@ -16,6 +16,7 @@ from gateway.domain import (
     Unchanged,
     WebhookSpec,
 )
+from gateway.early import MAX_KEPT, SUPERSEDED
 from gateway.errors import InvalidInput
 from persistence import open_store
 from persistence.base import Store
@@ -152,11 +153,14 @@ async def test_early_resume_is_applied_when_its_wait_is_parked(store: Store) -> 
     execution = await store.create_execution(NewExecution("wf"), NOW)
     eid, nonce = execution.id, execution.nonce
     assert await store.record_early_resume(eid, 1, "POST", "", {"early": True}, NOW, nonce=nonce)
+    for n in range(2, MAX_KEPT + 1):  # a few more are kept; the oldest is applied
+        assert await store.record_early_resume(eid, 1, "POST", "", {"n": n}, NOW, nonce=nonce)
     assert not await store.record_early_resume(eid, 1, "POST", "", {}, NOW, nonce=nonce)
     assert not await store.record_early_resume(eid, 2, "POST", "", {}, NOW, nonce=nonce)
     outcome = await store.park(eid, NOW + 10_000, HOOK, NOW + 1)
     assert outcome
     assert outcome.early_resume_applied
+    assert [r for _, r in outcome.refused_early] == [SUPERSEDED] * (MAX_KEPT - 1)
     assert outcome.execution.status is Status.RUNNING
     assert outcome.execution.waits[0].payload == {"early": True}
     assert outcome.execution.waits[0].resumed_by is ResumedBy.WEBHOOK

@@ -24,7 +24,7 @@ from gateway.domain import (
     Status,
     WebhookSpec,
 )
-from gateway.early import NOTHING_TO_CHECK, CallEvidence
+from gateway.early import MAX_KEPT, NOTHING_TO_CHECK, CallEvidence
 from gateway.services import Services
 from gateway.stored import AUDIT_ROWS_KEPT, MAX_AUDIT_TEXT, MAX_HEADER_VALUE
 from persistence.base import Store
@@ -162,6 +162,56 @@ async def test_a_forged_early_call_is_refused_at_park_and_audited(
     assert reason in refused["reason"]
     assert refused["statusCode"] in {401, 403}
     assert refused["seq"] == 1
+
+
+async def test_a_forged_early_call_cannot_crowd_out_the_genuine_one(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """Whoever saw the URL of an HMAC-checked wait cannot block its partner by calling first:
+    several early calls are kept, and the park applies the oldest that its checks admit."""
+    forged = {"Stripe-Signature": "t=1,v1=" + "0" * 64, "content-type": "application/json"}
+    lie = b'{"type":"payment_intent.succeeded","forged":true}'
+    execution = await early_call(client, anon, forged, lie)
+    url = execution["resumeUrl"]
+    for _ in range(MAX_KEPT - 2):
+        assert (await anon.post(url, content=lie, headers=forged)).status_code == 202
+    genuine = {
+        "Stripe-Signature": stripe_header(seconds(clock)),
+        "content-type": "application/json",
+    }
+    assert (await anon.post(url, content=BODY, headers=genuine)).status_code == 202
+    full = await anon.post(url, content=BODY, headers=genuine)
+    assert full.status_code == 409  # a bounded number of calls is kept per wait
+    assert "already received" in full.json()["message"]
+    parked = await park(
+        client, execution["id"], webhook={"httpMethod": "POST", "authentication": STRIPE}
+    )
+    assert parked["status"] == "running"
+    wait = (await get(client, execution["id"], includeData="true"))["data"]["waits"][0]
+    assert wait["resumedBy"] == "webhook"
+    assert wait["payload"]["body"] == {"type": "payment_intent.succeeded"}  # not the forgery
+    trail = await attempts(client, execution["id"])
+    refused = [a for a in trail if a["outcome"] == "refused"]
+    at_park = [a for a in refused if "when the wait was parked" in a["reason"]]
+    assert len(at_park) == MAX_KEPT - 1
+    assert all(a["statusCode"] == 403 for a in at_park)
+
+
+async def test_early_calls_beyond_the_one_applied_are_audited_as_not_applied(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    plain = {"content-type": "application/json"}
+    execution = await early_call(client, anon, plain, b'{"n": 1}')
+    assert (
+        await anon.post(execution["resumeUrl"], content=b'{"n": 2}', headers=plain)
+    ).status_code == 202
+    await park(client, execution["id"], webhook={"httpMethod": "POST"})
+    wait = (await get(client, execution["id"], includeData="true"))["data"]["waits"][0]
+    assert wait["payload"]["body"] == {"n": 1}  # the oldest kept call wins
+    trail = await attempts(client, execution["id"])
+    (superseded,) = [a for a in trail if a["outcome"] == "refused"]
+    assert superseded["statusCode"] == 409
+    assert "an earlier call resumed the wait" in superseded["reason"]
 
 
 async def nonce(svc: Services, execution_id: int) -> str:
@@ -375,19 +425,19 @@ async def test_the_store_judges_a_kept_call_by_the_parked_wait(store: Store) -> 
         await kept(store, _basic("u", "p")), None, BASIC_HOOK, NOW, kept_checker
     )
     assert good
-    assert (good.early_resume_applied, good.early_refusal) == (True, None)
+    assert (good.early_resume_applied, good.refused_early) == (True, ())
     assert good.execution.status is Status.RUNNING
     # like a live call, the first of two Authorization headers is the one checked
     eid = await kept(store, _basic("u", "guess"), _basic("u", "p"))
     forged = await store.park(eid, None, BASIC_HOOK, NOW, kept_checker)
     assert forged
-    assert forged.early_refusal is not None
-    assert (forged.early_refusal.status, forged.early_refusal.message) == (403, WRONG)
+    ((_, refusal),) = forged.refused_early
+    assert (refusal.status, refusal.message) == (403, WRONG)
     assert forged.early_resume_discarded
     assert forged.execution.status is Status.WAITING
     unchecked = await store.park(await kept(store, _basic("u", "p")), None, BASIC_HOOK, NOW)
     assert unchecked  # no checks handed in: a wait that checks callers refuses
-    assert unchecked.early_refusal == NOTHING_TO_CHECK
+    assert [refusal for _, refusal in unchecked.refused_early] == [NOTHING_TO_CHECK]
     assert unchecked.execution.status is Status.WAITING
 
 

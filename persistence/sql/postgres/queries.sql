@@ -39,17 +39,20 @@ RETURNING wait_seq;
 INSERT INTO waits (execution_id, seq, parked_at, wait_till, webhook)
 VALUES (:id, :seq, :now, :wait_till, :webhook);
 
--- name: take_early_resume
+-- name: take_early_resumes
 DELETE FROM early_resumes WHERE execution_id = :id AND seq = :seq
-RETURNING method, suffix, payload, received_at, caller;
+RETURNING n, method, suffix, payload, received_at, caller;
 
 -- name: record_early_resume
-INSERT INTO early_resumes (execution_id, seq, method, suffix, payload, received_at, caller)
-SELECT :id::bigint, :seq::integer, :method::text, :suffix::text, :payload::text, :now::bigint,
-       :caller::text
-WHERE EXISTS (SELECT 1 FROM executions
+INSERT INTO early_resumes (execution_id, seq, n, method, suffix, payload, received_at, caller)
+SELECT :id::bigint, :seq::integer, kept.count + 1, :method::text, :suffix::text,
+       :payload::text, :now::bigint, :caller::text
+FROM (SELECT count(*) AS count FROM early_resumes WHERE execution_id = :id AND seq = :seq) AS kept
+WHERE kept.count < :max_kept
+  AND EXISTS (SELECT 1 FROM executions
               WHERE id = :id AND status = 'running' AND wait_seq = :seq AND nonce = :nonce)
-ON CONFLICT DO NOTHING;
+ON CONFLICT DO NOTHING
+RETURNING n;
 
 -- name: resume
 UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq + 1
