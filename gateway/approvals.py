@@ -28,7 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gateway.domain import Execution, ResumedBy, format_instant
+from gateway.domain import Execution, ResumedBy, WebhookSpec, format_instant
 from gateway.errors import InvalidInput
 
 OnReject = Literal["resume", "cancel"]
@@ -241,3 +241,18 @@ class Decided:
     """The rule this decision met: the wait was resumed, or the execution canceled."""
     duplicate: bool = False
     """The approver had decided already: nothing was written."""
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """An open approval wait that asks an approver who has not decided it (their inbox)."""
+
+    execution_id: int
+    nonce: str
+    seq: int
+    title: str
+    parked_at: int
+    wait_till: int | None
+    """The deadline; ``None``: none."""
+    webhook: WebhookSpec
+    """The wait's caller checks apply to its entry as to its page."""

@@ -11,6 +11,7 @@ the address it forwarded, believed only from ``WAITGATE_TRUSTED_PROXIES``).
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -102,11 +103,19 @@ class Limits:
     def signature_failed(self, ip: str | None, execution_id: int) -> None:
         """A failed signature check: 429 if this address or this execution has used up its
         failed checks, otherwise one is counted against each (the caller answers 401)."""
-        ip_key, execution_key = f"ip:{ip}", f"execution:{execution_id}"
+        self._failed(ip, f"execution:{execution_id}")
+
+    def inbox_signature_failed(self, ip: str | None, project: str | None, approver: str) -> None:
+        """A failed inbox link check: as ``signature_failed``, with the inbox (the project and
+        approver it names) charged in place of an execution, on the same budget."""
+        self._failed(ip, "inbox:" + json.dumps([project, approver]))
+
+    def _failed(self, ip: str | None, target_key: str) -> None:
+        ip_key = f"ip:{ip}"
         self.bad_signature_ip.check(ip_key)
-        self.bad_signature_execution.check(execution_key)
+        self.bad_signature_execution.check(target_key)
         self.bad_signature_ip.spend(ip_key)
-        self.bad_signature_execution.spend(execution_key)
+        self.bad_signature_execution.spend(target_key)
 
     def event_refused(self, ip: str | None) -> None:
         """An event its source's verification refused: 429 if this address has used up its

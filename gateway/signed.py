@@ -88,6 +88,23 @@ def check_signature(
     raise invalid_token()
 
 
+def check_inbox(svc: Services, request: Request, project: str | None, approver: str) -> None:
+    """Raise unless the request's ``signature`` is the inbox link's of ``approver`` in
+    ``project``: a 401 ``ApiError`` counted against the caller's address and the inbox (there
+    is no execution to charge) and logged as ``inbox.bad_signature`` (there is no execution's
+    audit trail to write to), or a 429 once either has used up its failed checks."""
+    if svc.signer.verify_inbox(project, approver, request.query_params.get("signature", "")):
+        return
+    metrics.SIGNATURE_FAILURES.inc()
+    ip = client_address(request)
+    svc.limits.inbox_signature_failed(ip, project, approver)
+    log.warning(
+        "inbox signature refused",
+        extra={"action": "inbox.bad_signature", "approver": approver, "project": project, "ip": ip},
+    )
+    raise invalid_token()
+
+
 def issued_for(execution: Execution, nonce: str) -> bool:
     """Whether a verified URL with ``nonce`` was issued for this execution (and not for another
     one with the same id in another database)."""

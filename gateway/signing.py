@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from itsdangerous import Signer
 
@@ -42,6 +43,7 @@ class Action(StrEnum):
     RESUME = "resume"
     FORM = "form"
     APPROVAL = "approval"
+    INBOX = "inbox"
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,27 @@ class ResumeSigner:
         token = self.token(execution_id, nonce, seq, approver, Action.APPROVAL)
         who = f"approver={quote(approver, safe='')}&" if approver else ""
         return f"{self._public_url}/approval/{execution_id}?{who}signature={token}"
+
+    def _inbox_token(self, index: int, project: str | None, approver: str) -> str:
+        message = json.dumps([Action.INBOX.value, project, approver])
+        return self._signers[index].get_signature(message.encode()).decode()
+
+    def verify_inbox(self, project: str | None, approver: str, token: str) -> bool:
+        """Whether ``token`` is exactly the inbox token of ``approver`` in ``project``."""
+        given = token.encode("utf-8", "replace")
+        matched = False
+        for index in range(len(self._signers)):  # every key, so timing does not tell which
+            expected = self._inbox_token(index, project, approver).encode()
+            matched |= hmac.compare_digest(expected, given)
+        return matched
+
+    def inbox_url(self, project: str | None, approver: str) -> str:
+        """``{PUBLIC_URL}/inbox?approver=…[&project=…]&signature=…``: every request waiting on
+        ``approver`` in ``project`` (``None``: executions without a project). Not bound to an
+        execution and without expiry: it lives as long as the key that signed it."""
+        query = {"approver": approver} | ({} if project is None else {"project": project})
+        token = self._inbox_token(0, project, approver)
+        return f"{self._public_url}/inbox?{urlencode(query)}&signature={token}"
 
     def resume_url(self, execution_id: int, nonce: str, seq: int, suffix: str = "") -> str:
         """``{PUBLIC_URL}/webhook-waiting/{id}[/{suffix}]?signature=…``."""

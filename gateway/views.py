@@ -11,7 +11,7 @@ from gateway.signing import ResumeSigner
 
 SIGNED_URL_SCOPE = Scope.EXECUTION_WRITE
 """Who may see an execution's signed URLs (``resumeUrl``, ``approvalUrl``, ``approvalUrls``,
-``resumeFormUrl``):
+``inboxUrls``, ``resumeFormUrl``):
 a principal that may resume it anyway. Anyone else holding one could resume through it."""
 
 
@@ -39,6 +39,9 @@ def _signed_urls(execution: Execution, signer: ResumeSigner) -> dict[str, Any]:
             urls["approvalUrls"] = {
                 a.id: signer.approval_url(execution.id, execution.nonce, current.seq, a.id)
                 for a in approval.approvers
+            }
+            urls["inboxUrls"] = {
+                a.id: signer.inbox_url(execution.project_id, a.id) for a in approval.approvers
             }
     if current is not None and current.webhook is not None and current.webhook.form:
         urls["resumeFormUrl"] = signer.form_url(execution.id, execution.nonce, current.seq)

@@ -10,7 +10,7 @@ leaves nothing to lock (``Unchanged``).
 
 from __future__ import annotations
 
-from gateway.approvals import ApprovalSpec, Decided, Decision, ended, payload
+from gateway.approvals import ApprovalSpec, Decided, Decision, InboxItem, ended, payload
 from gateway.domain import ResumedBy, Unchanged
 from persistence import rows
 from persistence import script as q
@@ -23,6 +23,23 @@ def execution_decisions(execution_id: int) -> Script[list[tuple[int, Decision]]]
     """Every decision on the execution's waits, by wait."""
     found = yield from q.rows("execution_decisions", {"id": execution_id})
     return [(r["seq"], rows.decision_from_row(r)) for r in found]
+
+
+def approver_inbox(project: str | None, approver: str, limit: int) -> Script[list[InboxItem]]:
+    """The open approval waits of ``project`` (``None``: executions without one) that ask
+    ``approver`` (not as their requester) and that they have not decided, oldest first."""
+    params = {"project": project, "approver": approver, "limit": limit}
+    found = yield from q.rows("approver_inbox", params)
+    items = []
+    for r in found:
+        webhook = rows.load_webhook(r["webhook"])
+        assert webhook is not None
+        assert webhook.approval is not None
+        title, nonce = webhook.approval.title, r["nonce"] or ""
+        items.append(
+            InboxItem(r["id"], nonce, r["seq"], title, r["parked_at"], r["wait_till"], webhook)
+        )
+    return items
 
 
 def decide(

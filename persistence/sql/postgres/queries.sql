@@ -516,3 +516,20 @@ SELECT * FROM decisions WHERE execution_id = :id AND seq = :seq ORDER BY decided
 
 -- name: execution_decisions
 SELECT * FROM decisions WHERE execution_id = :id ORDER BY seq, decided_at, approver;
+
+-- name: approver_inbox
+-- The open approval waits of :project (NULL: executions without one) that ask :approver and
+-- that they have not decided, oldest first. Approvals with approvers, and only they, park an
+-- onTimeout, so the scan reads the waiting executions' rows (executions_status) and no others.
+SELECT e.id, e.nonce, e.wait_seq AS seq, w.parked_at, w.wait_till, w.webhook
+FROM executions e JOIN waits w ON w.execution_id = e.id AND w.seq = e.wait_seq
+WHERE e.status = 'waiting' AND e.wait_on_timeout IS NOT NULL
+  AND e.project_id IS NOT DISTINCT FROM :project::text
+  AND w.resumed_at IS NULL
+  AND (w.webhook::jsonb -> 'approval' -> 'approvers')
+      @> jsonb_build_array(jsonb_build_object('id', :approver::text))
+  AND (w.webhook::jsonb -> 'approval' ->> 'requester') IS DISTINCT FROM :approver::text
+  AND NOT EXISTS (SELECT 1 FROM decisions d
+                  WHERE d.execution_id = e.id AND d.seq = e.wait_seq AND d.approver = :approver::text)
+ORDER BY w.parked_at, e.id
+LIMIT :limit;
