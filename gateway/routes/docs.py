@@ -1,4 +1,5 @@
-"""The OpenAPI document (YAML and JSON) and a readable page of every operation."""
+"""The OpenAPI document (YAML and JSON), a readable page of every operation, and the home page
+that points people to it and to the dashboard."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.pages import page
+from gateway.services import services
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 
@@ -76,7 +78,16 @@ async def docs_page(request: Request) -> Response:
     return page("docs.html", info=document["info"], groups=_groups(document))
 
 
+async def home(request: Request) -> Response:
+    """``GET /`` (and HEAD): a small page linking to ``/ui`` (on ``WAITGATE_UI_ORIGIN`` when
+    the dashboard has its own) and ``/api/v1/docs``; links relative to the page otherwise, so a
+    proxy's path prefix is kept."""
+    ui_origin = services(request).settings.ui_origin
+    return page("home.html", title="waitgate", dashboard=f"{ui_origin}/ui" if ui_origin else "ui")
+
+
 routes = [
+    Route("/", home, methods=["GET"]),
     Route("/api/v1/openapi.yml", openapi_yaml, methods=["GET"]),
     Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
     Route("/api/v1/docs", docs_page, methods=["GET"]),
