@@ -151,7 +151,7 @@ def _field(name: str, raw: Any, required: bool) -> SchemaField:
     if not isinstance(raw, dict):
         raise InvalidInput(f"{where} must be an object")
     kind = raw.get("type", "string" if "enum" in raw else None)
-    if kind not in _KEYWORDS:
+    if not isinstance(kind, str) or kind not in _KEYWORDS:
         raise InvalidInput(f"{where}.type must be one of {', '.join(_KEYWORDS)}")
     _only(raw, _KEYWORDS[kind], where)
     for key in _COUNTS:
