@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, ValidationError
@@ -33,12 +33,14 @@ MAX_DESCRIPTION = 4000  # as form.description
 MAX_TEXT = 10_000
 """The most characters a text field takes (a schema's ``minLength``/``maxLength`` too)."""
 MAX_DIGITS = 18  # an integer of more digits is read as a float
+MAX_EMAIL = 254
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _NAME = re.compile(r"[A-Za-z0-9_]{1,50}")
 _INTEGER = re.compile(rf"[-+]?\d{{1,{MAX_DIGITS}}}")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 JsonType = Literal["string", "integer", "number", "boolean", "array"]
+JSON_TYPES: tuple[JsonType, ...] = get_args(JsonType)
 InputKind = Literal["text", "email", "date", "number", "dropdown", "checkbox", "checkboxes"]
 _TOP = frozenset(
     {"$schema", "type", "title", "description", "properties", "required", "additionalProperties"}
@@ -59,9 +61,15 @@ FORMAT_CHECKER = FormatChecker(formats=("date",))
 """jsonschema's ``date`` (RFC 3339 full-date) and the email rule of the ``fields`` forms."""
 
 
+def is_email(text: str) -> bool:
+    """Whether ``text`` looks like an email address: at most 254 characters (RFC 5321), so the
+    pattern's backtracking stays bounded."""
+    return len(text) <= MAX_EMAIL and EMAIL.fullmatch(text) is not None
+
+
 @FORMAT_CHECKER.checks("email")
 def _is_email(instance: object) -> bool:
-    return not isinstance(instance, str) or EMAIL.fullmatch(instance) is not None
+    return not isinstance(instance, str) or is_email(instance)
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,8 @@ def form_spec(schema: dict[str, Any], title: str | None, description: str) -> Fo
     """The form a park's ``form.schema`` asks for (``title`` and ``description`` default to the
     schema's); ``InvalidInput`` naming what is wrong."""
     fields = schema_fields(schema)
+    own_title = _text(schema, "title", "form.schema", MAX_TITLE)
+    own_description = _text(schema, "description", "form.schema", MAX_DESCRIPTION)
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -120,9 +130,9 @@ def form_spec(schema: dict[str, Any], title: str | None, description: str) -> Fo
         if name not in names:
             raise InvalidInput(f"form.schema.required names {name!r}, which is not a property")
     return FormSpec(
-        title=title or _text(schema, "title", "form.schema", MAX_TITLE) or "Form",
+        title=title or own_title or "Form",
         fields=(),
-        description=description or _text(schema, "description", "form.schema", MAX_DESCRIPTION),
+        description=description or own_description,
         schema=schema,
     )
 
@@ -150,9 +160,10 @@ def _field(name: str, raw: Any, required: bool) -> SchemaField:
         raise InvalidInput(f"{where}: a property name may only hold A-Z a-z 0-9 _ (at most 50)")
     if not isinstance(raw, dict):
         raise InvalidInput(f"{where} must be an object")
-    kind = raw.get("type", "string" if "enum" in raw else None)
-    if not isinstance(kind, str) or kind not in _KEYWORDS:
-        raise InvalidInput(f"{where}.type must be one of {', '.join(_KEYWORDS)}")
+    given = raw.get("type", "string" if "enum" in raw else None)
+    kind = next((t for t in JSON_TYPES if t == given), None)
+    if kind is None:
+        raise InvalidInput(f"{where}.type must be one of {', '.join(JSON_TYPES)}")
     _only(raw, _KEYWORDS[kind], where)
     for key in _COUNTS:
         if key in raw and not (_is_int(raw[key]) and 0 <= raw[key] <= MAX_TEXT):
@@ -291,6 +302,13 @@ def refusal(schema: Mapping[str, Any], data: Any) -> Refused | None:
         errors = list(validator.iter_errors(data))
     except RecursionError:
         return Refused((Problem("", "The data is nested too deeply."),))
+    lists = [
+        Problem(name, f"Choose at most {_count(MAX_ENUM, 'option')}.")
+        for name, value in (data.items() if isinstance(data, dict) else ())
+        if name in schema["properties"] and isinstance(value, list) and len(value) > MAX_ENUM
+    ]
+    if lists:  # refused before uniqueItems compares every pair
+        return Refused(tuple(lists))
     missing = [n for n in schema.get("required", ()) if not isinstance(data, dict) or n not in data]
     problems: list[Problem] = []
     for error in errors:
@@ -332,7 +350,7 @@ def _message(error: ValidationError) -> str:
         "minItems": f"Choose at least {_count(value, 'option')}.",
         "maxItems": f"Choose at most {_count(value, 'option')}.",
     }
-    return fixed.get(str(keyword), error.message)
+    return fixed.get(str(keyword), error.message[:MAX_OPTION])
 
 
 def _count(n: object, noun: str) -> str:

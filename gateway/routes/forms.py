@@ -20,7 +20,14 @@ from starlette.routing import Route
 
 from gateway import executions
 from gateway.domain import FormField, FormSpec, Status
-from gateway.form_schema import EMAIL, MAX_TEXT, SchemaField, refusal, schema_fields, typed_values
+from gateway.form_schema import (
+    MAX_TEXT,
+    SchemaField,
+    is_email,
+    refusal,
+    schema_fields,
+    typed_values,
+)
 from gateway.http import capped
 from gateway.pages import own_action, page, signed_wait
 from gateway.signed import caller_refusal
@@ -76,7 +83,7 @@ def _typed(field: FormField, text: str) -> tuple[Any, str | None]:
             return float(text) if "." in text or "e" in text.lower() else int(text), None
         except ValueError:
             return None, "Enter a number."
-    if field.type == "email" and not EMAIL.fullmatch(text):
+    if field.type == "email" and not is_email(text):
         return None, "Enter an email address."
     if field.type == "date":
         try:

@@ -142,7 +142,9 @@ MANY = obj(**{f"p{n}": {"type": "string"} for n in range(51)})
         ),
         pytest.param({"title": "t"}, "exactly one", id="neither"),
         pytest.param({"fields": [{"label": "x"}]}, "form.title is required", id="fields-no-title"),
-        pytest.param({"schema": "object"}, "got `str` - at `$.form.schema`", id="schema-not-json-object"),
+        pytest.param(
+            {"schema": "object"}, "got `str` - at `$.form.schema`", id="schema-not-json-object"
+        ),
     ],
 )
 async def test_a_schema_no_form_can_take_is_400(
@@ -477,3 +479,16 @@ async def test_the_schema_binds_only_its_own_wait(client: httpx.AsyncClient) -> 
     assert anything.status_code == 200
     waits = (await get(client, eid, includeData="true"))["data"]["waits"]
     assert waits[1]["payload"] == {"body": [1], "resumedBy": "api"}
+
+
+async def test_costly_api_data_is_refused_cheaply(client: httpx.AsyncClient) -> None:
+    wait = await schema_wait(client)
+    url = f"/api/v1/executions/{wait['id']}/resume"
+    many = {**VALID, "nights": 3, "tags": [[n] for n in range(5_000)]}
+    refused = await client.post(url, json={"data": many})  # no pairwise uniqueItems check
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == [{"field": "tags", "message": "Choose at most 100 options."}]
+    backtracking = {**VALID, "nights": 3, "email": "a@" + "." * 30_000 + " "}
+    refused = await client.post(url, json={"data": backtracking})  # bounded before the pattern
+    assert refused.json()["errors"] == [{"field": "email", "message": "Enter an email address."}]
+    assert (await get(client, wait["id"]))["status"] == "waiting"

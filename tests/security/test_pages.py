@@ -32,7 +32,7 @@ SCHEMA_FORM: dict[str, Any] = {
         "type": "object",
         "properties": {"iban": {"type": "string", "title": "IBAN", "minLength": 4}},
         "required": ["iban"],
-    }
+    },
 }
 FILE_FORM: dict[str, Any] = {
     "title": "Upload",
