@@ -129,8 +129,8 @@ async def park(
         resumed(eid, seq, ResumedBy.WEBHOOK)
     if outcome.kept_event is not None:
         resumed(eid, seq, ResumedBy.EVENT)
-    for early, refusal in outcome.refused_early:
-        svc.audit.record(refused_early_attempt(eid, seq, early, refusal, now))
+    for early, why in outcome.refused_early:
+        svc.audit.record(refused_early_attempt(eid, seq, early, why, now))
     if outcome.refused_early:
         log.info(
             "early resume refused",
