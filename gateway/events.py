@@ -30,6 +30,7 @@ from gateway.event_verify import (
 )
 from gateway.executions import resumed
 from gateway.payloads import MAX_JSON_DEPTH
+from gateway.redaction import CREDENTIAL_HEADERS
 from gateway.services import Services
 from gateway.stored import clip_headers
 
@@ -42,8 +43,6 @@ DEFAULT_NAME_PATHS: dict[str, str] = {
     "slack": "event.type",
 }
 """Where each provider names its event type, when the source names no ``eventNamePath``."""
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
-"""Headers never kept with an event (nor sent on to the engine)."""
 MAX_KEY = 255
 MAX_EVENT_ID = 2**63 - 1
 """The largest event id (a 64-bit integer column); a larger one names no event."""

@@ -19,7 +19,7 @@ import msgspec
 from gateway.domain import Wait, WebhookSpec
 
 MASK = "**redacted**"
-SENSITIVE_HEADERS = frozenset(
+CREDENTIAL_HEADERS = frozenset(
     {
         "authorization",
         "proxy-authorization",
@@ -28,12 +28,13 @@ SENSITIVE_HEADERS = frozenset(
         "x-n8n-api-key",
         "x-api-key",
         "x-auth-token",
-        "x-hub-signature",
-        "x-hub-signature-256",
-        "stripe-signature",
-        "webhook-signature",
     }
 )
+"""Headers that carry a credential: never kept with an event, masked wherever shown."""
+SENSITIVE_HEADERS = CREDENTIAL_HEADERS | frozenset(
+    {"x-hub-signature", "x-hub-signature-256", "stripe-signature", "webhook-signature"}
+)
+"""Headers masked wherever a payload is shown (credentials and provider signatures)."""
 
 
 def caller_secret_headers(webhook: WebhookSpec | None) -> frozenset[str]:

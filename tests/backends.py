@@ -7,6 +7,7 @@ database per test run and drop it afterwards, and are skipped, saying why, where
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import Callable, Coroutine, Iterator
@@ -47,12 +48,9 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh database for this test run, dropped at the end."""
-    admin = postgres_admin_url()
-    if admin is None:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a server to run against")
+@contextlib.contextmanager
+def fresh_postgres_database(admin: str) -> Iterator[str]:
+    """A new, empty database on the server of ``admin`` (a URL), dropped afterwards."""
     import asyncpg
 
     name = f"waitgate_test_{os.getpid()}_{secrets.token_hex(4)}"
@@ -76,6 +74,16 @@ def postgres_url() -> Iterator[str]:
         yield _with_database(admin, name)
     finally:
         _run_apart(drop)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database for this test run, dropped at the end."""
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a server to run against")
+    with fresh_postgres_database(admin) as url:
+        yield url
 
 
 async def truncate_postgres(url: str) -> None:

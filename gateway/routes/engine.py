@@ -10,6 +10,7 @@ from starlette.responses import Response
 from gateway import executions
 from gateway.auth import Principal, Scope
 from gateway.domain import Execution, Unchanged, check_custom_data
+from gateway.form_schema import Refused
 from gateway.http import ApiError, JSONResponse, decode_json
 from gateway.routes.common import (
     AN_EXECUTION,
@@ -86,10 +87,14 @@ async def respond(request: Request, principal: Principal) -> Response:
 
 
 async def resume_execution(request: Request, principal: Principal) -> Response:
-    """``POST /api/v1/executions/{id}/resume``: end the current wait now (resumedBy ``api``)."""
+    """``POST /api/v1/executions/{id}/resume``: end the current wait now (resumedBy ``api``);
+    at a schema form's wait ``data`` is the form's data, and must match its schema."""
     svc, eid = execution_target(request)
     body = await decode_json(request, ResumeBody, svc.settings.max_body_bytes)
-    resumed = await executions.resume_now(svc, principal.project_id, eid, body.data)
+    resumed = await executions.resume_with_data(svc, principal.project_id, eid, body.data)
+    if isinstance(resumed, Refused):
+        problems = [{"field": p.field, "message": p.message} for p in resumed.problems]
+        raise ApiError(400, f"data does not match the form's schema: {resumed}", errors=problems)
     if isinstance(resumed, Unchanged):
         raise refused(resumed, eid, "Only waiting executions can be resumed")
     return _view(svc, resumed)

@@ -386,7 +386,13 @@ async def test_the_sources_credentials_are_never_kept_with_the_event(
     assert "t0ps3cr3t" not in created.text
     execution = await create(client)
     await park(client, execution["id"], events=[{"source": "hook", "match": {"kind": "a"}}])
-    headers = {"X-Token": "t0ps3cr3t", "Authorization": "Basic eDp5", "Cookie": "c=1"}
+    headers = {
+        "X-Token": "t0ps3cr3t",
+        "Authorization": "Basic eDp5",
+        "Cookie": "c=1",
+        "X-N8N-API-KEY": "wg_sent-by-mistake",
+        "X-Api-Key": "k-3f9a",
+    }
     response = await anon.post("/events/hook", json={"kind": "a"}, headers=headers)
     assert response.json() == {"matched": 1}
     found = await get(client, execution["id"], includeData="true", redactExecutionData="false")
@@ -394,5 +400,6 @@ async def test_the_sources_credentials_are_never_kept_with_the_event(
     assert "eDp5" not in str(found)
     listed = (await client.get("/api/v1/events")).json()["data"]
     detail = await client.get(f"/api/v1/events/{listed[0]['id']}")
-    assert "t0ps3cr3t" not in detail.text
-    assert "eDp5" not in detail.text
+    for secret in ("t0ps3cr3t", "eDp5", "wg_sent-by-mistake", "k-3f9a"):
+        assert secret not in str(found)
+        assert secret not in detail.text
