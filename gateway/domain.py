@@ -7,10 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 from gateway.errors import InvalidInput
 from gateway.event_model import EventCondition
+
+if TYPE_CHECKING:  # the approval domain builds on this one
+    from gateway.approvals import ApprovalSpec
 
 JSON = Any
 """A value that came from, or goes to, JSON."""
@@ -74,6 +77,7 @@ class ResumedBy(StrEnum):
     API = "api"
     FORM = "form"
     EVENT = "event"
+    APPROVAL = "approval"
 
 
 class ResponseMode(StrEnum):
@@ -121,7 +125,8 @@ class CallerAuth:
 
 
 class TimedOut(NamedTuple):
-    """A wait the timer resumed, and how late (ms after its deadline)."""
+    """A wait the timer ended (resumed, or for an approval whose ``onTimeout`` cancels, its
+    execution canceled), and how late (ms after its deadline)."""
 
     execution_id: int
     seq: int
@@ -139,19 +144,6 @@ class Refusal:
 
 Admission = Callable[["WebhookSpec"], Refusal | None]
 """The caller checks of one call, run against the wait it names (inside its transaction)."""
-
-
-OnReject = Literal["resume", "cancel"]
-"""What rejecting an approval does: resume (with ``approved: false``) or stop the execution."""
-
-
-@dataclass(frozen=True)
-class ApprovalSpec:
-    """A wait a person answers on a page: what is asked, and what a rejection does."""
-
-    title: str
-    description: str = ""
-    on_reject: OnReject = "resume"
 
 
 FieldType = Literal["text", "textarea", "number", "email", "date", "dropdown", "checkbox", "file"]

@@ -13,16 +13,17 @@ is reported as missing, and is read first so that nothing is written to it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway import metrics
 from gateway.answers import explicit_answer, finished_answer, json_answer
+from gateway.approvals import ApprovalSpec, Decided, Decision, Via, check_decision
 from gateway.caller_auth import kept_checker
 from gateway.domain import (
     JSON,
-    ApprovalSpec,
     Ending,
     Execution,
     NewExecution,
@@ -274,6 +275,61 @@ async def answer_approval(
             extra={"action": "approval.answered", "execution_id": eid, "approved": approved},
         )
     return outcome
+
+
+async def decide(
+    svc: Services, eid: int, seq: int, approval: ApprovalSpec, decision: Decision
+) -> Decided | Unchanged:
+    """Record an approver's decision on wait ``seq`` (checked against ``approval`` by the
+    caller, see ``gateway.approvals.check_decision``); when it meets the approval's rule the
+    wait is resumed, or the execution canceled, in the same transaction."""
+    decision = dataclasses.replace(decision, at=svc.clock.now_ms())
+    outcome = await svc.store.decide(eid, seq, approval, decision)
+    if isinstance(outcome, Unchanged) or outcome.duplicate:
+        return outcome
+    canceled = outcome.ended == "rejected" and approval.on_reject == "cancel"
+    if outcome.ended is not None and not canceled:
+        resumed(eid, seq, ResumedBy.APPROVAL)
+    log.info(
+        "approval decided",
+        extra={
+            "action": "approval.decided",
+            "execution_id": eid,
+            "seq": seq,
+            "approver": decision.approver,
+            "decision": decision.decision,
+            "via": decision.via,
+            "ended": outcome.ended,
+        },
+    )
+    if canceled:
+        log.info("stopped", extra={"action": "execution.stopped", "execution_id": eid})
+    return outcome
+
+
+async def decide_current(
+    svc: Services,
+    project: str | None,
+    eid: int,
+    approver: str,
+    decision: str,
+    options: tuple[str, ...],
+    comment: str,
+    via: Via,
+) -> Decided | Unchanged:
+    """Record a decision made elsewhere (``via``) on the execution's current wait, if it is
+    an approval with approvers; ``Unchanged`` with the execution if it is not. Raises
+    ``InvalidInput`` naming the rule the decision breaks (``NotAllowed`` for the requester)."""
+    execution = await visible(svc, project, eid, with_waits=True)
+    if execution is None:
+        return GONE
+    wait = execution.current_wait
+    spec = None if wait is None or wait.webhook is None else wait.webhook.approval
+    if wait is None or spec is None or not spec.approvers:
+        return Unchanged(execution)
+    verdict, chosen = check_decision(spec, approver, decision, options, comment)
+    made = Decision(approver, verdict, chosen, comment, via=via)
+    return await decide(svc, eid, wait.seq, spec, made)
 
 
 async def submit_form(

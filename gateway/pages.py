@@ -33,18 +33,19 @@ def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
 
 
 async def signed_wait(
-    request: Request, action: Action
+    request: Request, action: Action, suffix: str = ""
 ) -> tuple[Services, Execution, Wait] | bool | None:
     """The execution and wait a signed page URL (``/…/{id}?signature=…``) names.
 
     ``False`` when the signature is not valid for ``action`` (counted and audited as the
     webhook's are, see ``gateway.signed``), or was made for an execution with this id in
     another database; ``None`` when it is valid, but the execution or the wait no longer
-    exists. Past the failed-signature limits, a 429 ``ApiError``.
+    exists. Past the failed-signature limits, a 429 ``ApiError``. ``suffix`` is what the
+    token was signed over besides the wait (an approver's id for a personal approval page).
     """
     svc = services(request)
     try:
-        signed = check_signature(svc, request, request.path_params["id"], "", action)
+        signed = check_signature(svc, request, request.path_params["id"], suffix, action)
     except ApiError as exc:
         if exc.status == 401:
             return False

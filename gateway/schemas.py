@@ -12,11 +12,22 @@ import msgspec
 from msgspec import Meta
 
 from gateway.answers import StatusCode, check_bodiless, check_headers
+from gateway.approvals import (
+    APPROVER_ID,
+    DEFAULT_OPTIONS,
+    MAX_COMMENT,
+    ApprovalSpec,
+    Approver,
+    CommentRule,
+    OnReject,
+    OnTimeout,
+    RejectWhen,
+    Via,
+)
 from gateway.domain import (
     FIELD_TYPES,
     HTTP_METHODS,
     LAST_NODE_DATA,
-    ApprovalSpec,
     AuthKind,
     CallerAuth,
     Ending,
@@ -26,7 +37,6 @@ from gateway.domain import (
     HmacStyle,
     HttpMethod,
     NewExecution,
-    OnReject,
     ResponseMode,
     WebhookSpec,
     check_custom_data,
@@ -214,16 +224,116 @@ def _methods(given: str | list[str]) -> tuple[HttpMethod, ...]:
     return methods
 
 
+ApproverId = Annotated[str, Meta(pattern=f"^{APPROVER_ID.pattern}$")]
+MAX_APPROVERS = 50
+MAX_OPTIONS = 20
+Option = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class ApproverBody(_Body):
+    """A person asked to decide."""
+
+    id: ApproverId
+    email: Annotated[str, Meta(max_length=254)] = ""
+    name: Annotated[str, Meta(max_length=MAX_TITLE)] = ""
+    slack: Annotated[str, Meta(max_length=64)] = ""
+
+    def to_approver(self) -> Approver:
+        """As the store keeps it."""
+        return Approver(self.id, self.email, self.name, self.slack)
+
+
+_NEED_APPROVERS: dict[str, Any] = {
+    "required": 1,
+    "reject_when": "any",
+    "options": list(DEFAULT_OPTIONS),
+    "multiple": False,
+    "branch": {},
+    "comment": "optional",
+    "requester": None,
+}
+"""Fields that mean something only with named approvers, and their defaults."""
+
+
 class ApprovalBody(_Body):
-    """A page a person answers with Approve or Reject."""
+    """A page people answer: Approve or Reject (or pick options), by anyone holding the link,
+    or by named approvers, each through a personal link (see ``gateway.approvals``)."""
 
     title: Title
     description: Description = ""
     on_reject: OnReject = "resume"
+    approvers: Annotated[list[ApproverBody], Meta(max_length=MAX_APPROVERS)] = []
+    required: Annotated[int, Meta(ge=1, le=MAX_APPROVERS)] = 1
+    reject_when: RejectWhen = "any"
+    options: Annotated[list[Option], Meta(min_length=1, max_length=MAX_OPTIONS)] = msgspec.field(
+        default_factory=lambda: list(DEFAULT_OPTIONS)
+    )
+    multiple: bool = False
+    branch: dict[str, Annotated[str, Meta(max_length=MAX_TITLE)]] = {}
+    comment: CommentRule = "optional"
+    requester: ApproverId | None = None
+    on_timeout: OnTimeout | None = None
+
+    def __post_init__(self) -> None:
+        """The rules between fields; each error names its rule."""
+        ids = [a.id for a in self.approvers]
+        if len(set(ids)) < len(ids):
+            twice = next(i for i in ids if ids.count(i) > 1)
+            raise InvalidInput(f"approval.approvers must have distinct ids; {twice!r} is repeated")
+        if not ids:
+            changed = [n for n, v in _NEED_APPROVERS.items() if getattr(self, n) != v]
+            if changed:
+                raise InvalidInput(f"approval.{_camel(changed[0])} needs approval.approvers")
+            return
+        eligible = len([i for i in ids if i != self.requester])
+        if self.required > eligible:
+            raise InvalidInput(
+                f"approval.required ({self.required}) is more than the approvers who may "
+                f"decide ({eligible})"
+            )
+        if len(set(self.options)) < len(self.options):
+            raise InvalidInput("approval.options must be distinct")
+        if all(o == "reject" for o in self.options):
+            raise InvalidInput("approval.options must hold an option that approves")
+        unknown = [o for o in self.branch if o not in self.options]
+        if unknown:
+            raise InvalidInput(f"approval.branch names {unknown[0]!r}, not one of the options")
 
     def to_spec(self) -> ApprovalSpec:
-        """As the store keeps it."""
-        return ApprovalSpec(self.title, self.description, self.on_reject)
+        """As the store keeps it; with approvers, the deadline resumes without a decision
+        unless ``onTimeout`` says otherwise."""
+        on_timeout = self.on_timeout
+        if on_timeout is None and self.approvers:
+            on_timeout = "resume"
+        return ApprovalSpec(
+            self.title,
+            self.description,
+            self.on_reject,
+            approvers=tuple(a.to_approver() for a in self.approvers),
+            required=self.required,
+            reject_when=self.reject_when,
+            options=tuple(self.options),
+            multiple=self.multiple,
+            branch=dict(self.branch),
+            comment=self.comment,
+            requester=self.requester,
+            on_timeout=on_timeout,
+        )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+class DecisionBody(_Body):
+    """``POST /api/v1/executions/{id}/decisions``: a decision made elsewhere."""
+
+    approver: ApproverId
+    decision: Annotated[str, Meta(max_length=16)]
+    options: Annotated[list[Option], Meta(max_length=MAX_OPTIONS)] = []
+    comment: Annotated[str, Meta(max_length=MAX_COMMENT)] = ""
+    via: Via = "api"
 
 
 class FormFieldBody(_Body):

@@ -120,10 +120,13 @@ class ResumeSigner:
         token = self.token(execution_id, nonce, seq, "", Action.FORM)
         return f"{self._public_url}/form-waiting/{execution_id}?signature={token}"
 
-    def approval_url(self, execution_id: int, nonce: str, seq: int) -> str:
-        """``{PUBLIC_URL}/approval/{id}?signature=…``: the page of an approval wait."""
-        token = self.token(execution_id, nonce, seq, "", Action.APPROVAL)
-        return f"{self._public_url}/approval/{execution_id}?signature={token}"
+    def approval_url(self, execution_id: int, nonce: str, seq: int, approver: str = "") -> str:
+        """``{PUBLIC_URL}/approval/{id}?signature=…``: the page of an approval wait; with
+        ``approver``, that approver's own page (``?approver=…&signature=…``), whose token is
+        signed over the approver's id, so it cannot be turned into another approver's."""
+        token = self.token(execution_id, nonce, seq, approver, Action.APPROVAL)
+        who = f"approver={quote(approver, safe='')}&" if approver else ""
+        return f"{self._public_url}/approval/{execution_id}?{who}signature={token}"
 
     def resume_url(self, execution_id: int, nonce: str, seq: int, suffix: str = "") -> str:
         """``{PUBLIC_URL}/webhook-waiting/{id}[/{suffix}]?signature=…``."""

@@ -10,7 +10,8 @@ from gateway.redaction import caller_secret_headers, shown_data, too_large
 from gateway.signing import ResumeSigner
 
 SIGNED_URL_SCOPE = Scope.EXECUTION_WRITE
-"""Who may see an execution's signed URLs (``resumeUrl``, ``approvalUrl``, ``resumeFormUrl``):
+"""Who may see an execution's signed URLs (``resumeUrl``, ``approvalUrl``, ``approvalUrls``,
+``resumeFormUrl``):
 a principal that may resume it anyway. Anyone else holding one could resume through it."""
 
 
@@ -24,15 +25,21 @@ def resume_url(execution: Execution, signer: ResumeSigner) -> str | None:
     return None
 
 
-def _signed_urls(execution: Execution, signer: ResumeSigner) -> dict[str, str]:
+def _signed_urls(execution: Execution, signer: ResumeSigner) -> dict[str, Any]:
     """The URLs that act on the execution's current (or next) wait, by field name."""
-    urls: dict[str, str] = {}
+    urls: dict[str, Any] = {}
     url = resume_url(execution, signer)
     if url is not None:
         urls["resumeUrl"] = url
     current = execution.current_wait
-    if current is not None and current.webhook is not None and current.webhook.approval:
+    approval = None if current is None or current.webhook is None else current.webhook.approval
+    if current is not None and approval is not None:
         urls["approvalUrl"] = signer.approval_url(execution.id, execution.nonce, current.seq)
+        if approval.approvers:
+            urls["approvalUrls"] = {
+                a.id: signer.approval_url(execution.id, execution.nonce, current.seq, a.id)
+                for a in approval.approvers
+            }
     if current is not None and current.webhook is not None and current.webhook.form:
         urls["resumeFormUrl"] = signer.form_url(execution.id, execution.nonce, current.seq)
     return urls

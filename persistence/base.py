@@ -20,7 +20,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from persistence import answers, audit, events, executions, keys, outbox, tags, waits
+from persistence import answers, audit, decisions, events, executions, keys, outbox, tags, waits
 from persistence.script import Script, Wake, WakeKind
 from persistence.sqlfiles import load_migrations, migrate, pending_migrations
 
@@ -148,6 +148,10 @@ class Store:
     claim_due = _writes(waits.claim_due)
     count_overdue = _reads(waits.count_overdue)
     next_deadline = _reads(waits.next_deadline)
+    wait_decisions = _reads(waits.wait_decisions)
+
+    decide = _writes(decisions.decide)
+    execution_decisions = _reads(decisions.execution_decisions)
 
     claim_deliveries = _writes(outbox.claim_deliveries)
     next_delivery_due = _reads(outbox.next_delivery_due)

@@ -10,10 +10,10 @@ from typing import Any
 
 import msgspec
 
+from gateway.approvals import Decision, spec_from_raw
 from gateway.domain import (
     JSON,
     ApiKey,
-    ApprovalSpec,
     CallerAuth,
     Delivery,
     DeliveryAttempt,
@@ -85,7 +85,7 @@ def load_webhook(text: str | None) -> WebhookSpec | None:
         auth=CallerAuth(**{**raw["auth"], "allowed_ips": tuple(raw["auth"]["allowed_ips"])})
         if raw.get("auth")
         else CallerAuth(),
-        approval=ApprovalSpec(**raw["approval"]) if raw.get("approval") else None,
+        approval=spec_from_raw(raw["approval"]) if raw.get("approval") else None,
         form=_form(raw["form"]) if raw.get("form") else None,
     )
 
@@ -231,6 +231,35 @@ def park_params(
         "id": execution_id,
         "reported_wait_till": reported_wait_till(wait_till, webhook, events=events),
         "wait_suffix": None if webhook is None else webhook.suffix,
+        "on_timeout": None
+        if webhook is None or webhook.approval is None
+        else webhook.approval.on_timeout,
+    }
+
+
+def decision_from_row(row: Mapping[str, Any]) -> Decision:
+    """A ``decisions`` row as a ``Decision``."""
+    return Decision(
+        approver=row["approver"],
+        decision=row["decision"],
+        options=tuple(load(row["options"])),
+        comment=row["comment"],
+        at=row["decided_at"],
+        via=row["via"],
+    )
+
+
+def decision_params(execution_id: int, seq: int, decision: Decision) -> dict[str, Any]:
+    """Parameters of ``insert_decision``."""
+    return {
+        "id": execution_id,
+        "seq": seq,
+        "approver": decision.approver,
+        "decision": decision.decision,
+        "options": dump(list(decision.options)),
+        "comment": decision.comment,
+        "now": decision.at,
+        "via": decision.via,
     }
 
 

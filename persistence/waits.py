@@ -7,6 +7,8 @@ gets the state that refused it (``Unchanged``), read in the same transaction.
 
 from __future__ import annotations
 
+from gateway.approvals import TIMEOUT_VERDICTS, Decision, OnTimeout
+from gateway.approvals import payload as approval_payload
 from gateway.domain import (
     JSON,
     Admission,
@@ -196,17 +198,42 @@ def record_early_resume(
 
 def claim_due(now: int, limit: int) -> Script[list[TimedOut]]:
     """Resume (by timeout) up to ``limit`` waits due at ``now`` (on PostgreSQL, replicas skip
-    the rows another has locked)."""
-    payload = rows.dump({"resumedBy": ResumedBy.TIMEOUT.value})
+    the rows another has locked). An approval wait resumes as its ``onTimeout`` says (reading
+    its decisions), or its execution was canceled by the claim itself; other waits take no
+    statement beyond marking them."""
+    plain = rows.dump({"resumedBy": ResumedBy.TIMEOUT.value})
     timed_out = []
     for found in (yield from q.rows("claim_due", {"now": now, "limit": limit})):
-        key = {"id": found["id"], "seq": found["seq"], "now": now, "payload": payload}
+        eid, seq, on_timeout = found["id"], found["seq"], found["wait_on_timeout"]
+        payload = plain
+        if on_timeout is not None:
+            payload = rows.dump((yield from timeout_payload(eid, seq, on_timeout)))
+        key = {"id": eid, "seq": seq, "now": now, "payload": payload}
         due = (yield from q.one("mark_wait_timed_out", key))["wait_till"]
-        timed_out.append(TimedOut(found["id"], found["seq"], now - due))
+        timed_out.append(TimedOut(eid, seq, now - due))
         if found["callback_url"] is not None:
-            yield from emit(found["id"], Event.RESUMED, now, found["seq"])
+            event = Event.CANCELED if on_timeout == "cancel" else Event.RESUMED
+            yield from emit(eid, event, now, seq)
     yield from q.many("clear_wait_events", [{"id": t.execution_id} for t in timed_out])
     return timed_out
+
+
+def wait_decisions(execution_id: int, seq: int) -> Script[tuple[Decision, ...]]:
+    """The decisions on one wait, in the order they were made."""
+    found = yield from q.rows("wait_decisions", {"id": execution_id, "seq": seq})
+    return tuple(rows.decision_from_row(r) for r in found)
+
+
+def timeout_payload(execution_id: int, seq: int, on_timeout: OnTimeout) -> Script[JSON]:
+    """What a timed-out approval wait resumes with: ``onTimeout``'s verdict, with every
+    decision made before the deadline."""
+    wait = yield from get_wait(execution_id, seq)
+    spec = None if wait is None or wait.webhook is None else wait.webhook.approval
+    if spec is None:
+        return {"resumedBy": ResumedBy.TIMEOUT.value, "timedOut": True}
+    decisions = yield from wait_decisions(execution_id, seq)
+    verdict = TIMEOUT_VERDICTS[on_timeout]
+    return approval_payload(spec, decisions, verdict, timed_out=True, by=ResumedBy.TIMEOUT)
 
 
 def count_overdue(now: int) -> Script[int]:

@@ -8,8 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import executions
+from gateway.approvals import NotAllowed, decision_view
 from gateway.auth import Principal, Scope
-from gateway.domain import Execution, Unchanged, check_custom_data
+from gateway.domain import Execution, Status, Unchanged, check_custom_data
 from gateway.form_schema import Refused
 from gateway.http import ApiError, JSONResponse, decode_json
 from gateway.routes.common import (
@@ -20,8 +21,16 @@ from gateway.routes.common import (
     refused,
 )
 from gateway.routing import scoped
-from gateway.schemas import CreateExecution, FinishBody, ParkBody, RespondBody, ResumeBody
+from gateway.schemas import (
+    CreateExecution,
+    DecisionBody,
+    FinishBody,
+    ParkBody,
+    RespondBody,
+    ResumeBody,
+)
 from gateway.services import Services, services
+from gateway.signed import audit_attempt
 from gateway.views import execution_view
 
 WRITE = Scope.EXECUTION_WRITE
@@ -100,6 +109,46 @@ async def resume_execution(request: Request, principal: Principal) -> Response:
     return _view(svc, resumed)
 
 
+async def record_decision(request: Request, principal: Principal) -> Response:
+    """``POST /api/v1/executions/{id}/decisions``: an approver's decision made elsewhere, on the
+    current wait; it resumes the wait when it meets the approval's rule."""
+    svc, eid = execution_target(request)
+    body = await decode_json(request, DecisionBody, svc.settings.max_body_bytes)
+    try:
+        outcome = await executions.decide_current(
+            svc,
+            principal.project_id,
+            eid,
+            body.approver,
+            body.decision,
+            tuple(body.options),
+            body.comment,
+            body.via,
+        )
+    except NotAllowed as exc:
+        raise ApiError(403, str(exc)) from None
+    if isinstance(outcome, Unchanged):
+        if outcome.execution is not None and outcome.execution.status is Status.WAITING:
+            raise ApiError(409, f"Execution {eid} is not waiting for approvers' decisions")
+        raise refused(outcome, eid, "Only waiting executions take decisions")
+    seq = outcome.seq
+    if outcome.duplicate:
+        raise ApiError(409, f"Approver {body.approver!r} has already decided wait {seq}")
+    reason = f"approver {body.approver} decided {body.decision} via {body.via}"
+    audit_attempt(svc, request, eid, seq, 201, reason, "accepted")
+    multiple = outcome.spec.multiple
+    return JSONResponse(
+        {
+            "executionId": eid,
+            "seq": seq,
+            "status": outcome.execution.status.value,
+            "ended": outcome.ended,
+            "decisions": [decision_view(d, multiple=multiple) for d in outcome.decisions],
+        },
+        status_code=201,
+    )
+
+
 async def custom_data(request: Request, principal: Principal) -> Response:
     """``GET /api/v1/executions/{id}/custom-data``: getAll."""
     svc, eid = execution_target(request)
@@ -136,6 +185,7 @@ routes = [
     scoped(f"{AN_EXECUTION}/finish", finish_execution, ["POST"], scope=WRITE),
     scoped(f"{AN_EXECUTION}/respond", respond, ["POST"], scope=WRITE),
     scoped(f"{AN_EXECUTION}/resume", resume_execution, ["POST"], scope=WRITE),
+    scoped(f"{AN_EXECUTION}/decisions", record_decision, ["POST"], scope=WRITE),
     scoped(f"{AN_EXECUTION}/custom-data", custom_data, ["GET"], scope=Scope.EXECUTION_READ),
     scoped(f"{AN_EXECUTION}/custom-data", set_custom_data, ["PATCH", "PUT"], scope=WRITE),
     scoped(

@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway import executions
+from gateway.approvals import decision_view
 from gateway.auth import Principal, Scope, hash_key
 from gateway.domain import RETRYABLE, STOPPABLE, Execution, Retried, Status, Unchanged
 from gateway.http import ApiError, read_body
@@ -247,6 +248,7 @@ async def detail(request: Request) -> Response:
         return _refused(404, exc.message, csrf)
     deliveries, delivery_attempts = await svc.store.execution_deliveries(eid)
     attempts = await svc.store.resume_attempts(eid)
+    decisions = await svc.store.execution_decisions(eid)
     may_read_events = principal.allows(Scope.EVENT_READ)
     events_of_waits = await svc.store.events_of_execution(eid) if may_read_events else {}
     usable = {
@@ -274,6 +276,7 @@ async def detail(request: Request) -> Response:
         ),
         actions=actions,
         attempts=[attempt_view(a) for a in attempts],
+        decisions=[(seq, decision_view(d, multiple=True)) for seq, d in decisions],
         deliveries=[delivery_view(d, delivery_attempts, execution.waits) for d in deliveries],
     )
 

@@ -22,6 +22,7 @@ from persistence.sqlfiles import load_migrations, load_queries
 NOW = 1_800_000_000_000
 ROOT = Path(__file__).resolve().parents[2]
 PERSISTENCE_MAY_USE = {
+    "gateway.approvals",
     "gateway.domain",
     "gateway.early",
     "gateway.errors",
@@ -30,8 +31,8 @@ PERSISTENCE_MAY_USE = {
     "gateway.files",
     "gateway.stored",
 }
-"""The domain types the store keeps (events' included, and how an event is read at a path),
-its errors, and file modes: nothing of HTTP or the app."""
+"""The domain types the store keeps (approvals' and events' included, and how an event is read
+at a path), its errors, and file modes: nothing of HTTP or the app."""
 NEWEST = max(m.version for m in load_migrations("sqlite"))
 
 

@@ -30,7 +30,8 @@ SELECT w.* FROM waits w JOIN executions e ON e.id = w.execution_id
 WHERE w.execution_id = :id AND w.seq = :seq AND e.nonce = :nonce;
 
 -- name: park
-UPDATE executions SET status = 'waiting', wait_till = :reported_wait_till, wait_suffix = :wait_suffix
+UPDATE executions SET status = 'waiting', wait_till = :reported_wait_till, wait_suffix = :wait_suffix,
+    wait_on_timeout = :on_timeout
 WHERE id = :id AND status = 'running'
 RETURNING wait_seq;
 
@@ -63,7 +64,13 @@ UPDATE waits SET resumed_at = :now, resumed_by = :resumed_by, payload = :payload
 WHERE execution_id = :id AND seq = :seq;
 
 -- name: claim_due
-UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq + 1
+-- An approval whose onTimeout is cancel is canceled at its deadline (it stays at its wait, as a
+-- stop leaves it); every other due wait resumes.
+UPDATE executions SET
+    status = CASE WHEN wait_on_timeout = 'cancel' THEN 'canceled' ELSE 'running' END,
+    stopped_at = CASE WHEN wait_on_timeout = 'cancel' THEN :now ELSE stopped_at END,
+    wait_seq = CASE WHEN wait_on_timeout = 'cancel' THEN wait_seq ELSE wait_seq + 1 END,
+    wait_till = NULL
 WHERE id IN (
     SELECT id FROM executions
     WHERE status = 'waiting' AND wait_till IS NOT NULL AND wait_till <= :now
@@ -71,7 +78,8 @@ WHERE id IN (
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, wait_seq - 1 AS seq, callback_url;
+RETURNING id, CASE WHEN status = 'canceled' THEN wait_seq ELSE wait_seq - 1 END AS seq,
+    callback_url, wait_on_timeout;
 
 -- name: next_deadline
 SELECT min(wait_till) AS deadline FROM executions
@@ -491,3 +499,20 @@ WHERE source = :source AND NOT EXISTS (
 
 -- name: delete_source_path
 DELETE FROM event_source_paths WHERE source = :source AND path = :path;
+
+-- name: lock_waiting
+-- Taken first by a decision, so concurrent decisions on one wait are judged one after
+-- another (SQLite: the single writer already serialises them).
+SELECT id FROM executions WHERE id = :id AND status = 'waiting' AND wait_seq = :seq
+FOR UPDATE;
+
+-- name: insert_decision
+INSERT INTO decisions (execution_id, seq, approver, decision, options, comment, decided_at, via)
+VALUES (:id, :seq, :approver, :decision, :options, :comment, :now, :via)
+ON CONFLICT DO NOTHING;
+
+-- name: wait_decisions
+SELECT * FROM decisions WHERE execution_id = :id AND seq = :seq ORDER BY decided_at, approver;
+
+-- name: execution_decisions
+SELECT * FROM decisions WHERE execution_id = :id ORDER BY seq, decided_at, approver;
