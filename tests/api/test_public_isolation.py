@@ -30,7 +30,7 @@ async def bound(app: Starlette, svc: Services) -> AsyncIterator[httpx.AsyncClien
 
 
 def not_found(eid: int) -> dict[str, str]:
-    return {"message": f'The execution "{eid}" does not exist.'}
+    return {"message": f'The execution "{eid}" does not exist.', "code": 404}
 
 
 async def ids(client: httpx.AsyncClient, **params: str) -> list[int]:
