@@ -29,7 +29,7 @@ async def bound(app: Starlette, svc: Services) -> AsyncIterator[httpx.AsyncClien
         yield the_client
 
 
-def not_found(eid: int) -> dict[str, str]:
+def not_found(eid: int) -> dict[str, str | int]:
     return {"message": f'The execution "{eid}" does not exist.', "code": 404}
 
 

@@ -13,7 +13,7 @@ from gateway.services import Services
 from tests.conftest import create, get, park
 
 
-def not_found(eid: int | str) -> dict[str, str]:
+def not_found(eid: int | str) -> dict[str, str | int]:
     return {"message": f'The execution "{eid}" does not exist.', "code": 404}
 
 
