@@ -35,6 +35,7 @@ from gateway.domain import (
     StoredAnswer,
     Unchanged,
     WebhookSpec,
+    format_instant,
 )
 from gateway.early import ParkOutcome, refused_early_attempt
 from gateway.event_model import EventCondition
@@ -146,7 +147,14 @@ async def park(
             "kept_event": outcome.kept_event,
         },
     )
-    return outcome
+    return dataclasses.replace(outcome, warnings=park_warnings(wait_till, now))
+
+
+def park_warnings(wait_till: int | None, now: int) -> tuple[str, ...]:
+    """A ``waitTill`` before ``now`` is accepted, as n8n does, and said so."""
+    if wait_till is None or wait_till > now:
+        return ()
+    return (f"waitTill {format_instant(wait_till)} is in the past; the wait resumes at once",)
 
 
 async def finish(

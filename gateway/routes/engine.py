@@ -36,11 +36,15 @@ from gateway.views import execution_view
 WRITE = Scope.EXECUTION_WRITE
 
 
-def _view(svc: Services, execution: Execution, status_code: int = 200) -> JSONResponse:
-    return JSONResponse(
-        execution_view(execution, svc.signer, signed_urls=True, include_data=bool(execution.waits)),
-        status_code=status_code,
+def _view(
+    svc: Services, execution: Execution, status_code: int = 200, warnings: tuple[str, ...] = ()
+) -> JSONResponse:
+    view = execution_view(
+        execution, svc.signer, signed_urls=True, include_data=bool(execution.waits)
     )
+    if warnings:
+        view["warnings"] = list(warnings)
+    return JSONResponse(view, status_code=status_code)
 
 
 async def create_execution(request: Request, principal: Principal) -> Response:
@@ -60,7 +64,7 @@ async def park_execution(request: Request, principal: Principal) -> Response:
     outcome = await executions.park(svc, principal.project_id, eid, wait_till, webhook, events)
     if isinstance(outcome, Unchanged):
         raise refused(outcome, eid, "Only running executions can be parked")
-    return _view(svc, outcome.execution)
+    return _view(svc, outcome.execution, warnings=outcome.warnings)
 
 
 async def finish_execution(request: Request, principal: Principal) -> Response:
