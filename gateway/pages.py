@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse
 
 from gateway.domain import Execution, Wait
 from gateway.http import ApiError
+from gateway.relative import when
 from gateway.services import Services, services
 from gateway.signed import REFUSED_MESSAGE, audit_attempt, check_signature, issued_for
 from gateway.signing import Action
@@ -17,6 +18,7 @@ from gateway.signing import Action
 templates = Environment(
     loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
 )
+templates.filters["when"] = when
 HEADERS = {
     "cache-control": "no-store",
     "x-robots-tag": "noindex",

@@ -7,6 +7,10 @@ placeholder for a wait without a deadline. The instant is always shown next to i
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from markupsafe import Markup, escape
+
 from gateway.domain import FOREVER_MS, format_instant
 
 NO_DEADLINE = "no deadline"
@@ -45,3 +49,21 @@ def absolute(at_ms: int | None) -> str:
     if at_ms is None or at_ms >= FOREVER_MS:
         return NO_DEADLINE
     return format_instant(at_ms) or ""
+
+
+def instant_ms(text: str) -> int:
+    """An instant as ``format_instant`` writes it, in milliseconds since the epoch."""
+    return round(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def when(text: str | None, now_ms: int) -> Markup:
+    """The template filter ``when``: an instant (``format_instant``'s text) as a ``<time>``
+    reading "in 3 h" (the full instant as its ``datetime`` and tooltip), or "no deadline"."""
+    if not text:
+        return escape(NO_DEADLINE)
+    at = instant_ms(text)
+    if at >= FOREVER_MS:
+        return escape(NO_DEADLINE)
+    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(
+        escape(text), relative(at, now_ms)
+    )

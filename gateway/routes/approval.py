@@ -37,6 +37,7 @@ from gateway.domain import Execution, Status, Unchanged, Wait, format_instant
 from gateway.errors import InvalidInput
 from gateway.http import read_body
 from gateway.pages import own_action, page, signed_wait
+from gateway.relative import relative
 from gateway.services import Services
 from gateway.signed import audit_attempt, caller_refusal
 from gateway.signing import Action
@@ -103,8 +104,9 @@ def _refused(outcome: Unchanged, seq: int, title: str) -> Response:
     return _page(409, title, "done", "This request is no longer waiting.")
 
 
-def _progress(spec: ApprovalSpec, decisions: tuple[Decision, ...]) -> dict[str, Any]:
-    """Who is asked, who decided what, and how many approvals are still needed."""
+def _progress(spec: ApprovalSpec, decisions: tuple[Decision, ...], now: int) -> dict[str, Any]:
+    """Who is asked, who decided what (and how long ago, at ``now``), and how many approvals
+    are still needed."""
     by_id = {d.approver: d for d in decisions}
     rows = []
     for approver in spec.approvers:
@@ -120,6 +122,7 @@ def _progress(spec: ApprovalSpec, decisions: tuple[Decision, ...]) -> dict[str, 
                 "option": decided.options[0] if decided and decided.options else "",
                 "comment": decided.comment if decided else "",
                 "at": format_instant(decided.at) if decided else "",
+                "ago": relative(decided.at, now) if decided else "",
             }
         )
     approvals = sum(d.decision == "approve" for d in decisions)
@@ -129,7 +132,10 @@ def _progress(spec: ApprovalSpec, decisions: tuple[Decision, ...]) -> dict[str, 
 async def _shown(target: Target) -> dict[str, Any]:
     """What every page of an approval with approvers shows besides its message."""
     decisions = await target.svc.store.wait_decisions(target.execution.id, target.wait.seq)
-    return {"progress": _progress(target.spec, decisions), "decisions": decisions}
+    return {
+        "progress": _progress(target.spec, decisions, target.svc.clock.now_ms()),
+        "decisions": decisions,
+    }
 
 
 async def show(request: Request) -> Response:
@@ -214,7 +220,7 @@ async def _decided(request: Request, found: Target, mine: Decision) -> Response:
     outcome = await executions.decide(found.svc, eid, seq, found.spec, mine)
     if isinstance(outcome, Unchanged):
         return _refused(outcome, seq, title)
-    progress = _progress(found.spec, outcome.decisions)
+    progress = _progress(found.spec, outcome.decisions, found.svc.clock.now_ms())
     if outcome.duplicate:
         return _page(409, title, "done", "You have already decided.", progress=progress)
     reason = f"approver {mine.approver} decided {mine.decision}"

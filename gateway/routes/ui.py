@@ -216,6 +216,7 @@ async def listing(request: Request) -> Response:
         "ui_list.html",
         400 if flash else 200,
         signed_in=True,
+        now=svc.clock.now_ms(),
         csrf=csrf,
         nav_events=principal.allows(Scope.EVENT_READ),
         flash=flash,
@@ -264,6 +265,7 @@ async def detail(request: Request) -> Response:
     return render(
         "ui_detail.html",
         signed_in=True,
+        now=svc.clock.now_ms(),
         csrf=csrf,
         nav_events=may_read_events,
         events_of_waits=events_of_waits,

@@ -7,6 +7,7 @@ import re
 import httpx
 from starlette.applications import Starlette
 
+from gateway.clock import ManualClock
 from gateway.services import Services
 from tests.conftest import BASE_URL, create, make_key, park
 
@@ -52,7 +53,9 @@ async def test_sign_in_list_filter_and_act(
     listing = await ui.get("/ui")
     assert listing.status_code == 200
     assert f'href="/ui/executions/{waiting["id"]}"' in listing.text
-    assert 'data-until="2026-01-01T01:00:00.000Z"' in listing.text  # the live countdown
+    assert 'datetime="2026-01-01T01:00:00.000Z"' in listing.text  # the deadline, as people
+    assert ">in 1 h</time>" in listing.text  # read it (the full instant in its tooltip)
+    assert "<script" not in listing.text
     filtered = await ui.get("/ui", params={"cd": "tenant=t2"})
     assert f'/ui/executions/{other["id"]}"' in filtered.text
     assert f'/ui/executions/{waiting["id"]}"' not in filtered.text
@@ -102,3 +105,17 @@ async def test_resume_button_and_scopes(
     assert after.json()["data"]["waits"][0]["resumedBy"] == "api"
     missing = await admin.get("/ui/executions/999")
     assert missing.status_code == 404
+
+
+async def test_times_read_as_people_read_them_and_no_deadline_is_said(
+    app: Starlette, client: httpx.AsyncClient, admin_key: str, clock: ManualClock
+) -> None:
+    forever = await park(client, (await create(client))["id"], webhook={"httpMethod": "POST"})
+    clock.advance(2 * 86_400_000)
+    ui = await signed_in(app, admin_key)
+    for url in ("/ui?status=waiting", f"/ui/executions/{forever['id']}"):
+        shown = await ui.get(url)
+        assert shown.status_code == 200
+        assert "no deadline" in shown.text
+        assert "3000" not in shown.text
+        assert ">2 days ago</time>" in shown.text

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.clock import ManualClock
 from gateway.domain import FOREVER_MS
-from gateway.relative import absolute, relative
+from gateway.relative import absolute, instant_ms, relative, when
 
 S, MIN, H, DAY = 1000, 60_000, 3_600_000, 86_400_000
 
@@ -46,3 +46,14 @@ def test_no_deadline() -> None:
     assert relative(FOREVER_MS, now) == "no deadline"
     assert absolute(FOREVER_MS) == absolute(None) == "no deadline"
     assert absolute(now + 3 * H) == "2026-01-01T03:00:00.000Z"
+
+
+def test_the_when_filter_renders_a_time_element_people_read() -> None:
+    now = ManualClock().now_ms()
+    shown = str(when("2026-01-01T03:00:00.000Z", now))
+    assert shown == (
+        '<time datetime="2026-01-01T03:00:00.000Z" title="2026-01-01T03:00:00.000Z">in 3 h</time>'
+    )
+    assert str(when("3000-01-01T00:00:00.000Z", now)) == "no deadline"
+    assert str(when(None, now)) == "no deadline"
+    assert instant_ms("2025-12-31T23:59:00.000Z") == now - MIN
