@@ -44,6 +44,7 @@ from gateway.routes import (
     tags,
     ui,
     ui_events,
+    ui_overview,
     webhook,
 )
 from gateway.routing import one_route_per_path
@@ -261,6 +262,7 @@ def create_app(
         *events.routes,
         *ui.routes,
         *ui_events.routes,
+        *ui_overview.routes,
     ]
     return Starlette(
         routes=one_route_per_path(routes),

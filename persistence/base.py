@@ -152,6 +152,7 @@ class Store:
 
     decide = _writes(decisions.decide)
     execution_decisions = _reads(decisions.execution_decisions)
+    overview = _reads(executions.overview)
     approver_inbox = _reads(decisions.approver_inbox)
 
     claim_deliveries = _writes(outbox.claim_deliveries)

@@ -25,6 +25,7 @@ from gateway.domain import (
     check_custom_data_count,
 )
 from gateway.errors import StoreError
+from gateway.overview import HOUR_MS, HOURS, MAX_APPROVALS, Overview, WaitingApproval
 from persistence import event_waits, rows
 from persistence import script as q
 from persistence.outbox import emit
@@ -203,6 +204,27 @@ def list_executions(query: ExecutionQuery) -> Script[list[Execution]]:
 def count_by_status() -> Script[dict[str, int]]:
     """How many executions there are in each status."""
     return {r["status"]: int(r["n"]) for r in (yield from q.rows("count_by_status"))}
+
+
+def overview(project: str | None, now: int) -> Script[Overview]:
+    """The dashboard's overview of the executions of ``project`` (``None``: every project's),
+    at ``now``."""
+    scope = {"all_projects": project is None, "project": project}
+    counts = yield from q.rows("overview_counts", scope)
+    waiting = yield from q.rows("overview_approvals", {**scope, "limit": MAX_APPROVALS})
+    approvals = []
+    for r in waiting:
+        webhook = rows.load_webhook(r["webhook"])
+        title = "" if webhook is None or webhook.approval is None else webhook.approval.title
+        approvals.append(
+            WaitingApproval(r["id"], r["workflow_id"], title, r["parked_at"], r["wait_till"])
+        )
+    until = now + HOURS * HOUR_MS
+    due = yield from q.rows("overview_due", {**scope, "now": now, "until": until})
+    by_hour = [0] * HOURS
+    for r in due:
+        by_hour[int(r["hour"])] += int(r["n"])
+    return Overview({r["status"]: int(r["n"]) for r in counts}, tuple(approvals), tuple(by_hour))
 
 
 def prune(cutoff: int, keep: int, batch: int) -> Script[int]:

@@ -29,10 +29,11 @@ PERSISTENCE_MAY_USE = {
     "gateway.event_model",
     "gateway.event_paths",
     "gateway.files",
+    "gateway.overview",
     "gateway.stored",
 }
 """The domain types the store keeps (approvals' and events' included, and how an event is read
-at a path), its errors, and file modes: nothing of HTTP or the app."""
+at a path; the dashboard overview's), its errors, and file modes: nothing of HTTP or the app."""
 NEWEST = max(m.version for m in load_migrations("sqlite"))
 
 

@@ -533,3 +533,24 @@ WHERE e.status = 'waiting' AND e.wait_on_timeout IS NOT NULL
                   WHERE d.execution_id = e.id AND d.seq = e.wait_seq AND d.approver = :approver::text)
 ORDER BY w.parked_at, e.id
 LIMIT :limit;
+
+-- name: overview_counts
+SELECT status, count(*) AS n FROM executions
+WHERE (:all_projects::boolean OR project_id = :project::text) GROUP BY status;
+
+-- name: overview_approvals
+-- The open approval waits, oldest first (the waiting executions' rows, executions_status).
+SELECT e.id, e.workflow_id, w.parked_at, w.wait_till, w.webhook
+FROM executions e JOIN waits w ON w.execution_id = e.id AND w.seq = e.wait_seq
+WHERE e.status = 'waiting' AND (:all_projects::boolean OR e.project_id = :project::text)
+  AND w.resumed_at IS NULL AND (w.webhook::jsonb -> 'approval' ->> 'title') IS NOT NULL
+ORDER BY w.parked_at, e.id
+LIMIT :limit;
+
+-- name: overview_due
+-- Deadlines from :now to :until by hour (executions_due).
+SELECT (wait_till - :now::bigint) / 3600000 AS hour, count(*) AS n FROM executions
+WHERE status = 'waiting' AND wait_till IS NOT NULL AND wait_till >= :now::bigint
+  AND wait_till < :until::bigint
+  AND (:all_projects::boolean OR project_id = :project::text)
+GROUP BY 1;

@@ -530,3 +530,23 @@ WHERE e.status = 'waiting' AND e.wait_on_timeout IS NOT NULL AND e.project_id IS
                   WHERE d.execution_id = e.id AND d.seq = e.wait_seq AND d.approver = :approver)
 ORDER BY w.parked_at, e.id
 LIMIT :limit;
+
+-- name: overview_counts
+SELECT status, count(*) AS n FROM executions
+WHERE (:all_projects OR project_id = :project) GROUP BY status;
+
+-- name: overview_approvals
+-- The open approval waits, oldest first (the waiting executions' rows, executions_status).
+SELECT e.id, e.workflow_id, w.parked_at, w.wait_till, w.webhook
+FROM executions e JOIN waits w ON w.execution_id = e.id AND w.seq = e.wait_seq
+WHERE e.status = 'waiting' AND (:all_projects OR e.project_id = :project)
+  AND w.resumed_at IS NULL AND json_extract(w.webhook, '$.approval.title') IS NOT NULL
+ORDER BY w.parked_at, e.id
+LIMIT :limit;
+
+-- name: overview_due
+-- Deadlines from :now to :until by hour (executions_due).
+SELECT (wait_till - :now) / 3600000 AS hour, count(*) AS n FROM executions
+WHERE status = 'waiting' AND wait_till IS NOT NULL AND wait_till >= :now AND wait_till < :until
+  AND (:all_projects OR project_id = :project)
+GROUP BY 1;
