@@ -94,6 +94,7 @@ async def events(request: Request) -> Response:
         "ui_events.html",
         400 if flash else 200,
         signed_in=True,
+        now=svc.clock.now_ms(),
         csrf=csrf,
         nav_events=True,
         flash=flash,
@@ -125,6 +126,7 @@ async def event(request: Request) -> Response:
     return render(
         "ui_event.html",
         signed_in=True,
+        now=svc.clock.now_ms(),
         csrf=csrf,
         nav_events=True,
         flash=FLASHES.get(request.query_params.get("done", "")),

@@ -79,7 +79,7 @@ async def test_the_events_page_lists_newest_first_with_status_and_filters(
         "payment_intent.succeeded",
         "<code>evt_paid</code>",
         "matched",
-        "2026-01-01T00:00:00.000Z",
+        '<time datetime="2026-01-01T00:00:00.000Z" title="2026-01-01T00:00:00.000Z">now</time>',
         "1",
     ]
     only_matched = await ui.get("/ui/events", params={"status": "matched"})
