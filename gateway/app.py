@@ -32,6 +32,7 @@ from gateway.retention import Pruner, RetentionPolicy
 from gateway.routes import (
     approval,
     audit,
+    channels,
     deliveries,
     docs,
     engine,
@@ -255,6 +256,7 @@ def create_app(
         *webhook.routes,
         *approval.routes,
         *forms.routes,
+        *channels.routes,
         *event_sources.routes,
         *events.routes,
         *ui.routes,

@@ -32,6 +32,7 @@ from gateway.early import (
 from gateway.event_model import EventCondition
 from persistence import event_rows, event_waits, rows
 from persistence import script as q
+from persistence.channels import check_channels
 from persistence.executions import get_execution, unchanged
 from persistence.outbox import emit
 from persistence.script import Script
@@ -114,6 +115,9 @@ def park(
         yield from event_waits.record_match(kept_event.id, execution_id, seq)
     execution = yield from get_execution(execution_id, with_waits=True)
     assert execution is not None
+    approval = None if webhook is None else webhook.approval
+    if approval is not None and approval.channels:
+        yield from check_channels(approval.channels, execution.project_id)
     return ParkOutcome(
         execution,
         early_resume_applied=chosen is not None,
