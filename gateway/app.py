@@ -26,6 +26,7 @@ from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse
 from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
+from gateway.notify import Notifier
 from gateway.origins import CallbackOrigins
 from gateway.ratelimit import ApiRateLimit, Limits, networks
 from gateway.retention import Pruner, RetentionPolicy
@@ -105,6 +106,8 @@ def build_services(
         batch_size=settings.scheduler_batch_size,
         max_sleep_ms=int(settings.scheduler_max_sleep_seconds * 1000),
     )
+    signer = ResumeSigner(settings.secret_keys, settings.public_url)
+    origins = CallbackOrigins.from_settings(settings)
     dispatcher = Dispatcher(
         store,
         clock,
@@ -118,7 +121,8 @@ def build_services(
             backoff_max_ms=int(settings.callback_backoff_max_seconds * 1000),
             max_sleep_ms=int(settings.scheduler_max_sleep_seconds * 1000),
         ),
-        CallbackOrigins.from_settings(settings),
+        origins,
+        notifier=Notifier(store, signer, origins, http),
     )
     audit_trail = AuditTrail(store, clock)
     pruner = Pruner(store, clock, RetentionPolicy.from_settings(settings))
@@ -135,7 +139,7 @@ def build_services(
         settings=settings,
         store=store,
         clock=clock,
-        signer=ResumeSigner(settings.secret_keys, settings.public_url),
+        signer=signer,
         scheduler=scheduler,
         dispatcher=dispatcher,
         held=held,

@@ -16,6 +16,7 @@ from gateway.domain import (
     Event,
     Execution,
     ResumedBy,
+    Status,
     TimedOut,
     Unchanged,
     Wait,
@@ -32,7 +33,7 @@ from gateway.early import (
 from gateway.event_model import EventCondition
 from persistence import event_rows, event_waits, rows
 from persistence import script as q
-from persistence.channels import check_channels
+from persistence.channels import check_channels, notify
 from persistence.executions import get_execution, unchanged
 from persistence.outbox import emit
 from persistence.script import Script
@@ -117,7 +118,9 @@ def park(
     assert execution is not None
     approval = None if webhook is None else webhook.approval
     if approval is not None and approval.channels:
-        yield from check_channels(approval.channels, execution.project_id)
+        channels = yield from check_channels(approval.channels, execution.project_id)
+        if execution.status is Status.WAITING:
+            yield from notify(execution, seq, approval, channels, now)
     return ParkOutcome(
         execution,
         early_resume_applied=chosen is not None,
