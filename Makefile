@@ -1,18 +1,30 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Where `make run` serves: `make run PORT=5701 HOST=0.0.0.0` (not read from the environment).
+HOST := 127.0.0.1
+PORT := 5678
+RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,postgres]'
-	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/waitgate serve
+# What serving needs, nothing more (no test tools).
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[postgres]'
+	touch $@
+
+# Everything for development: the runtime and the test extras (lint, mypy, browsers' driver).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	touch $@ $(RUNTIME)
+
+run: $(RUNTIME)
+	$(BIN)/waitgate serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.load
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

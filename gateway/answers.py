@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.domain import JSON, AnswerKind, Ending, StoredAnswer, WebhookSpec
 from gateway.errors import InvalidInput
+from gateway.http import error_body
 
 PREFIX = "/webhook-waiting"
 ANSWER_POLICY = "sandbox"
@@ -103,7 +104,7 @@ def configured_answer(spec: WebhookSpec) -> StoredAnswer:
 def finished_answer(status: Ending, result: JSON, response_data: str) -> StoredAnswer:
     """What a lastNode caller gets when the engine finishes (n8n's ``responseData`` choices)."""
     if status != "success":
-        return json_answer(500, {"message": "Error in workflow"}, "finished")
+        return json_answer(500, error_body(500, "Error in workflow"), "finished")
     if response_data == "noData":
         return StoredAnswer(200, {}, b"", "finished")
     entries = result if isinstance(result, list) else [result]

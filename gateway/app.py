@@ -23,7 +23,7 @@ from gateway.config import Settings, check_callback_secret
 from gateway.delivery import DeliveryPolicy, Dispatcher
 from gateway.errors import ConfigError
 from gateway.held import HeldCallers
-from gateway.http import EXCEPTION_HANDLERS, JSONResponse
+from gateway.http import EXCEPTION_HANDLERS, JSONResponse, error_response
 from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
 from gateway.notify import Notifier
@@ -92,7 +92,7 @@ async def readyz(request: Request) -> Response:
 
 
 def _unavailable(reason: str) -> Response:
-    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+    return error_response(503, reason, status="unavailable", reason=reason)
 
 
 def build_services(

@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 
 API_KEY_HEADER = "X-N8N-API-KEY"
 KEY_PREFIX = "wg_"
+KEY_AS_BEARER = (
+    f"This is an API key: send it in the {API_KEY_HEADER} header, not as Authorization Bearer "
+    "(which takes a JWT)."
+)
+NO_JWT = (
+    f"This gateway takes no Bearer tokens (JWTs are not configured); send an API key in the "
+    f"{API_KEY_HEADER} header."
+)
 
 
 class Scope(StrEnum):
@@ -117,7 +125,8 @@ class Authenticator:
     """Checks a request's credentials: an API key in ``X-N8N-API-KEY`` or a Bearer JWT.
 
     The API key wins when both are sent. A Bearer token is refused (401) when no JWT key is
-    configured, exactly like an invalid one.
+    configured, exactly like an invalid one, with a ``hint`` to use ``X-N8N-API-KEY`` when no
+    JWT is configured or the token is one of our API keys.
     """
 
     def __init__(self, keys: KeyCache, jwt: JwtVerifier | None) -> None:
@@ -149,6 +158,13 @@ class Authenticator:
         if scheme.lower() == "bearer" and token.strip():
             claims = None if self._jwt is None else self._jwt.verify(token.strip())
             if claims is None:
-                raise ApiError(401, "Unauthorized")
+                raise ApiError(401, "Unauthorized", hint=self._bearer_hint(token.strip()))
             return Principal(0, claims.scopes, claims.project_id)
         raise ApiError(401, f"'{API_KEY_HEADER}' header required")
+
+    def _bearer_hint(self, token: str) -> str | None:
+        """Why a refused Bearer token may be the wrong door (never anything about the token's
+        own validity)."""
+        if token.startswith(KEY_PREFIX):
+            return KEY_AS_BEARER
+        return NO_JWT if self._jwt is None else None

@@ -32,10 +32,10 @@ BOTS = re.compile(
 
 
 def _header(auth: CallerAuth, headers: Mapping[str, str]) -> Refusal | None:
+    """n8n's header auth: 403 ``Authorization data is wrong!`` whether the header is missing
+    or holds another value."""
     value = headers.get(auth.header.lower())
-    if value is None:
-        return Refusal(403, REQUIRED)
-    return None if equal(value, auth.secret) else Refusal(403, WRONG)
+    return None if value is not None and equal(value, auth.secret) else Refusal(403, WRONG)
 
 
 def _hmac(auth: CallerAuth, headers: Mapping[str, str], body: bytes, now: float) -> Refusal | None:

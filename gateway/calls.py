@@ -95,11 +95,15 @@ class Why(StrEnum):
 @dataclass(frozen=True)
 class Refused:
     """A call refused: why, and for ``NOT_RESUMABLE`` the execution as the refusing
-    transaction saw it, for ``CALLER_REFUSED`` the checks' refusal."""
+    transaction saw it, for ``CALLER_REFUSED`` the checks' refusal, for
+    ``NO_MATCHING_WEBHOOK`` what the wait takes."""
 
     why: Why
     execution: Execution | None = None
     refusal: Refusal | None = None
+    expected: WebhookSpec | None = None
+    """For ``NO_MATCHING_WEBHOOK``: the waiting webhook, whose methods and suffix the call
+    missed."""
 
 
 Outcome = Answered | Confirm | Refused
@@ -150,7 +154,7 @@ async def _resume(svc: Services, call: Call) -> Outcome:
                 call.method, call.headers.get("accept", ""), outcome.wait.webhook
             ):
                 return Confirm()
-            return Refused(Why.NO_MATCHING_WEBHOOK)
+            return Refused(Why.NO_MATCHING_WEBHOOK, expected=outcome.wait.webhook)
         seen = outcome.execution
         if seen is None:
             return Refused(Why.NO_EXECUTION)

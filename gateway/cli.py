@@ -18,7 +18,9 @@ from gateway.clock import SystemClock
 from gateway.config import Settings
 from gateway.domain import ApiKey, format_instant
 from gateway.errors import WaitgateError
+from gateway.logs import configure_logging, log_config
 from gateway.retention import RetentionPolicy, prune
+from gateway.startup import PUBLIC_URL, announce, resolve_public_url
 from persistence import open_store
 from persistence.base import Store
 
@@ -64,15 +66,22 @@ async def _first_start(store: Store) -> str | None:
     return None if created is None else key
 
 
+def _program() -> str:
+    """The command as the operator typed it (``.venv/bin/waitgate`` after ``make run``)."""
+    invoked = sys.argv[0]
+    return invoked if Path(invoked).name == "waitgate" else "waitgate"
+
+
 def _hand_over(admin_key: str, key_file: Path | None) -> None:
     """Give the first admin key to the operator: printed once, or only into ``key_file``
     (``WAITGATE_ADMIN_KEY_FILE``, mode 0600) so it never reaches the service's logs."""
     bar = "=" * 72
+    more = f"{_program()} api-key create"
     if key_file is None:
         click.echo(
             f"{bar}\n waitgate created an admin API key. It is shown only this once:\n\n"
             f"   {admin_key}\n\n Send it in the X-N8N-API-KEY header. Keep it somewhere safe;\n"
-            f" more keys: waitgate api-key create --scope ...\n{bar}",
+            f" more keys: {more} --scope ...\n{bar}",
         )
     else:
         try:
@@ -84,12 +93,12 @@ def _hand_over(admin_key: str, key_file: Path | None) -> None:
         except OSError as exc:
             raise click.ClickException(
                 f"the first admin API key was created but could not be written to {key_file}: "
-                f"{exc.strerror}; make another with: waitgate api-key create"
+                f"{exc.strerror}; make another with: {more}"
             ) from None
         click.echo(
             f"{bar}\n waitgate created an admin API key and wrote it to {key_file} (mode 0600).\n"
             f" It is not printed. Move it somewhere safe and delete the file;\n"
-            f" more keys: waitgate api-key create --scope ...\n{bar}",
+            f" more keys: {more} --scope ...\n{bar}",
         )
     sys.stdout.flush()
 
@@ -104,11 +113,20 @@ def main() -> None:
 @click.option("--port", default=5678, show_default=True, type=int, help="Port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 def serve(host: str, port: int, workers: int) -> None:
-    """Apply migrations, then serve the gateway."""
+    """Apply migrations, then serve the gateway.
+
+    Without ``WAITGATE_PUBLIC_URL``, resume URLs are built on the address served (the workers,
+    which read the environment again, are handed the derived value).
+    """
+    public = resolve_public_url(os.environ, host, port)
+    if public.derived:
+        os.environ[PUBLIC_URL] = public.url
     settings = Settings.from_env().with_secret_keys()
+    configure_logging(settings.log_level)
     admin_key = _with_store(settings, _first_start)
     if admin_key is not None:
         _hand_over(admin_key, settings.admin_key_file)
+    announce(settings, public, host, port)
     uvicorn.run(
         "gateway.app:app_from_env",
         factory=True,
@@ -116,6 +134,7 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_level),
         access_log=False,
         proxy_headers=False,
         http="gateway.serving:GuardedHttpProtocol",

@@ -109,6 +109,14 @@ class Execution:
 
     resumeUrl = resume_url
 
+    @property
+    def approval_url(self) -> str | None:
+        """The page of the current approval wait, where a person approves or rejects."""
+        value: str | None = self.raw.get("approvalUrl")
+        return value
+
+    approvalUrl = approval_url
+
     def __repr__(self) -> str:
         return f"Execution(id={self.id}, status={self.status!r})"
 
@@ -193,13 +201,17 @@ class WaitgateClient:
         *,
         wait_till: datetime | str | None = None,
         webhook: Mapping[str, Any] | None = None,
+        approval: Mapping[str, Any] | None = None,
     ) -> Execution:
-        """Park the execution until ``wait_till``, a call of its resume URL, or both."""
+        """Park the execution until ``wait_till``, a call of its resume URL, an answer on its
+        approval page (``approval``: ``{title, description?, onReject?}``), or the first."""
         body: dict[str, Any] = {}
         if wait_till is not None:
             body["waitTill"] = _instant(wait_till)
         if webhook is not None:
             body["webhook"] = dict(webhook)
+        if approval is not None:
+            body["approval"] = dict(approval)
         return Execution(self, await self._call("POST", f"/executions/{execution_id}/wait", body))
 
     async def finish(

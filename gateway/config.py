@@ -333,3 +333,8 @@ def settings_table() -> tuple[Setting[Any], ...]:
             variable, parse = declared.metadata[SETTING]
             table.append(Setting(declared.name, variable, declared.default, parse))
     return tuple(table)
+
+
+def variable_of(name: str) -> str:
+    """The ``WAITGATE_*`` variable of the ``Settings`` field ``name``."""
+    return next(entry.variable for entry in settings_table() if entry.name == name)

@@ -164,11 +164,13 @@ class FormField:
 
 @dataclass(frozen=True)
 class FormSpec:
-    """A form a person fills in to resume the wait (n8n's "On form submitted")."""
+    """A form a person fills in to resume the wait (n8n's "On form submitted"): its fields,
+    or a JSON Schema (``gateway.form_schema``) that renders the form and validates its data."""
 
     title: str
     fields: tuple[FormField, ...]
     description: str = ""
+    schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,8 @@ class ParkOutcome:
     caller checks refused it, or an earlier kept call resumed the wait (``SUPERSEDED``)."""
     kept_event: int | None = None
     """The id of the event kept within its source's lookback that resumed the wait at park."""
+    warnings: tuple[str, ...] = ()
+    """What the engine should know of a park that was accepted (a ``waitTill`` in the past)."""
 
 
 def judge_early(

@@ -35,9 +35,11 @@ from gateway.domain import (
     StoredAnswer,
     Unchanged,
     WebhookSpec,
+    format_instant,
 )
 from gateway.early import ParkOutcome, refused_early_attempt
 from gateway.event_model import EventCondition
+from gateway.form_schema import Refused, refusal
 from gateway.services import Services
 from gateway.stored import MAX_HEADER_VALUE, clip_optional
 from gateway.views import next_wait_view
@@ -129,8 +131,8 @@ async def park(
         resumed(eid, seq, ResumedBy.WEBHOOK)
     if outcome.kept_event is not None:
         resumed(eid, seq, ResumedBy.EVENT)
-    for early, refusal in outcome.refused_early:
-        svc.audit.record(refused_early_attempt(eid, seq, early, refusal, now))
+    for early, why in outcome.refused_early:
+        svc.audit.record(refused_early_attempt(eid, seq, early, why, now))
     if outcome.refused_early:
         log.info(
             "early resume refused",
@@ -145,7 +147,14 @@ async def park(
             "kept_event": outcome.kept_event,
         },
     )
-    return outcome
+    return dataclasses.replace(outcome, warnings=park_warnings(wait_till, now))
+
+
+def park_warnings(wait_till: int | None, now: int) -> tuple[str, ...]:
+    """A ``waitTill`` before ``now`` is accepted, as n8n does, and said so."""
+    if wait_till is None or wait_till > now:
+        return ()
+    return (f"waitTill {format_instant(wait_till)} is in the past; the wait resumes at once",)
 
 
 async def finish(
@@ -209,15 +218,41 @@ async def resume_now(
 ) -> Execution | Unchanged:
     """End the current wait of a waiting execution (``resumedBy: api``, from the API or, with
     ``via``, the dashboard)."""
-    execution = await visible(svc, project, eid)
-    if execution is None:
-        return GONE
-    if execution.status is not Status.WAITING:
-        return Unchanged(execution)
+    execution = await _waiting(svc, project, eid)
+    if isinstance(execution, Unchanged):
+        return execution
     payload: dict[str, Any] = {"body": body, "resumedBy": ResumedBy.API.value}
     if via is not None:
         payload["via"] = via
     return await resume(svc, eid, execution.wait_seq, ResumedBy.API, payload)
+
+
+async def resume_with_data(
+    svc: Services, project: str | None, eid: int, data: JSON
+) -> Execution | Unchanged | Refused:
+    """End the current wait from the API with ``data``; at a form wait with a schema, ``data``
+    is the form's data: the wait ends only if the schema accepts it (``Refused`` otherwise),
+    with ``formData`` as a submission of the form would."""
+    execution = await _waiting(svc, project, eid)
+    if isinstance(execution, Unchanged):
+        return execution
+    wait = await svc.store.get_wait(eid, execution.wait_seq)
+    form = None if wait is None or wait.webhook is None else wait.webhook.form
+    payload = {"body": data, "resumedBy": ResumedBy.API.value}
+    if form is not None and form.schema is not None:
+        refused = refusal(form.schema, data)
+        if refused is not None:
+            return refused
+        payload = {"formData": data, "resumedBy": ResumedBy.API.value}
+    return await resume(svc, eid, execution.wait_seq, ResumedBy.API, payload)
+
+
+async def _waiting(svc: Services, project: str | None, eid: int) -> Execution | Unchanged:
+    """The execution if it waits (and ``project`` may see it)."""
+    execution = await visible(svc, project, eid)
+    if execution is None:
+        return GONE
+    return execution if execution.status is Status.WAITING else Unchanged(execution)
 
 
 async def answer_approval(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -28,27 +29,57 @@ class JSONResponse(Response):
         return _encoder.encode(content)
 
 
+def error_body(
+    status: int, message: str, /, hint: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """Every error answer's body: ``{"message", "code"}`` (``code`` is the HTTP status, as n8n's
+    webhook errors have it), ``hint`` when there is advice, then any extra fields a
+    compatible answer keeps (n8n's ``error`` on a refused resume URL)."""
+    body: dict[str, Any] = {"message": message, "code": status}
+    if hint is not None:
+        body["hint"] = hint
+    return body | extra
+
+
+def error_response(
+    status: int,
+    message: str,
+    /,
+    *,
+    hint: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """An error answer in the one shape (``error_body``)."""
+    return JSONResponse(
+        error_body(status, message, hint, **extra), status_code=status, headers=headers
+    )
+
+
 class ApiError(Exception):
-    """An error answer: status code and ``{"message": …}`` plus any extra fields."""
+    """An error answer: its status, ``message``, an optional ``hint`` and any extra fields,
+    sent in the one shape (``error_body``)."""
 
     def __init__(
         self,
         status: int,
         message: str,
         *,
+        hint: str | None = None,
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.hint = hint
         self.headers = headers
         self.extra = extra
 
     def response(self) -> JSONResponse:
         """The JSON answer for this error."""
-        return JSONResponse(
-            {"message": self.message, **self.extra}, status_code=self.status, headers=self.headers
+        return error_response(
+            self.status, self.message, hint=self.hint, headers=self.headers, **self.extra
         )
 
 
@@ -124,7 +155,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code in {204, 304}:
         return Response(status_code=exc.status_code, headers=exc.headers)
-    return JSONResponse({"message": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return error_response(exc.status_code, exc.detail, headers=exc.headers)
 
 
 _STATUS_BY_ERROR: list[tuple[type[WaitgateError], int]] = [
@@ -141,22 +172,20 @@ async def handle_waitgate_error(request: Request, exc: Exception) -> Response:
     """
     if isinstance(exc, StoreUnavailable):
         log.warning("%s", exc, extra={"action": "store.unavailable"})
-        return JSONResponse(
-            {"message": "database unavailable, try again later"},
-            status_code=503,
-            headers={"Retry-After": "1"},
+        return error_response(
+            503, "database unavailable, try again later", headers={"Retry-After": "1"}
         )
     for kind, status in _STATUS_BY_ERROR:
         if isinstance(exc, kind):
-            return JSONResponse({"message": str(exc)}, status_code=status)
+            return error_response(status, str(exc))
     log.error("unexpected store error", exc_info=exc, extra={"action": "error.internal"})
-    return JSONResponse({"message": "Internal error"}, status_code=500)
+    return error_response(500, "Internal error")
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: a JSON 500, logged with its traceback."""
     log.error("unhandled error", exc_info=exc, extra={"action": "error.internal"})
-    return JSONResponse({"message": "Internal error"}, status_code=500)
+    return error_response(500, "Internal error")
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

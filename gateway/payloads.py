@@ -24,7 +24,7 @@ MAX_JSON_DEPTH = 64
 
 
 def _parse_error(hint: str) -> ApiError:
-    return ApiError(422, "Failed to parse request body", code=422, hint=hint)
+    return ApiError(422, "Failed to parse request body", hint=hint)
 
 
 def _depth(value: Any, level: int = 0) -> int:

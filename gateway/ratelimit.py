@@ -73,7 +73,6 @@ class RateLimiter:
                 429,
                 "Too many requests; try again later",
                 headers={"Retry-After": str(wait)},
-                code=429,
             )
 
 

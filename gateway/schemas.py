@@ -48,6 +48,7 @@ from gateway.domain import (
 from gateway.errors import InvalidInput
 from gateway.event_model import EventCondition
 from gateway.event_schemas import EventConditionBody, event_conditions
+from gateway.form_schema import form_spec
 from gateway.origins import CallbackOrigins, OriginRefused
 
 _SUFFIX = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
@@ -367,15 +368,24 @@ class FormFieldBody(_Body):
 
 
 class FormBody(_Body):
-    """A form a person fills in to resume the wait."""
+    """A form a person fills in to resume the wait: its ``fields``, or a JSON ``schema`` that
+    renders the form and validates what is submitted (``gateway.form_schema``)."""
 
-    title: Title
-    fields: list[FormFieldBody]
+    title: Title | None = None
+    fields: list[FormFieldBody] | None = None
+    schema: dict[str, Any] | None = None
     description: Description = ""
 
     def to_spec(self) -> FormSpec:
-        """Validated: 1 to 50 fields with distinct names."""
-        if not 1 <= len(self.fields) <= MAX_FIELDS:
+        """Validated: 1 to 50 fields with distinct names and a title, or a schema a form can
+        take (title and description default to the schema's)."""
+        if (self.fields is None) == (self.schema is None):
+            raise InvalidInput("form takes either fields or schema (exactly one of them)")
+        if self.schema is not None:
+            return form_spec(self.schema, self.title, self.description)
+        if self.title is None:
+            raise InvalidInput("form.title is required with fields")
+        if self.fields is None or not 1 <= len(self.fields) <= MAX_FIELDS:
             raise InvalidInput(f"form.fields must hold 1 to {MAX_FIELDS} fields")
         fields = tuple(f.to_field(i) for i, f in enumerate(self.fields))
         names = [f.name for f in fields]

@@ -21,7 +21,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from gateway.config import Settings
-from gateway.http import JSONResponse
+from gateway.http import error_body, error_response
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         self._refused = True
         self._disarm()
-        body = json.dumps({"message": message}).encode()
+        body = json.dumps(error_body(status, message)).encode()
         head = (
             b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
             % len(body)
@@ -183,9 +183,9 @@ class BodyDeadline:
         except BodyTooSlow:
             if started:
                 raise
-            answer = JSONResponse(
-                {"message": f"Request body not received within {self.timeout_seconds:g} s"},
-                status_code=408,
+            answer = error_response(
+                408,
+                f"Request body not received within {self.timeout_seconds:g} s",
                 headers={"connection": "close"},
             )
             await answer(scope, receive, send)

@@ -28,7 +28,7 @@ REFUSED_MESSAGE = "Invalid token"
 
 def invalid_token() -> ApiError:
     """The answer to a URL that is not ours (n8n's wording)."""
-    return ApiError(401, REFUSED_MESSAGE, code=401, error=REFUSED_MESSAGE)
+    return ApiError(401, REFUSED_MESSAGE, error=REFUSED_MESSAGE)
 
 
 def audit_attempt(

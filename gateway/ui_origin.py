@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.errors import ConfigError
-from gateway.http import JSONResponse
+from gateway.http import error_response
 
 UI_PREFIX = "/ui"
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -78,7 +78,7 @@ class SeparateUiOrigin:
         if self.origin is not None and scope["type"] == "http":
             on_ui = self.origin.named_by(Headers(scope=scope).get("host", ""))
             if on_ui != is_ui_path(str(scope["path"])):
-                response = JSONResponse({"message": "Not Found"}, status_code=404)
+                response = error_response(404, "Not Found")
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -92,7 +92,7 @@ def load_webhook(text: str | None) -> WebhookSpec | None:
 
 def _form(raw: Mapping[str, Any]) -> FormSpec:
     fields = tuple(FormField(**{**f, "options": tuple(f["options"])}) for f in raw["fields"])
-    return FormSpec(title=raw["title"], fields=fields, description=raw["description"])
+    return FormSpec(raw["title"], fields, raw["description"], raw.get("schema"))
 
 
 def wait_from_row(row: Mapping[str, Any]) -> Wait:

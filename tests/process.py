@@ -19,7 +19,11 @@ ADMIN_KEY = re.compile(r"^\s+(wg_\S+)\s*$", re.MULTILINE)
 
 
 class GatewayProcess:
-    """One ``waitgate serve`` (its workers in one process group) on a free port."""
+    """One ``waitgate serve`` (its workers in one process group) on a free port.
+
+    ``env`` is what it will be started with (``WAITGATE_PUBLIC_URL`` its own URL); change it
+    before ``start()``. ``command`` is the ``waitgate`` script to run (default: this venv's).
+    """
 
     def __init__(
         self,
@@ -28,8 +32,10 @@ class GatewayProcess:
         *,
         workers: int = 1,
         name: str = "gw",
+        command: str = WAITGATE,
     ) -> None:
         self.workdir = workdir
+        self.command = command
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -61,7 +67,7 @@ class GatewayProcess:
         self.starts += 1
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
             self._process = subprocess.Popen(
-                [WAITGATE, "serve", "--port", str(self.port), "--workers", str(self.workers)],
+                [self.command, "serve", "--port", str(self.port), "--workers", str(self.workers)],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=out,

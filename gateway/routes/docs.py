@@ -1,10 +1,22 @@
-"""The OpenAPI document (YAML and JSON) and a readable page of every operation."""
+"""The OpenAPI document (YAML and JSON), the API reference page, and the home page that points
+people to it and to the dashboard.
+
+The reference is Swagger UI (request bodies, parameters, examples, try-it), whose assets come
+from the ``swagger-ui-py`` package and are served by the gateway itself under
+``/api/v1/docs/assets/``: nothing is loaded from elsewhere, and the page's CSP allows scripts,
+styles and calls of its own origin only. Without JavaScript the page lists every operation,
+rendered on the server.
+"""
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import importlib.util
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -13,9 +25,63 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.pages import page
+from gateway.errors import ConfigError
+from gateway.http import ApiError
+from gateway.pages import HEADERS, page, templates
+from gateway.services import services
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
+ASSETS_PATH = "docs/assets"
+"""Where the page's assets are, relative to the page (``/api/v1/docs``)."""
+VIEWER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+OWN_ASSETS = ("docs.js", "docs.css")
+MEDIA_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+}
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+"""The page's CSP: Swagger UI's scripts and styles, and try-it calls, from this origin only."""
+ASSET_HEADERS = {
+    "cache-control": "public, max-age=31536000, immutable",
+    "x-content-type-options": "nosniff",
+}
+"""Assets are named with their digest by the page (``?v=``), so they may be kept for a year."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A file of the page: its bytes, type and the digest the page names it with."""
+
+    body: bytes
+    media_type: str
+    digest: str
+
+
+def _viewer_folder() -> Path:
+    """Swagger UI's files, as the ``swagger-ui-py`` package ships them (not imported: only its
+    static folder is used)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the swagger-ui-py package is missing; reinstall waitgate")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+@cache
+def assets() -> dict[str, Asset]:
+    """Every asset the page uses, by name, read once."""
+    viewer = _viewer_folder()
+    own = resources.files("gateway").joinpath("static")
+    files = {name: (viewer / name).read_bytes() for name in VIEWER_ASSETS}
+    files |= {name: own.joinpath(name).read_bytes() for name in OWN_ASSETS}
+    return {
+        name: Asset(body, MEDIA_TYPES[Path(name).suffix], hashlib.sha256(body).hexdigest()[:16])
+        for name, body in files.items()
+    }
 
 
 @cache
@@ -70,14 +136,42 @@ async def openapi_json(request: Request) -> Response:
     return Response(_as_json(), media_type="application/json")
 
 
-async def docs_page(request: Request) -> Response:
-    """``GET /api/v1/docs``: every operation, grouped, rendered on the server."""
+@cache
+def _page() -> str:
     document = _parsed()
-    return page("docs.html", info=document["info"], groups=_groups(document))
+    urls = {name: f"{ASSETS_PATH}/{name}?v={asset.digest}" for name, asset in assets().items()}
+    return templates.get_template("docs.html").render(
+        info=document["info"], groups=_groups(document), assets=urls
+    )
+
+
+async def docs_page(request: Request) -> Response:
+    """``GET /api/v1/docs``: the API reference (Swagger UI; every operation listed on the
+    server for a browser without JavaScript)."""
+    headers = {**HEADERS, "content-security-policy": DOCS_POLICY}
+    return Response(_page(), media_type="text/html; charset=utf-8", headers=headers)
+
+
+async def docs_asset(request: Request) -> Response:
+    """``GET /api/v1/docs/assets/{name}``: a file of the page, kept by browsers for a year."""
+    asset = assets().get(request.path_params["name"])
+    if asset is None:
+        raise ApiError(404, "Not Found")
+    return Response(asset.body, media_type=asset.media_type, headers=ASSET_HEADERS)
+
+
+async def home(request: Request) -> Response:
+    """``GET /`` (and HEAD): a small page linking to ``/ui`` (on ``WAITGATE_UI_ORIGIN`` when
+    the dashboard has its own) and ``/api/v1/docs``; links relative to the page otherwise, so a
+    proxy's path prefix is kept."""
+    ui_origin = services(request).settings.ui_origin
+    return page("home.html", title="waitgate", dashboard=f"{ui_origin}/ui" if ui_origin else "ui")
 
 
 routes = [
+    Route("/", home, methods=["GET"]),
     Route("/api/v1/openapi.yml", openapi_yaml, methods=["GET"]),
     Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
     Route("/api/v1/docs", docs_page, methods=["GET"]),
+    Route("/api/v1/docs/assets/{name}", docs_asset, methods=["GET"]),
 ]

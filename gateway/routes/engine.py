@@ -11,6 +11,7 @@ from gateway import executions
 from gateway.approvals import NotAllowed, decision_view
 from gateway.auth import Principal, Scope
 from gateway.domain import Execution, Status, Unchanged, check_custom_data
+from gateway.form_schema import Refused
 from gateway.http import ApiError, JSONResponse, decode_json
 from gateway.routes.common import (
     AN_EXECUTION,
@@ -35,11 +36,15 @@ from gateway.views import execution_view
 WRITE = Scope.EXECUTION_WRITE
 
 
-def _view(svc: Services, execution: Execution, status_code: int = 200) -> JSONResponse:
-    return JSONResponse(
-        execution_view(execution, svc.signer, signed_urls=True, include_data=bool(execution.waits)),
-        status_code=status_code,
+def _view(
+    svc: Services, execution: Execution, status_code: int = 200, warnings: tuple[str, ...] = ()
+) -> JSONResponse:
+    view = execution_view(
+        execution, svc.signer, signed_urls=True, include_data=bool(execution.waits)
     )
+    if warnings:
+        view["warnings"] = list(warnings)
+    return JSONResponse(view, status_code=status_code)
 
 
 async def create_execution(request: Request, principal: Principal) -> Response:
@@ -59,7 +64,7 @@ async def park_execution(request: Request, principal: Principal) -> Response:
     outcome = await executions.park(svc, principal.project_id, eid, wait_till, webhook, events)
     if isinstance(outcome, Unchanged):
         raise refused(outcome, eid, "Only running executions can be parked")
-    return _view(svc, outcome.execution)
+    return _view(svc, outcome.execution, warnings=outcome.warnings)
 
 
 async def finish_execution(request: Request, principal: Principal) -> Response:
@@ -95,10 +100,14 @@ async def respond(request: Request, principal: Principal) -> Response:
 
 
 async def resume_execution(request: Request, principal: Principal) -> Response:
-    """``POST /api/v1/executions/{id}/resume``: end the current wait now (resumedBy ``api``)."""
+    """``POST /api/v1/executions/{id}/resume``: end the current wait now (resumedBy ``api``);
+    at a schema form's wait ``data`` is the form's data, and must match its schema."""
     svc, eid = execution_target(request)
     body = await decode_json(request, ResumeBody, svc.settings.max_body_bytes)
-    resumed = await executions.resume_now(svc, principal.project_id, eid, body.data)
+    resumed = await executions.resume_with_data(svc, principal.project_id, eid, body.data)
+    if isinstance(resumed, Refused):
+        problems = [{"field": p.field, "message": p.message} for p in resumed.problems]
+        raise ApiError(400, f"data does not match the form's schema: {resumed}", errors=problems)
     if isinstance(resumed, Unchanged):
         raise refused(resumed, eid, "Only waiting executions can be resumed")
     return _view(svc, resumed)

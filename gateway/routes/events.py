@@ -29,7 +29,7 @@ from gateway.services import Services, services
 
 
 def _no_source(name: str) -> ApiError:
-    return ApiError(404, f'The event source "{name}" does not exist.', code=404)
+    return ApiError(404, f'The event source "{name}" does not exist.')
 
 
 async def receive_event(request: Request) -> Response:
@@ -46,9 +46,7 @@ async def receive_event(request: Request) -> Response:
     if refusal is not None:
         refused(source, refusal.status, ip)
         svc.limits.event_refused(ip)
-        raise ApiError(
-            refusal.status, refusal.message, headers=refusal.headers or None, code=refusal.status
-        )
+        raise ApiError(refusal.status, refusal.message, headers=refusal.headers or None)
     outcome = await record(svc, provider_event(source, config, request.headers.items(), raw))
     if outcome is None:
         raise _no_source(name)  # deleted meanwhile

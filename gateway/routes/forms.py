@@ -1,15 +1,15 @@
 """Form waits: ``/form-waiting/{id}?signature=…`` (n8n's "On form submitted").
 
-The page shows the wait's fields; a submission is checked field by field (a bad one shows the
-form again with its errors, nothing used up) and resumes the wait with the values — files as
-binary data (base64, mime type, name, size) within each field's ``maxBytes``. The body is
-counted as it streams against the form's own limit, and the wait's caller checks apply.
+The page shows the wait's fields, or those its JSON Schema describes; a submission is checked
+field by field (a bad one shows the form again with its errors, nothing used up) and resumes
+the wait with the values — files as binary data (base64, mime type, name, size) within each
+field's ``maxBytes``; a schema form's values typed as its schema says and validated by it. The
+body is counted as it streams against the form's own limit, and the wait's caller checks apply.
 """
 
 from __future__ import annotations
 
 import base64
-import re
 from datetime import date
 from typing import Any
 
@@ -20,16 +20,27 @@ from starlette.routing import Route
 
 from gateway import executions
 from gateway.domain import FormField, FormSpec, Status
+from gateway.form_schema import (
+    MAX_TEXT,
+    SchemaField,
+    is_email,
+    refusal,
+    schema_fields,
+    typed_values,
+)
 from gateway.http import capped
 from gateway.pages import own_action, page, signed_wait
 from gateway.signed import caller_refusal
 from gateway.signing import Action
 
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-MAX_TEXT = 10_000
 TEXT_BYTES = 4 * MAX_TEXT  # MAX_TEXT characters of UTF-8
 PART_BYTES = 1024  # a multipart part's boundary and headers
 CLOSED = "This form was already submitted or has closed."
+
+
+def _fields(spec: FormSpec) -> tuple[FormField, ...] | tuple[SchemaField, ...]:
+    """The fields the page shows: the form's own, or those of its schema."""
+    return spec.fields if spec.schema is None else schema_fields(spec.schema)
 
 
 def _page(status: int, spec: FormSpec | None, state: str, **extra: Any) -> Response:
@@ -38,9 +49,10 @@ def _page(status: int, spec: FormSpec | None, state: str, **extra: Any) -> Respo
         status,
         title=spec.title if spec else "Form",
         description=spec.description if spec else "",
-        fields=spec.fields if spec else (),
+        fields=_fields(spec) if spec else (),
         state=state,
         values=extra.pop("values", {}),
+        ticked=extra.pop("ticked", {}),
         errors=extra.pop("errors", {}),
         **extra,
     )
@@ -71,7 +83,7 @@ def _typed(field: FormField, text: str) -> tuple[Any, str | None]:
             return float(text) if "." in text or "e" in text.lower() else int(text), None
         except ValueError:
             return None, "Enter a number."
-    if field.type == "email" and not EMAIL.fullmatch(text):
+    if field.type == "email" and not is_email(text):
         return None, "Enter an email address."
     if field.type == "date":
         try:
@@ -109,19 +121,45 @@ async def _values(form: FormData, spec: FormSpec) -> tuple[dict[str, Any], dict[
     return values, errors
 
 
+async def _schema_values(form: FormData, spec: FormSpec) -> tuple[dict[str, Any], dict[str, str]]:
+    """A schema form's values, typed, and the first problem of each field its schema finds."""
+    assert spec.schema is not None
+    values = typed_values(
+        schema_fields(spec.schema),
+        lambda name: [v for v in form.getlist(name) if isinstance(v, str)],
+    )
+    refused = refusal(spec.schema, values)
+    errors: dict[str, str] = {}
+    for problem in () if refused is None else refused.problems:
+        errors.setdefault(problem.field, problem.message)
+    return values, errors
+
+
+def _parts(spec: FormSpec) -> list[int]:
+    """The bytes of each part a submission may have: a file field's ``maxBytes``, a text's
+    characters, or one ticked choice of a schema form's checkboxes."""
+    if spec.schema is None:
+        return [f.max_bytes if f.type == "file" else TEXT_BYTES for f in spec.fields]
+    return [
+        len(text.encode()) if f.type == "checkboxes" else TEXT_BYTES
+        for f in schema_fields(spec.schema)
+        for text in (f.options if f.type == "checkboxes" else ("",))
+    ]
+
+
 def body_limit(spec: FormSpec, ceiling: int) -> int:
-    """The most a submission of this form can need, never more than ``ceiling``: each file
-    field's ``maxBytes``, each other field's text, and each part's boundary and headers."""
-    need = sum(f.max_bytes if f.type == "file" else TEXT_BYTES for f in spec.fields)
-    return min(need + PART_BYTES * (len(spec.fields) + 1), ceiling)
+    """The most a submission of this form can need, never more than ``ceiling``: each part's
+    bytes, boundary and headers."""
+    parts = _parts(spec)
+    return min(sum(parts) + PART_BYTES * (len(parts) + 1), ceiling)
 
 
 async def _submitted(request: Request, spec: FormSpec, ceiling: int) -> FormData:
     """The submitted form, read with a running total capped at the form's own limit (413 as
-    soon as it is passed, chunked or not) and no more parts than the form has fields (400)."""
+    soon as it is passed, chunked or not) and no more parts than the form can have (400)."""
     return await capped(request, body_limit(spec, ceiling)).form(
         max_files=sum(f.type == "file" for f in spec.fields),
-        max_fields=len(spec.fields),
+        max_fields=len(_parts(spec)),
         max_part_size=TEXT_BYTES,
     )
 
@@ -150,12 +188,15 @@ async def form_page(request: Request) -> Response:
         return _page(200, spec, "ask", action=own_action(request))
     form = await _submitted(request, spec, svc.settings.max_body_bytes)
     typed = {k: v for k, v in form.multi_items() if isinstance(v, str)}  # to show again
+    ticked = {k: form.getlist(k) for k in form}
     try:
-        values, errors = await _values(form, spec)
+        read = _values if spec.schema is None else _schema_values
+        values, errors = await read(form, spec)
     finally:
         await form.close()
     if errors:
-        return _page(400, spec, "ask", action=own_action(request), values=typed, errors=errors)
+        again = {"values": typed, "ticked": ticked, "errors": errors}
+        return _page(400, spec, "ask", action=own_action(request), **again)
     if not await executions.submit_form(svc, execution.id, wait.seq, values):
         return _page(409, spec, "done", message=CLOSED)
     return _page(200, spec, "done", message="Thank you. Your answer was received.")

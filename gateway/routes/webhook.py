@@ -11,7 +11,7 @@ from starlette.routing import Route
 from gateway.answers import to_response
 from gateway.calls import Answered, Call, Outcome, Refused, Why, answer_call
 from gateway.confirm import confirmation_page
-from gateway.domain import AttemptOutcome, Execution, Status
+from gateway.domain import AttemptOutcome, Execution, Status, WebhookSpec
 from gateway.http import ApiError, client_address, read_body
 from gateway.payloads import build_payload
 from gateway.services import Services, services
@@ -34,30 +34,26 @@ REASONS = {
 """What the audit trail says of each answered call."""
 
 
-def _webhook_error(status: int, message: str) -> ApiError:
-    return ApiError(status, message, code=status)
-
-
 def _not_resumable(execution: Execution, seq: int) -> ApiError:
     """Why this execution's wait ``seq`` cannot be resumed now (n8n's wording)."""
     eid = execution.id
     match execution.status:
         case Status.SUCCESS:
-            return _webhook_error(409, f'The execution "{eid}" has finished already.')
+            return ApiError(409, f'The execution "{eid}" has finished already.')
         case Status.ERROR | Status.CRASHED:
-            return _webhook_error(409, f'The execution "{eid}" has finished with error.')
+            return ApiError(409, f'The execution "{eid}" has finished with error.')
         case Status.CANCELED:
-            return _webhook_error(409, f'The execution "{eid}" was canceled.')
+            return ApiError(409, f'The execution "{eid}" was canceled.')
         case Status.WAITING if execution.wait_seq != seq:
-            return _webhook_error(
+            return ApiError(
                 409, f'The wait of execution "{eid}" that this URL belongs to has ended.'
             )
         case Status.RUNNING if execution.wait_seq == seq:
-            return _webhook_error(
+            return ApiError(
                 409, f'The execution "{eid}" already received a resume for its next wait.'
             )
         case _:
-            return _webhook_error(409, f'The execution "{eid}" is running already.')
+            return ApiError(409, f'The execution "{eid}" is running already.')
 
 
 def _refused(svc: Services, refused: Refused, target: SignedTarget) -> ApiError:
@@ -65,29 +61,39 @@ def _refused(svc: Services, refused: Refused, target: SignedTarget) -> ApiError:
     eid = target.execution_id
     match refused.why:
         case Why.NO_EXECUTION:
-            return _webhook_error(404, f'The execution "{eid}" does not exist.')
+            return ApiError(404, f'The execution "{eid}" does not exist.')
         case Why.NOT_OURS:
             return invalid_token()
         case Why.NO_MATCHING_WEBHOOK:
-            return _webhook_error(
+            return ApiError(
                 404,
                 f'The workflow for execution "{eid}" does not contain a waiting webhook '
                 "with a matching path/method.",
+                hint=expected_call(refused.expected),
             )
         case Why.CALLER_REFUSED:
             assert refused.refusal is not None
             status, message = refused.refusal.status, refused.refusal.message
-            return ApiError(status, message, headers=refused.refusal.headers, code=status)
+            return ApiError(status, message, headers=refused.refusal.headers)
         case Why.NO_ANSWER:
-            return _webhook_error(
+            return ApiError(
                 504,
                 f'The workflow for execution "{eid}" did not answer within '
                 f"{svc.settings.response_timeout_seconds:g} s; it goes on running.",
             )
         case Why.NOT_RESUMABLE:
             if refused.execution is None:
-                return _webhook_error(404, f'The execution "{eid}" does not exist.')
+                return ApiError(404, f'The execution "{eid}" does not exist.')
             return _not_resumable(refused.execution, target.wait_seq)
+
+
+def expected_call(spec: WebhookSpec | None) -> str:
+    """What the waiting webhook takes (the caller holds the signed URL, so it may know)."""
+    if spec is None:
+        return "This wait takes no call: it ends at its waitTill, on an event or by the API."
+    methods = " or ".join(spec.methods)
+    where = f"with the path suffix /{spec.suffix}" if spec.suffix else "without a path suffix"
+    return f"This wait resumes on {methods}, {where}."
 
 
 async def _call(svc: Services, request: Request, target: SignedTarget, suffix: str) -> Call:
@@ -95,7 +101,7 @@ async def _call(svc: Services, request: Request, target: SignedTarget, suffix: s
     started = time.perf_counter()
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise _webhook_error(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        raise ApiError(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     body = await read_body(request, svc.settings.max_body_bytes)
     return Call(
         target=target,

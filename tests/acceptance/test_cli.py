@@ -124,7 +124,10 @@ async def test_a_created_key_has_its_scopes_only_until_revoked(tmp_path: Path) -
             refused = await client.request(
                 method, path, json={"workflowId": "w"}, headers=as_reader
             )
-            assert (refused.status_code, refused.json()) == (403, {"message": "Forbidden"}), path
+            assert (refused.status_code, refused.json()) == (
+                403,
+                {"message": "Forbidden", "code": 403},
+            ), path
         assert (await client.get(f"/api/v1/executions/{eid}", headers=as_admin)).json()[
             "status"
         ] == "running", "a refused write changed something"
@@ -140,7 +143,10 @@ async def test_a_created_key_has_its_scopes_only_until_revoked(tmp_path: Path) -
         assert (revoked.exit_code, revoked.stdout.strip()) == (0, f"revoked key {reader_id}")
         clock.advance(5_000)  # past the app's key cache
         refused = await client.get(f"/api/v1/executions/{eid}", headers=as_reader)
-        assert (refused.status_code, refused.json()) == (401, {"message": "Unauthorized"})
+        assert (refused.status_code, refused.json()) == (
+            401,
+            {"message": "Unauthorized", "code": 401},
+        )
         still = await client.get(f"/api/v1/executions/{eid}", headers=as_admin)
         assert still.status_code == 200
 

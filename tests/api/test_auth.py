@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 
 from gateway.app import create_app
-from gateway.auth import SCOPES
+from gateway.auth import NO_JWT, SCOPES
 from gateway.clock import ManualClock
 from gateway.config import Secret, Settings
 from gateway.errors import ConfigError
@@ -33,9 +33,9 @@ from gateway.jwt_auth import JwtVerifier
 from gateway.services import Services
 from tests.conftest import BASE_URL, make_key
 
-UNAUTHORIZED = {"message": "Unauthorized"}
-FORBIDDEN = {"message": "Forbidden"}
-HEADER_REQUIRED = {"message": "'X-N8N-API-KEY' header required"}
+UNAUTHORIZED = {"message": "Unauthorized", "code": 401}
+FORBIDDEN = {"message": "Forbidden", "code": 403}
+HEADER_REQUIRED = {"message": "'X-N8N-API-KEY' header required", "code": 401}
 
 ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/executions", "execution:list"),
@@ -143,7 +143,7 @@ async def test_bearer_is_unauthorized_when_no_jwt_key_is_configured(
 ) -> None:
     token = jwt.encode({"scope": "admin", "exp": time.time() + 60}, "k" * 32, algorithm="HS256")
     response = await http.get("/api/v1/executions", headers=bearer(token))
-    assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
+    assert (response.status_code, response.json()) == (401, {**UNAUTHORIZED, "hint": NO_JWT})
     empty = await http.get("/api/v1/executions", headers={"Authorization": "Bearer "})
     assert (empty.status_code, empty.json()) == (401, HEADER_REQUIRED)
 

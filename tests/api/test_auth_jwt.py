@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.app import create_app
+from gateway.auth import NO_JWT
 from gateway.clock import ManualClock
 from gateway.config import Secret, Settings
 from gateway.errors import ConfigError
@@ -63,7 +64,7 @@ async def test_hs256_token_with_scopes(hs256: httpx.AsyncClient) -> None:
     read = await hs256.get(f"/api/v1/executions/{created.json()['id']}", headers=writer)
     assert read.status_code == 200
     listing = await hs256.get("/api/v1/executions", headers=writer)
-    assert (listing.status_code, listing.json()) == (403, {"message": "Forbidden"})
+    assert (listing.status_code, listing.json()) == (403, {"message": "Forbidden", "code": 403})
     as_list = bearer(token(scope=["execution:list"]))
     assert (await hs256.get("/api/v1/executions", headers=as_list)).status_code == 200
 
@@ -82,7 +83,10 @@ async def test_hs256_token_with_scopes(hs256: httpx.AsyncClient) -> None:
 )
 async def test_bad_tokens_are_401(hs256: httpx.AsyncClient, bad: str) -> None:
     response = await hs256.get("/api/v1/executions", headers=bearer(bad))
-    assert (response.status_code, response.json()) == (401, {"message": "Unauthorized"})
+    assert (response.status_code, response.json()) == (
+        401,
+        {"message": "Unauthorized", "code": 401},
+    )
 
 
 async def test_project_claim_binds_the_token(hs256: httpx.AsyncClient) -> None:
@@ -112,7 +116,10 @@ async def test_bearer_without_jwt_configured_is_401(client: httpx.AsyncClient) -
         "/api/v1/executions",
         headers={"X-N8N-API-KEY": "", **bearer(token(scope="admin"))},
     )
-    assert (response.status_code, response.json()) == (401, {"message": "Unauthorized"})
+    assert (response.status_code, response.json()) == (
+        401,
+        {"message": "Unauthorized", "code": 401, "hint": NO_JWT},
+    )
 
 
 def test_configuration_mistakes_are_refused(settings: Settings) -> None:

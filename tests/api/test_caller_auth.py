@@ -38,12 +38,18 @@ async def test_basic_auth(client: httpx.AsyncClient, anon: httpx.AsyncClient) ->
 
 
 async def test_header_auth(client: httpx.AsyncClient, anon: httpx.AsyncClient) -> None:
+    """What the README says: header auth answers n8n's 403 ``Authorization data is wrong!``
+    whether the header is missing or wrong."""
     wait = await parked(
         client,
         authentication={"type": "header", "headerName": "X-Partner-Key", "headerValue": "k-1"},
     )
-    assert (await anon.post(wait["resumeUrl"], headers={"X-Partner-Key": "k-2"})).status_code == 403
-    assert (await anon.post(wait["resumeUrl"])).status_code == 403
+    refused = {"message": "Authorization data is wrong!", "code": 403}
+    wrong = await anon.post(wait["resumeUrl"], headers={"X-Partner-Key": "k-2"})
+    assert (wrong.status_code, wrong.json()) == (403, refused)
+    missing = await anon.post(wait["resumeUrl"])
+    assert (missing.status_code, missing.json()) == (403, refused)
+    assert (await get(client, wait["id"]))["status"] == "waiting"  # nothing used up
     assert (await anon.post(wait["resumeUrl"], headers={"X-Partner-Key": "k-1"})).status_code == 200
 
 

@@ -46,6 +46,19 @@ async def test_engine_round_trip(gate: WaitgateClient, anon: httpx.AsyncClient) 
     assert cursor is None
 
 
+async def test_an_approval_wait_has_the_url_of_its_page(
+    gate: WaitgateClient, anon: httpx.AsyncClient
+) -> None:
+    execution = await gate.create("order-approval")
+    assert execution.approval_url is None
+    parked = await gate.wait(execution.id, approval={"title": "Ship order A-1?"})
+    assert parked.approvalUrl == parked.approval_url
+    assert parked.approval_url is not None
+    page = await anon.get(parked.approval_url)
+    assert page.status_code == 200
+    assert "Ship order A-1?" in page.text
+
+
 async def test_errors_and_local_limits_use_the_gateway_messages(gate: WaitgateClient) -> None:
     execution = await gate.create("wf")
     with pytest.raises(InvalidInput, match="'bad key' may only contain"):

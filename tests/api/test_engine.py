@@ -201,21 +201,24 @@ async def test_api_key_answers(app: Any, svc: Services) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         missing = await http.post("/api/v1/executions", json={"workflowId": "w"})
         assert missing.status_code == 401
-        assert missing.json() == {"message": "'X-N8N-API-KEY' header required"}
+        assert missing.json() == {"message": "'X-N8N-API-KEY' header required", "code": 401}
         wrong = await http.post(
             "/api/v1/executions", json={"workflowId": "w"}, headers={"X-N8N-API-KEY": "nope"}
         )
-        assert (wrong.status_code, wrong.json()) == (401, {"message": "Unauthorized"})
+        assert (wrong.status_code, wrong.json()) == (401, {"message": "Unauthorized", "code": 401})
         forbidden = await http.post(
             "/api/v1/executions", json={"workflowId": "w"}, headers={"X-N8N-API-KEY": read_only}
         )
-        assert (forbidden.status_code, forbidden.json()) == (403, {"message": "Forbidden"})
+        assert (forbidden.status_code, forbidden.json()) == (
+            403,
+            {"message": "Forbidden", "code": 403},
+        )
 
 
 async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> None:
     response = await client.get("/nope")
     assert response.status_code == 404
-    assert response.json() == {"message": "Not Found"}
+    assert response.json() == {"message": "Not Found", "code": 404}
     wrong_method = await client.delete("/api/v1/executions")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["message"]

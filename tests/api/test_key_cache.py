@@ -24,4 +24,7 @@ async def test_revocation_takes_effect_when_the_cache_expires(
         assert (await client.get("/api/v1/executions")).status_code == 200  # still cached
         clock.advance(2001)
         revoked = await client.get("/api/v1/executions")
-        assert (revoked.status_code, revoked.json()) == (401, {"message": "Unauthorized"})
+        assert (revoked.status_code, revoked.json()) == (
+            401,
+            {"message": "Unauthorized", "code": 401},
+        )

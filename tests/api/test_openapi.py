@@ -17,12 +17,14 @@ import asyncio
 import html
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jsonschema_rs
 import pytest
 import requests
 import requests.adapters
@@ -302,6 +304,7 @@ async def test_the_document_is_served_as_shipped(client: httpx.AsyncClient) -> N
 
 
 async def test_the_docs_page_names_every_operation(anon: httpx.AsyncClient) -> None:
+    """Listed on the server too, for a browser without JavaScript."""
     page = await anon.get("/api/v1/docs")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
@@ -312,9 +315,47 @@ async def test_the_docs_page_names_every_operation(anon: httpx.AsyncClient) -> N
                 assert f'id="{operation["operationId"]}"' in text, (method, path)
                 assert path in text, (method, path)
                 assert operation["summary"] in text, (method, path)
-    assert "<script" not in text  # rendered on the server, and nothing loaded from elsewhere
+
+
+async def test_the_docs_page_loads_everything_from_the_gateway(anon: httpx.AsyncClient) -> None:
+    page = await anon.get("/api/v1/docs")
+    text = page.text
     assert "http://" not in text
     assert "https://" not in text
+    assert "//" not in text.replace("<!--", "")  # no protocol-relative URL either
+    sources = re.findall(r'(?:src|href)="([^"]+)"', text)
+    assets = [s for s in sources if s.startswith("docs/assets/")]
+    assert {"openapi.yml", "openapi.json"} <= set(sources)
+    assert set(sources) - set(assets) == {"openapi.yml", "openapi.json"}
+    assert re.findall(r"<script[^>]*>", text) == [
+        f'<script src="{s}">' for s in assets if ".js?" in s
+    ]  # no inline script: the CSP allows scripts of this origin only
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy
+    assert "default-src 'none'" in policy
+    assert "unsafe" not in policy
+    assert page.headers["x-frame-options"] == "DENY"
+    types = {".js?": "text/javascript", ".css?": "text/css", ".png?": "image/png"}
+    for source in assets:
+        asset = await anon.get(f"/api/v1/{source}")
+        assert asset.status_code == 200, source
+        (kind,) = [t for ext, t in types.items() if ext in source]
+        assert asset.headers["content-type"].startswith(kind), source
+        assert asset.headers["x-content-type-options"] == "nosniff"
+        assert "immutable" in asset.headers["cache-control"]
+    for unknown in ("index.html", "swagger-ui.js.map", "..%2Fopenapi.yml", "%2e%2e"):
+        assert (await anon.get(f"/api/v1/docs/assets/{unknown}")).status_code == 404, unknown
+
+
+def test_every_request_body_has_an_example_its_schema_accepts() -> None:
+    document = openapi_document()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for media_type, media in operation.get("requestBody", {}).get("content", {}).items():
+                assert "example" in media, (method, path, media_type)
+                schema = {**media.get("schema", {}), "components": document["components"]}
+                validator = jsonschema_rs.validator_for(schema)
+                assert validator.is_valid(media["example"]), (method, path, media_type)
 
 
 # n8n compatibility -----------------------------------------------------------------------

@@ -293,7 +293,10 @@ async def test_redaction_and_reveal(
         forbidden = await limited.get(
             url, params={"includeData": "true", "redactExecutionData": "false"}
         )
-        assert (forbidden.status_code, forbidden.json()) == (403, {"message": "Forbidden"})
+        assert (forbidden.status_code, forbidden.json()) == (
+            403,
+            {"message": "Forbidden", "code": 403},
+        )
         allowed = await limited.get(
             url, params={"includeData": "true", "redactExecutionData": "true"}
         )

@@ -181,7 +181,10 @@ async def test_revealing_needs_the_reveal_scope(
     async with await key_client(app, reader) as limited:
         for path in [f"/api/v1/executions/{eid}", "/api/v1/executions"]:
             refused = await limited.get(path, params=reveal)
-            assert (refused.status_code, refused.json()) == (403, {"message": "Forbidden"})
+            assert (refused.status_code, refused.json()) == (
+                403,
+                {"message": "Forbidden", "code": 403},
+            )
         masked = await get(limited, eid, includeData="true")
         assert masked["data"]["waits"][0]["payload"]["headers"]["authorization"] == MASK
     async with await key_client(app, revealer) as allowed:

@@ -29,8 +29,8 @@ async def bound(app: Starlette, svc: Services) -> AsyncIterator[httpx.AsyncClien
         yield the_client
 
 
-def not_found(eid: int) -> dict[str, str]:
-    return {"message": f'The execution "{eid}" does not exist.'}
+def not_found(eid: int) -> dict[str, str | int]:
+    return {"message": f'The execution "{eid}" does not exist.', "code": 404}
 
 
 async def ids(client: httpx.AsyncClient, **params: str) -> list[int]:

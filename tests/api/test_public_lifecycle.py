@@ -13,8 +13,8 @@ from gateway.services import Services
 from tests.conftest import create, get, park
 
 
-def not_found(eid: int | str) -> dict[str, str]:
-    return {"message": f'The execution "{eid}" does not exist.'}
+def not_found(eid: int | str) -> dict[str, str | int]:
+    return {"message": f'The execution "{eid}" does not exist.', "code": 404}
 
 
 async def finished(client: httpx.AsyncClient, status: str, **fields: Any) -> dict[str, Any]:
@@ -71,7 +71,8 @@ async def test_only_unfinished_executions_can_be_stopped(
         409,
         {
             "message": f"Only running or waiting executions can be stopped and {eid} "
-            f"is currently {status}"
+            f"is currently {status}",
+            "code": 409,
         },
     )
     missing = await client.post("/api/v1/executions/424242/stop")
@@ -98,7 +99,7 @@ async def test_bulk_stop_rejects_a_bad_body(
     client: httpx.AsyncClient, body: dict[str, Any], message: str
 ) -> None:
     response = await client.post("/api/v1/executions/stop", json=body)
-    assert (response.status_code, response.json()) == (400, {"message": message})
+    assert (response.status_code, response.json()) == (400, {"message": message, "code": 400})
 
 
 async def test_bulk_stop_cancels_what_matches_and_their_urls_then_answer_409(
@@ -160,7 +161,7 @@ async def test_a_running_execution_cannot_be_deleted_but_a_finished_one_can(
     refused = await client.delete(f"/api/v1/executions/{execution['id']}")
     assert (refused.status_code, refused.json()) == (
         400,
-        {"message": "Cannot delete a running execution"},
+        {"message": "Cannot delete a running execution", "code": 400},
     )
     assert (await get(client, execution["id"]))["status"] == "running"
     done = await finished(client, "success")
@@ -206,7 +207,7 @@ async def test_retry_success_id_points_at_the_retry_that_succeeded(
     again = await client.post(f"/api/v1/executions/{second['id']}/retry")
     assert (again.status_code, again.json()) == (
         409,
-        {"message": "The execution succeeded, so it cannot be retried."},
+        {"message": "The execution succeeded, so it cannot be retried.", "code": 409},
     )
 
 
@@ -222,7 +223,8 @@ async def test_unfinished_executions_cannot_be_retried(
         409,
         {
             "message": "Only executions that failed, crashed or were canceled can be retried; "
-            f"{execution['id']} is currently {state}"
+            f"{execution['id']} is currently {state}",
+            "code": 409,
         },
     )
     missing = await client.post("/api/v1/executions/424242/retry")
@@ -240,7 +242,7 @@ async def test_put_replaces_an_executions_tags_all_or_nothing(client: httpx.Asyn
     unknown = await client.put(url, json=[{"id": a["id"]}, {"id": "no-such-tag"}])
     assert (unknown.status_code, unknown.json()) == (
         404,
-        {"message": "One or more of the tags were not found"},
+        {"message": "One or more of the tags were not found", "code": 404},
     )
     assert [t["name"] for t in (await client.get(url)).json()] == ["c"]  # unchanged
     for bad in [{"id": a["id"]}, [{"name": "a"}], [{"id": 5}], [{"id": a["id"], "x": 1}]]:
@@ -256,22 +258,28 @@ async def test_tag_names_are_unique_and_checked(client: httpx.AsyncClient) -> No
     tag = (await client.post("/api/v1/tags", json={"name": "  urgent "})).json()
     assert tag["name"] == "urgent"
     twice = await client.post("/api/v1/tags", json={"name": "urgent"})
-    assert (twice.status_code, twice.json()) == (409, {"message": "Tag already exists"})
+    assert (twice.status_code, twice.json()) == (
+        409,
+        {"message": "Tag already exists", "code": 409},
+    )
     other = (await client.post("/api/v1/tags", json={"name": "later"})).json()
     clash = await client.put(f"/api/v1/tags/{other['id']}", json={"name": "urgent"})
-    assert (clash.status_code, clash.json()) == (409, {"message": "Tag already exists"})
+    assert (clash.status_code, clash.json()) == (
+        409,
+        {"message": "Tag already exists", "code": 409},
+    )
     same = await client.put(f"/api/v1/tags/{tag['id']}", json={"name": "urgent"})
     assert same.status_code == 200  # keeping its own name is no clash
     for name in ["", "   ", "x" * 25]:
         response = await client.post("/api/v1/tags", json={"name": name})
         assert (response.status_code, response.json()) == (
             400,
-            {"message": "name must be 1 to 24 characters"},
+            {"message": "name must be 1 to 24 characters", "code": 400},
         )
     for method in ["GET", "PUT", "DELETE"]:
         body = {"name": "n"} if method == "PUT" else None
         missing = await client.request(method, "/api/v1/tags/nope", json=body)
-        assert (missing.status_code, missing.json()) == (404, {"message": "Not Found"})
+        assert (missing.status_code, missing.json()) == (404, {"message": "Not Found", "code": 404})
 
 
 async def test_tags_list_pages_by_cursor(client: httpx.AsyncClient) -> None:

@@ -13,8 +13,8 @@ from gateway.domain import NewExecution
 from gateway.services import Services
 from tests.conftest import create, park
 
-INVALID_CURSOR = {"message": "An invalid cursor was provided"}
-BAD_LIMIT = {"message": "limit must be a whole number from 1 to 250"}
+INVALID_CURSOR = {"message": "An invalid cursor was provided", "code": 400}
+BAD_LIMIT = {"message": "limit must be a whole number from 1 to 250", "code": 400}
 
 
 def cursor_of(value: Any) -> str:

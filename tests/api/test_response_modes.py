@@ -72,7 +72,10 @@ async def test_last_node_error_and_no_data(
     call = await held_call(anon, svc, failing["id"], failing["resumeUrl"])
     await client.post(f"/api/v1/executions/{failing['id']}/finish", json={"status": "error"})
     response = await asyncio.wait_for(call, 5)
-    assert (response.status_code, response.json()) == (500, {"message": "Error in workflow"})
+    assert (response.status_code, response.json()) == (
+        500,
+        {"message": "Error in workflow", "code": 500},
+    )
 
     quiet = await parked_with(client, responseMode="lastNode", responseData="noData")
     call = await held_call(anon, svc, quiet["id"], quiet["resumeUrl"])

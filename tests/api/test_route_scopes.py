@@ -23,10 +23,16 @@ from tests.conftest import make_key
 
 PUBLIC = {
     (path, method)
-    for path in ("/api/v1/openapi.yml", "/api/v1/openapi.json", "/api/v1/docs")
+    for path in (
+        "/api/v1/openapi.yml",
+        "/api/v1/openapi.json",
+        "/api/v1/docs",
+        "/api/v1/docs/assets/{name}",
+    )
     for method in ("GET", "HEAD")
 }
-"""The OpenAPI document and its readable page: public by design, like n8n's."""
+"""The OpenAPI document and its reference page with the page's assets: public by design,
+like n8n's."""
 PATH_PARAMS = {"id:int": "999", "id": "nope", "key": "k", "name": "nope"}
 """A value for each path parameter (the ones ``tests/api/test_auth.py`` uses)."""
 
@@ -93,4 +99,5 @@ async def test_every_scoped_operation_refuses_callers_without_its_scope(
 
 @pytest.mark.parametrize(("path", "method"), sorted(PUBLIC))
 async def test_the_documentation_is_public(anon: httpx.AsyncClient, path: str, method: str) -> None:
-    assert (await anon.request(method, path)).status_code == 200
+    url = path.replace("{name}", "docs.js")
+    assert (await anon.request(method, url)).status_code == 200

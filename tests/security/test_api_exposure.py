@@ -427,7 +427,7 @@ async def test_metrics_need_the_token_when_one_is_set(
         assert (await admin.get("/metrics")).status_code == 401
         wrong = await admin.get("/metrics", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        assert wrong.json() == {"message": "Unauthorized"}
+        assert wrong.json() == {"message": "Unauthorized", "code": 401}
         right = await admin.get("/metrics", headers={"Authorization": f"Bearer {token}"})
         assert right.status_code == 200
         assert "waitgate_" in right.text

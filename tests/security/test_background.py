@@ -325,9 +325,12 @@ async def test_a_loop_that_ends_makes_readyz_fail(
     await asyncio.gather(victim, return_exceptions=True)
     response = await client.get("/readyz")
     assert response.status_code == 503
+    reason = f"background task stopped: waitgate-{task}"
     assert response.json() == {
+        "message": reason,
+        "code": 503,
         "status": "unavailable",
-        "reason": f"background task stopped: waitgate-{task}",
+        "reason": reason,
     }
     died = [r for r in caplog.records if getattr(r, "action", None) == "background.died"]
     assert died
@@ -386,7 +389,12 @@ async def test_readyz_does_not_echo_the_exception_text(
     monkeypatch.setattr(svc.store, "ping", ping)
     response = await client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "reason": "database unavailable"}
+    assert response.json() == {
+        "message": "database unavailable",
+        "code": 503,
+        "status": "unavailable",
+        "reason": "database unavailable",
+    }
     assert "hunter2" not in response.text
     logged = [r for r in caplog.records if getattr(r, "action", None) == "readyz.unavailable"]
     assert "db.internal" in logged[0].getMessage()
@@ -536,7 +544,7 @@ async def test_a_503_does_not_echo_the_driver_message(
     monkeypatch.setattr(svc.store, "create_execution", create_execution)
     response = await client.post("/api/v1/executions", json={"workflowId": "w"})
     assert response.status_code == 503
-    assert response.json() == {"message": "database unavailable, try again later"}
+    assert response.json() == {"message": "database unavailable, try again later", "code": 503}
     assert response.headers["retry-after"] == "1"
     logged = [r for r in caplog.records if getattr(r, "action", None) == "store.unavailable"]
     assert "db.internal" in logged[0].getMessage()

@@ -130,7 +130,7 @@ FORGED: dict[str, tuple[dict[str, Any], Headers, str]] = {
     "header missing": (
         {"authentication": {"type": "header", "headerName": "X-Key", "headerValue": "k-1"}},
         _no_headers,
-        "Authorization is required!",
+        WRONG,
     ),
     "ip not allowed": (
         {"allowedIps": ["10.0.0.0/8"]},

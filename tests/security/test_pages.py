@@ -26,6 +26,14 @@ FORM: dict[str, Any] = {
     "title": "Payout",
     "fields": [{"label": "IBAN", "name": "iban", "required": True}],
 }
+SCHEMA_FORM: dict[str, Any] = {
+    "title": "Payout from a schema",
+    "schema": {
+        "type": "object",
+        "properties": {"iban": {"type": "string", "title": "IBAN", "minLength": 4}},
+        "required": ["iban"],
+    },
+}
 FILE_FORM: dict[str, Any] = {
     "title": "Upload",
     "fields": [
@@ -51,6 +59,7 @@ class Kind(NamedTuple):
 KINDS = [
     pytest.param(Kind("approval", APPROVAL, "approvalUrl", {"decision": "approve"}), id="approval"),
     pytest.param(Kind("form", FORM, "resumeFormUrl", {"iban": "DE89"}), id="form"),
+    pytest.param(Kind("form", SCHEMA_FORM, "resumeFormUrl", {"iban": "DE89"}), id="schema-form"),
 ]
 
 

@@ -251,8 +251,9 @@ def test_dockerfile_installs_the_project_with_postgres_from_the_copied_sources()
     assert docker_values("FROM") == ["python:3.11-slim"]
     copied = {src.rstrip("/") for args in docker_values("COPY") for src in args.split()[:-1]}
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = {p.split(".")[0] for p in pyproject["tool"]["setuptools"]["packages"]}
-    assert {"pyproject.toml", pyproject["project"]["readme"], *packages} <= copied
+    found = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.split("*")[0] for pattern in found}
+    assert {"pyproject.toml", pyproject["project"]["readme"], "LICENSE", *packages} <= copied
     assert all((ROOT / src).exists() for src in copied), copied
     install = [r for r in docker_values("RUN") if "pip install" in r]
     assert any("--no-cache-dir" in r and "'.[postgres]'" in r for r in install), install
