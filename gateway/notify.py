@@ -31,7 +31,7 @@ import msgspec
 from gateway.channels import SLACK_POST_MESSAGE, Channel
 from gateway.domain import Delivery
 from gateway.notify_messages import email_message, slack_message, teams_message
-from gateway.origins import PORTS, CallbackOrigins
+from gateway.origins import PORTS, CallbackOrigins, OriginRefused
 from gateway.signing import ResumeSigner
 from persistence.base import Store
 
@@ -94,6 +94,16 @@ class Notifier:
             encoded = msgspec.json.encode(message)
             return await post(self._http, config["webhookUrl"], encoded, JSON, seconds)
         return await self._slack_bot(channel, message, seconds)
+
+    async def respond(self, url: str, message: dict[str, Any], seconds: float) -> str | None:
+        """POST ``message`` to ``url`` (an allowed origin: a Slack ``response_url``); the
+        error, if it failed."""
+        try:
+            encoded = msgspec.json.encode(message)
+            _, error = await post(self._http, self._origins.check(url), encoded, JSON, seconds)
+        except (OriginRefused, httpx.HTTPError, OSError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return error
 
     async def _links(self, delivery: Delivery, data: dict[str, Any]) -> dict[str, str]:
         """Each approver's personal link (all but the requester)."""

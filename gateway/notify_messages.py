@@ -7,9 +7,10 @@ previewers that follow it decide nothing).
 
 Slack: Block Kit (``header``, a ``section`` with the request, then ``actions`` blocks of at most
 25 ``url`` buttons: Approve and Reject per approver, each ``action_id`` ``approve:<id>`` or
-``reject:<id>``); texts are cut to Slack's limits (3000 for a section, 150 for a header, 75 for
-a button). Teams: an Adaptive Card 1.4 in the Workflows/incoming-webhook envelope, with one
-``Action.OpenUrl`` per approver.
+``reject:<id>``, each ``value`` ``<verdict>:<execution id>:<wait seq>``, which
+``POST /slack/interactions`` reads when Slack interactivity is on); texts are cut to Slack's
+limits (3000 for a section, 150 for a header, 75 for a button). Teams: an Adaptive Card 1.4
+in the Workflows/incoming-webhook envelope, with one ``Action.OpenUrl`` per approver.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def slack_message(data: dict[str, Any], links: dict[str, str]) -> dict[str, Any]
                     "style": style,
                     "url": link,
                     "action_id": _cut(f"{verdict}:{approver}", 255),
-                    "value": verdict,
+                    "value": f"{verdict}:{data['executionId']}:{data['seq']}",
                 }
             )
     blocks: list[dict[str, Any]] = [
