@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
@@ -42,13 +43,22 @@ SLACK_ANSWER_BYTES = 2000
 def _send_mail(url: str, starttls: bool, message: EmailMessage, seconds: float) -> None:
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or PORTS[parts.scheme]
-    smtp_class = smtplib.SMTP_SSL if parts.scheme == "smtps" else smtplib.SMTP
-    with smtp_class(host, port, timeout=seconds) as smtp:
+    tls = ssl.create_default_context()  # certificates verified (smtplib's default does not)
+    smtp = (
+        smtplib.SMTP_SSL(host, port, timeout=seconds, context=tls)
+        if parts.scheme == "smtps"
+        else smtplib.SMTP(host, port, timeout=seconds)
+    )
+    with smtp:
         if starttls:
-            smtp.starttls()
+            smtp.starttls(context=tls)
         if parts.username:
             smtp.login(unquote(parts.username), unquote(parts.password or ""))
         smtp.send_message(message)
+
+
+class SlackRefused(RuntimeError):
+    """``chat.postMessage`` answered without ``"ok": true``."""
 
 
 class Notifier:
@@ -145,7 +155,9 @@ class Notifier:
             ok = msgspec.json.decode(answer).get("ok") is True
         except (msgspec.DecodeError, AttributeError):
             ok = False
-        return (status, None) if ok else (status, f"Slack answered: {answer[:200]!r}")
+        if not ok:  # Slack answers 200 with {"ok": false}: a failed attempt, retried
+            raise SlackRefused(f"Slack answered: {answer[:200].decode('utf-8', 'replace')}")
+        return status, None
 
 
 JSON = {"content-type": "application/json", "accept-encoding": "identity", "user-agent": "waitgate"}

@@ -309,3 +309,32 @@ async def test_a_deleted_channel_can_no_longer_be_named_and_the_approval_stays_o
     )
     assert refused.status_code == 400
     assert '"teams" does not exist' in refused.json()["message"]
+
+
+async def test_a_bot_token_posts_chat_post_message_and_an_answer_without_ok_is_retried(
+    gw: Any, peers: Peers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, admin = gw
+    monkeypatch.setattr("gateway.channels.SLACK_POST_MESSAGE", peers.slack.url)
+    monkeypatch.setattr("gateway.notify.SLACK_POST_MESSAGE", peers.slack.url)
+    config = {"botToken": "xoxb-secret-token", "channel": "C0123"}
+    made = await admin.post(
+        "/api/v1/channels", json={"name": "bot", "type": "slack", "config": config}
+    )
+    assert made.status_code == 201, made.text
+    assert "xoxb-secret-token" not in made.text
+    wait = await approval(admin, "bot")
+    await peers.slack.wait_for(1)
+    got = peers.slack.received[0]
+    assert got.headers["authorization"] == "Bearer xoxb-secret-token"
+    message = msgspec.json.decode(got.body)
+    assert message["channel"] == "C0123"
+    check_block_kit({k: v for k, v in message.items() if k != "channel"}, wait["approvalUrls"])
+    for _ in range(500):
+        (sent,) = await deliveries(admin, wait["id"])
+        if sent["attempts"]:
+            break
+        await asyncio.sleep(0.01)
+    assert sent["status"] == "pending"
+    assert "Slack answered" in sent["attempts"][0]["error"]
+    assert "xoxb-secret-token" not in str(sent)
