@@ -26,12 +26,14 @@ from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse, error_response
 from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
+from gateway.notify import Notifier
 from gateway.origins import CallbackOrigins
 from gateway.ratelimit import ApiRateLimit, Limits, networks
 from gateway.retention import Pruner, RetentionPolicy
 from gateway.routes import (
     approval,
     audit,
+    channels,
     deliveries,
     docs,
     engine,
@@ -41,6 +43,7 @@ from gateway.routes import (
     inbox,
     ops,
     public,
+    slack,
     tags,
     ui,
     ui_events,
@@ -106,6 +109,8 @@ def build_services(
         batch_size=settings.scheduler_batch_size,
         max_sleep_ms=int(settings.scheduler_max_sleep_seconds * 1000),
     )
+    signer = ResumeSigner(settings.secret_keys, settings.public_url)
+    origins = CallbackOrigins.from_settings(settings)
     dispatcher = Dispatcher(
         store,
         clock,
@@ -119,7 +124,8 @@ def build_services(
             backoff_max_ms=int(settings.callback_backoff_max_seconds * 1000),
             max_sleep_ms=int(settings.scheduler_max_sleep_seconds * 1000),
         ),
-        CallbackOrigins.from_settings(settings),
+        origins,
+        notifier=Notifier(store, signer, origins, http),
     )
     audit_trail = AuditTrail(store, clock)
     pruner = Pruner(store, clock, RetentionPolicy.from_settings(settings))
@@ -136,7 +142,7 @@ def build_services(
         settings=settings,
         store=store,
         clock=clock,
-        signer=ResumeSigner(settings.secret_keys, settings.public_url),
+        signer=signer,
         scheduler=scheduler,
         dispatcher=dispatcher,
         held=held,
@@ -258,6 +264,8 @@ def create_app(
         *approval.routes,
         *inbox.routes,
         *forms.routes,
+        *channels.routes,
+        *slack.routes,
         *event_sources.routes,
         *events.routes,
         *ui.routes,

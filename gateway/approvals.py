@@ -74,6 +74,8 @@ class ApprovalSpec:
     requester: str | None = None
     on_timeout: OnTimeout | None = None
     """``None``: the deadline resumes as any other wait's does (approvals without approvers)."""
+    channels: tuple[str, ...] = ()
+    """The channels that tell the approvers (``gateway.channels``), by name."""
 
     @property
     def eligible(self) -> tuple[str, ...]:
@@ -108,6 +110,7 @@ def spec_from_raw(raw: dict[str, Any]) -> ApprovalSpec:
     values = dict(raw)
     values["approvers"] = tuple(Approver(**a) for a in raw.get("approvers", ()))
     values["options"] = tuple(raw.get("options", DEFAULT_OPTIONS))
+    values["channels"] = tuple(raw.get("channels", ()))
     return ApprovalSpec(**values)
 
 

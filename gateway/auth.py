@@ -50,6 +50,8 @@ class Scope(StrEnum):
     EVENT_SOURCE_WRITE = "eventSource:write"
     EVENT_READ = "event:read"
     EVENT_WRITE = "event:write"
+    CHANNEL_READ = "channel:read"
+    CHANNEL_WRITE = "channel:write"
     ADMIN = "admin"
 
 

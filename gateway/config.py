@@ -190,6 +190,7 @@ class Settings:
     log_level: str = setting("WAITGATE_LOG_LEVEL", "info", _lower)
     callback_url: str | None = setting("WAITGATE_CALLBACK_URL", None, _http_url)
     callback_secret: Secret | None = setting("WAITGATE_CALLBACK_SECRET", None, _callback_secret)
+    slack_signing_secret: Secret | None = setting("WAITGATE_SLACK_SIGNING_SECRET", None, _secret)
     callback_allowed_hosts: tuple[str, ...] = setting("WAITGATE_CALLBACK_ALLOWED_HOSTS", (), _hosts)
     callback_allowed_origins: tuple[str, ...] = setting(
         "WAITGATE_CALLBACK_ALLOWED_ORIGINS", (), _origins

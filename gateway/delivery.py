@@ -9,7 +9,8 @@ died mid-delivery) makes the delivery due again, so every callback arrives at le
 Every send error (a refused or invalid target, a timeout, any exception while building or
 sending the request) is a failed attempt of that delivery and nothing else. The target's
 origin is checked against the allow-list again at send time, the whole exchange has one
-deadline, and at most ``MAX_ANSWER_BYTES`` of a failed answer are read and kept.
+deadline, and at most 200 bytes of a failed answer are read and kept. Notifications (deliveries
+with a ``channel``) are sent the same way by their channel's sender (``gateway.notify``).
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ import msgspec
 from gateway import metrics
 from gateway.clock import Clock
 from gateway.domain import Delivery, DeliveryAttempt
+from gateway.notify import JSON, Notifier, post
 from gateway.origins import CallbackOrigins, OriginRefused
 from gateway.supervisor import Loop
 from persistence.base import Store
 
 log = logging.getLogger("waitgate.delivery")
-MAX_ANSWER_BYTES = 200
 MAX_ERROR_TEXT = 300
 
 
@@ -85,9 +86,11 @@ class Dispatcher(Loop):
         policy: DeliveryPolicy,
         origins: CallbackOrigins,
         rng: random.Random | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         super().__init__()
         self.origins = origins
+        self.notifier = notifier
         self._store = store
         self._clock = clock
         self._http = http
@@ -158,29 +161,28 @@ class Dispatcher(Loop):
         return DeliveryAttempt(delivery.id, started_at, latency, status_code, error)
 
     async def _post(self, delivery: Delivery) -> tuple[int, str | None]:
-        """POST the delivery; its status code, and the error if it is not a 2xx."""
+        """Send the delivery (a notification by its channel, see ``gateway.notify``); its
+        status code, and the error if it is not a 2xx."""
+        timeout = self._policy.timeout_ms / 1000
+        if delivery.channel is not None:
+            if self.notifier is None:
+                raise LookupError("no notifier to send notifications")
+            return await self.notifier.send(
+                delivery, timeout, lambda body: self._signed(delivery, body)
+            )
         url = self.origins.check(delivery.target_url)
         body = msgspec.json.encode(delivery.payload)
+        return await post(self._http, url, body, self._signed(delivery, body), timeout)
+
+    def _signed(self, delivery: Delivery, body: bytes) -> dict[str, str]:
+        """The Standard Webhooks headers of ``body`` sent as ``delivery``."""
         timestamp = self._clock.now_ms() // 1000
-        headers = {
-            "content-type": "application/json",
-            "accept-encoding": "identity",
-            "user-agent": "waitgate",
+        return {
+            **JSON,
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self._secret, delivery.id, timestamp, body),
         }
-        timeout = self._policy.timeout_ms / 1000
-        async with (
-            asyncio.timeout(timeout),
-            self._http.stream(
-                "POST", url, content=body, headers=headers, timeout=timeout, follow_redirects=False
-            ) as response,
-        ):
-            if 200 <= response.status_code < 300:
-                return response.status_code, None
-            prefix = await answer_prefix(response, MAX_ANSWER_BYTES)
-            return response.status_code, f"answered {response.status_code}: {prefix}"
 
     async def step(self) -> int:
         """Send what is due, then sleep until the next delivery is due (or the safety net)."""
@@ -190,13 +192,3 @@ class Dispatcher(Loop):
         if due is not None:
             sleep = max(0, min(due - self._clock.now_ms(), sleep))
         return sleep
-
-
-async def answer_prefix(response: httpx.Response, limit: int) -> str:
-    """At most ``limit`` bytes of the answer's body, as text; the rest is never read."""
-    kept = bytearray()
-    async for chunk in response.aiter_raw():
-        kept += chunk[: limit - len(kept)]
-        if len(kept) >= limit:
-            break
-    return kept.decode("utf-8", "replace")

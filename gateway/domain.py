@@ -479,6 +479,8 @@ class Event(StrEnum):
     RESUMED = "execution.resumed"
     RETRY = "execution.retry"
     CANCELED = "execution.canceled"
+    APPROVAL_REQUESTED = "approval.requested"
+    """A notification of the approvers, sent through a channel (``gateway.channels``)."""
 
 
 CRASHES_ON_DEATH = frozenset({Event.RESUMED, Event.RETRY})
@@ -509,6 +511,8 @@ class Delivery:
     next_attempt_at: int
     delivered_at: int | None = None
     last_error: str | None = None
+    channel: str | None = None
+    """The channel that sends it (a notification); ``None``: a callback to the engine."""
 
 
 @dataclass(frozen=True)

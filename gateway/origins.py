@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from gateway.config import Settings
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+PORTS = {**DEFAULT_PORTS, "smtp": 25, "smtps": 465}
+"""Schemes an origin may have: http(s) for callbacks and web channels, smtp(s) for email
+channels (``smtp://mail.example.com:587`` must be listed to be allowed)."""
 
 
 class OriginRefused(ValueError):
@@ -26,16 +29,16 @@ class OriginRefused(ValueError):
 
 
 def origin_of(url: str) -> str:
-    """The normalized origin of an http(s) URL; ``ValueError`` if it has none."""
+    """The normalized origin of an http(s) or smtp(s) URL; ``ValueError`` if it has none."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http(s) URL")
+    if scheme not in PORTS or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) or smtp(s) URL")
     port = parts.port  # raises ValueError when out of range
     host = parts.hostname.lower()
     if ":" in host:
         host = f"[{host}]"
-    return f"{scheme}://{host}:{DEFAULT_PORTS[scheme] if port is None else port}"
+    return f"{scheme}://{host}:{PORTS[scheme] if port is None else port}"
 
 
 def parse_origin(entry: str) -> str:

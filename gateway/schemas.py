@@ -24,6 +24,7 @@ from gateway.approvals import (
     RejectWhen,
     Via,
 )
+from gateway.channels import CHANNEL_NAME, MAX_CHANNELS_PER_APPROVAL
 from gateway.domain import (
     FIELD_TYPES,
     HTTP_METHODS,
@@ -224,6 +225,7 @@ def _methods(given: str | list[str]) -> tuple[HttpMethod, ...]:
     return methods
 
 
+ChannelName = Annotated[str, Meta(pattern=f"^{CHANNEL_NAME.pattern}$")]
 ApproverId = Annotated[str, Meta(pattern=f"^{APPROVER_ID.pattern}$")]
 MAX_APPROVERS = 50
 MAX_OPTIONS = 20
@@ -251,6 +253,7 @@ _NEED_APPROVERS: dict[str, Any] = {
     "branch": {},
     "comment": "optional",
     "requester": None,
+    "channels": [],
 }
 """Fields that mean something only with named approvers, and their defaults."""
 
@@ -273,9 +276,12 @@ class ApprovalBody(_Body):
     comment: CommentRule = "optional"
     requester: ApproverId | None = None
     on_timeout: OnTimeout | None = None
+    channels: Annotated[list[ChannelName], Meta(max_length=MAX_CHANNELS_PER_APPROVAL)] = []
 
     def __post_init__(self) -> None:
         """The rules between fields; each error names its rule."""
+        if len(set(self.channels)) < len(self.channels):
+            raise InvalidInput("approval.channels must be distinct")
         ids = [a.id for a in self.approvers]
         if len(set(ids)) < len(ids):
             twice = next(i for i in ids if ids.count(i) > 1)
@@ -318,6 +324,7 @@ class ApprovalBody(_Body):
             comment=self.comment,
             requester=self.requester,
             on_timeout=on_timeout,
+            channels=tuple(self.channels),
         )
 
 

@@ -20,7 +20,18 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from persistence import answers, audit, decisions, events, executions, keys, outbox, tags, waits
+from persistence import (
+    answers,
+    audit,
+    channels,
+    decisions,
+    events,
+    executions,
+    keys,
+    outbox,
+    tags,
+    waits,
+)
 from persistence.script import Script, Wake, WakeKind
 from persistence.sqlfiles import load_migrations, migrate, pending_migrations
 
@@ -185,6 +196,11 @@ class Store:
     revoke_api_key = _writes(keys.revoke_api_key)
     create_first_api_key = _writes(keys.create_first_api_key)
 
+    create_channel = _writes(channels.create_channel)
+    get_channel = _reads(channels.get_channel)
+    list_channels = _reads(channels.list_channels)
+    update_channel = _writes(channels.update_channel)
+    delete_channel = _writes(channels.delete_channel)
     create_event_source = _writes(events.create_event_source)
     get_event_source = _reads(events.get_event_source)
     list_event_sources = _reads(events.list_event_sources)

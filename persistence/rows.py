@@ -174,6 +174,7 @@ def delivery_from_row(row: Mapping[str, Any]) -> Delivery:
         next_attempt_at=row["next_attempt_at"],
         delivered_at=row["delivered_at"],
         last_error=row["last_error"],
+        channel=row["channel"],
     )
 
 

@@ -16,6 +16,7 @@ from gateway.domain import (
     Event,
     Execution,
     ResumedBy,
+    Status,
     TimedOut,
     Unchanged,
     Wait,
@@ -32,6 +33,7 @@ from gateway.early import (
 from gateway.event_model import EventCondition
 from persistence import event_rows, event_waits, rows
 from persistence import script as q
+from persistence.channels import check_channels, notify
 from persistence.executions import get_execution, unchanged
 from persistence.outbox import emit
 from persistence.script import Script
@@ -114,6 +116,11 @@ def park(
         yield from event_waits.record_match(kept_event.id, execution_id, seq)
     execution = yield from get_execution(execution_id, with_waits=True)
     assert execution is not None
+    approval = None if webhook is None else webhook.approval
+    if approval is not None and approval.channels:
+        channels = yield from check_channels(approval.channels, execution.project_id)
+        if execution.status is Status.WAITING:
+            yield from notify(execution, seq, approval, channels, now)
     return ParkOutcome(
         execution,
         early_resume_applied=chosen is not None,

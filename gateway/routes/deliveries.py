@@ -30,6 +30,7 @@ def delivery_view(
         "id": delivery.id,
         "executionId": delivery.execution_id,
         "event": delivery.event.value,
+        "channel": delivery.channel,
         "targetUrl": delivery.target_url,
         "status": delivery.status.value,
         "attempts": [

@@ -299,7 +299,8 @@ async def test_random_calls_without_the_live_signature_resume_nothing(
         method, path, params=params, headers=sent, content=data.draw(bodies(), "body")
     )
     assert_answer(response, method)
-    assert response.status_code != 200, response.text[:300]
+    if response.request.url.path.startswith("/webhook-waiting/"):  # ".." may lead elsewhere
+        assert response.status_code != 200, response.text[:300]
     assert await resumed_waits(svc, targets.ids) == before
 
 

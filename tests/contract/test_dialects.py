@@ -23,6 +23,7 @@ NOW = 1_800_000_000_000
 ROOT = Path(__file__).resolve().parents[2]
 PERSISTENCE_MAY_USE = {
     "gateway.approvals",
+    "gateway.channels",
     "gateway.domain",
     "gateway.early",
     "gateway.errors",
@@ -32,8 +33,9 @@ PERSISTENCE_MAY_USE = {
     "gateway.overview",
     "gateway.stored",
 }
-"""The domain types the store keeps (approvals' and events' included, and how an event is read
-at a path; the dashboard overview's), its errors, and file modes: nothing of HTTP or the app."""
+"""The domain types the store keeps (approvals', channels' and events' included, and how an
+event is read at a path; the dashboard overview's), its errors, and file modes: nothing of HTTP
+or the app."""
 NEWEST = max(m.version for m in load_migrations("sqlite"))
 
 

@@ -554,3 +554,31 @@ WHERE status = 'waiting' AND wait_till IS NOT NULL AND wait_till >= :now::bigint
   AND wait_till < :until::bigint
   AND (:all_projects::boolean OR project_id = :project::text)
 GROUP BY 1;
+
+-- name: create_channel
+INSERT INTO channels (name, project_id, kind, config, created_at, updated_at)
+VALUES (:name, :project_id, :kind, :config, :now, :now)
+ON CONFLICT (name) DO NOTHING
+RETURNING *;
+
+-- name: get_channel
+SELECT * FROM channels WHERE name = :name;
+
+-- name: list_channels
+SELECT * FROM channels
+WHERE (:project_id::text IS NULL OR project_id = :project_id)
+  AND (:after::text IS NULL OR name > :after)
+ORDER BY name LIMIT :limit;
+
+-- name: update_channel
+UPDATE channels SET kind = :kind, config = :config, updated_at = :now
+WHERE name = :name AND (:project_id::text IS NULL OR project_id = :project_id)
+RETURNING *;
+
+-- name: delete_channel
+DELETE FROM channels WHERE name = :name AND (:project_id::text IS NULL OR project_id = :project_id);
+
+-- name: insert_notification
+INSERT INTO deliveries (id, execution_id, event, target_url, payload, created_at, window_start,
+                        next_attempt_at, channel)
+VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now, :channel);
