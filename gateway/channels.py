@@ -215,9 +215,18 @@ class ChannelPatch(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     config: dict[str, Any] = {}
 
     def applied(self, channel: Channel, origins: CallbackOrigins) -> Channel:
-        """The channel with this patch applied, validated."""
+        """The channel with this patch applied, validated. A field sent back exactly as the API
+        showed it (masked) keeps its stored value; any other value that still holds the mask is
+        refused, so a masked secret can never be stored in place of the real one."""
         kind = self.type or channel.kind
-        config = (
-            self.config if self.type not in {None, channel.kind} else channel.config | self.config
-        )
+        retyped = self.type not in {None, channel.kind}
+        shown = {} if retyped else masked_config(channel)
+        changed = {k: v for k, v in self.config.items() if retyped or v != shown.get(k)}
+        config = changed if retyped else channel.config | changed
+        for key, value in changed.items():
+            if isinstance(value, str) and MASK in value:
+                raise InvalidInput(
+                    f"config.{key} holds the mask {MASK!r}: send the whole value to change it, "
+                    "or send back exactly what the API showed to keep it"
+                )
         return Channel(channel.name, kind, check_config(kind, config, origins), channel.project_id)

@@ -192,3 +192,31 @@ async def test_an_approval_naming_an_unknown_channel_is_refused_and_nothing_is_p
         )
         assert answer.status_code == 400, answer.text
         assert rule in answer.json()["message"]
+
+
+async def test_patching_back_the_masked_config_keeps_the_secrets(gw: Any) -> None:
+    app, admin = gw
+    for body in CHANNELS:
+        assert (await admin.post("/api/v1/channels", json=body)).status_code == 201
+    store = app.state.services.store
+    for body in CHANNELS:
+        name = body["name"]
+        shown = (await admin.get(f"/api/v1/channels/{name}")).json()["config"]
+        echoed = await admin.patch(f"/api/v1/channels/{name}", json={"config": shown})
+        assert echoed.status_code == 200, echoed.text
+        kept = await store.get_channel(name)
+        assert kept is not None
+        assert kept.config == body["config"]  # what GET showed, sent back, is no secret
+
+
+async def test_a_masked_secret_edited_around_is_refused(gw: Any) -> None:
+    app, admin = gw
+    await admin.post("/api/v1/channels", json=CHANNELS[0])
+    edited = await admin.patch(
+        "/api/v1/channels/ops-email",
+        json={"config": {"smtpUrl": "smtp://other:***@mail.example.com:587"}},
+    )
+    assert edited.status_code == 400
+    assert "smtpUrl" in edited.json()["message"]
+    kept = await app.state.services.store.get_channel("ops-email")
+    assert kept.config["smtpUrl"] == "smtp://bot:smtp-pass@mail.example.com:587"
