@@ -116,9 +116,10 @@ class Limits:
         self.bad_signature_ip.spend(ip_key)
         self.bad_signature_execution.spend(target_key)
 
-    def event_refused(self, ip: str | None) -> None:
-        """An event its source's verification refused: 429 if this address has used up its
-        failed checks (the same budget as bad resume URL signatures), else one is counted."""
+    def verification_failed(self, ip: str | None) -> None:
+        """A signed call whose verification failed that names no execution (an event its
+        source refused, a Slack button press): 429 if this address has used up its failed
+        checks (the same budget as bad resume URL signatures), else one is counted."""
         ip_key = f"ip:{ip}"
         self.bad_signature_ip.check(ip_key)
         self.bad_signature_ip.spend(ip_key)

@@ -45,7 +45,7 @@ async def receive_event(request: Request) -> Response:
     refusal = verify(config, request.headers, raw, ip, svc.clock.now_ms() / 1000)
     if refusal is not None:
         refused(source, refusal.status, ip)
-        svc.limits.event_refused(ip)
+        svc.limits.verification_failed(ip)
         raise ApiError(refusal.status, refusal.message, headers=refusal.headers or None)
     outcome = await record(svc, provider_event(source, config, request.headers.items(), raw))
     if outcome is None:

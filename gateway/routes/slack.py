@@ -24,12 +24,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import executions
+from gateway import executions, metrics
 from gateway.approvals import Decided
 from gateway.domain import Unchanged
 from gateway.errors import InvalidInput
 from gateway.event_verify import SlackVerify, check_slack
-from gateway.http import ApiError, JSONResponse, read_body
+from gateway.http import ApiError, JSONResponse, client_address, read_body
 from gateway.services import Services, services
 
 log = logging.getLogger("waitgate.slack")
@@ -100,6 +100,8 @@ async def interactions(request: Request) -> Response:
     verify = SlackVerify(signing_secret=secret.reveal())
     refusal = check_slack(verify, request.headers, body, svc.clock.now_ms() / 1000)
     if refusal is not None:
+        metrics.SIGNATURE_FAILURES.inc()
+        svc.limits.verification_failed(client_address(request))
         raise ApiError(401, "The Slack signature is missing, wrong or stale.")
     interaction = _interaction(body)
     if interaction.type != "block_actions" or len(interaction.actions) != 1:

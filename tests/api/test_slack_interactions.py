@@ -144,3 +144,22 @@ async def test_without_a_signing_secret_the_route_is_not_there(
             answer = await c.post("/slack/interactions", content=b"payload=%7B%7D")
     assert answer.status_code == 404
     assert "WAITGATE_SLACK_SIGNING_SECRET" in answer.json()["message"]
+
+
+async def test_forged_presses_are_limited_per_address_and_a_signed_one_is_not(
+    gw: Any, slack: Receiver, clock: ManualClock
+) -> None:
+    app, admin = gw
+    _, value = await approval(admin, slack)
+    now = clock.now_ms() // 1000
+    good = press("U_ADA", value, slack.url)
+    forged = signed(good, now, "wrong-secret")
+    budget = app.state.services.settings.rate_limit_bad_signatures
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        codes = [
+            (await c.post("/slack/interactions", content=good, headers=forged)).status_code
+            for _ in range(budget + 1)
+        ]
+        assert codes == [401] * budget + [429]
+        kept = await c.post("/slack/interactions", content=good, headers=signed(good, now))
+    assert kept.status_code == 200, kept.text  # a correctly signed press is never refused
