@@ -29,9 +29,9 @@ import msgspec
 
 from gateway import metrics
 from gateway.clock import Clock
-from gateway.domain import Delivery, DeliveryAttempt
 from gateway.notify import JSON, Notifier, post
 from gateway.origins import CallbackOrigins, OriginRefused
+from gateway.outbox_model import Delivery, DeliveryAttempt
 from gateway.supervisor import Loop
 from persistence.base import Store
 

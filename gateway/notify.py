@@ -30,9 +30,9 @@ import httpx
 import msgspec
 
 from gateway.channels import SLACK_POST_MESSAGE, Channel
-from gateway.domain import Delivery
 from gateway.notify_messages import email_message, slack_message, teams_message
 from gateway.origins import PORTS, CallbackOrigins, OriginRefused
+from gateway.outbox_model import Delivery
 from gateway.signing import ResumeSigner
 from persistence.base import Store
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from gateway.approvals import ApprovalSpec, Approver
 from gateway.channels import Channel
-from gateway.domain import Event, Execution, format_instant
+from gateway.domain import Execution, format_instant
 from gateway.errors import InvalidInput
+from gateway.outbox_model import Event
 from persistence import rows
 from persistence import script as q
 from persistence.script import Script

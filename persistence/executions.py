@@ -13,7 +13,6 @@ from typing import Any
 from gateway.domain import (
     JSON,
     RETRYABLE,
-    Event,
     Execution,
     ExecutionQuery,
     NewExecution,
@@ -25,6 +24,7 @@ from gateway.domain import (
     check_custom_data_count,
 )
 from gateway.errors import StoreError
+from gateway.outbox_model import Event
 from gateway.overview import HOUR_MS, HOURS, MAX_APPROVALS, Overview, WaitingApproval
 from persistence import event_waits, rows
 from persistence import script as q

@@ -9,15 +9,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from gateway.domain import (
-    CRASHES_ON_DEATH,
-    Delivery,
-    DeliveryAttempt,
-    Event,
-    Execution,
-    Wait,
-    format_instant,
-)
+from gateway.domain import Execution, Wait, format_instant
+from gateway.outbox_model import CRASHES_ON_DEATH, Delivery, DeliveryAttempt, Event
 from persistence import rows
 from persistence import script as q
 from persistence.script import Script

@@ -15,10 +15,6 @@ from gateway.domain import (
     JSON,
     ApiKey,
     CallerAuth,
-    Delivery,
-    DeliveryAttempt,
-    DeliveryStatus,
-    Event,
     Execution,
     FormField,
     FormSpec,
@@ -35,6 +31,7 @@ from gateway.domain import (
     reported_wait_till,
 )
 from gateway.early import CallEvidence, EarlyResume
+from gateway.outbox_model import Delivery, DeliveryAttempt, DeliveryStatus, Event
 from gateway.stored import AUDIT_ROWS_KEPT, clip_attempt
 from persistence.event_rows import load_conditions
 

@@ -13,7 +13,6 @@ from gateway.domain import (
     JSON,
     Admission,
     CallOutcome,
-    Event,
     Execution,
     ResumedBy,
     Status,
@@ -31,6 +30,7 @@ from gateway.early import (
     choose_early,
 )
 from gateway.event_model import EventCondition
+from gateway.outbox_model import Event
 from persistence import event_rows, event_waits, rows
 from persistence import script as q
 from persistence.channels import check_channels, notify

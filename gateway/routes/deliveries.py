@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.auth import Principal, Scope
-from gateway.domain import Delivery, DeliveryAttempt, DeliveryStatus, Wait, format_instant
+from gateway.domain import Wait, format_instant
 from gateway.http import ApiError, JSONResponse
+from gateway.outbox_model import Delivery, DeliveryAttempt, DeliveryStatus
 from gateway.redaction import shown_event
 from gateway.routes.common import AN_EXECUTION, execution_target, load_execution
 from gateway.routes.public import redaction

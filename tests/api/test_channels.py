@@ -20,9 +20,9 @@ ALLOWED = (
     "https://hooks.example.com:443",
     "smtp://mail.example.com:587",
 )
-SLACK_HOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
+SLACK_HOOK = "https://hooks.slack.com/services/T000/B000/hookSECRETvalue"
 TEAMS_HOOK = "https://teams.example.com/workflows/abc?sig=TEAMSSECRET"
-SECRETS = ("XXXXSECRETXXXX", "TEAMSSECRET", "smtp-pass", "xoxb-bot-secret")
+SECRETS = ("hookSECRETvalue", "TEAMSSECRET", "smtp-pass", "xoxb-bot-secret")
 CHANNELS: list[dict[str, Any]] = [
     {
         "name": "ops-email",

@@ -13,8 +13,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway.domain import DeliveryAttempt, NewExecution, ResumedBy, StoredAnswer, WebhookSpec
+from gateway.domain import NewExecution, ResumedBy, StoredAnswer, WebhookSpec
 from gateway.errors import StoreError
+from gateway.outbox_model import DeliveryAttempt
 from persistence import open_store
 from persistence.base import Store
 from persistence.sqlfiles import load_migrations, load_queries
@@ -30,6 +31,7 @@ PERSISTENCE_MAY_USE = {
     "gateway.event_model",
     "gateway.event_paths",
     "gateway.files",
+    "gateway.outbox_model",
     "gateway.overview",
     "gateway.stored",
 }

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.domain import Event, NewExecution, ResumedBy, Status, StopFilter, WebhookSpec
+from gateway.domain import NewExecution, ResumedBy, Status, StopFilter, WebhookSpec
 from gateway.errors import InvalidInput
 from gateway.event_model import (
     CustomDataRef,
@@ -17,6 +17,7 @@ from gateway.event_model import (
     EventSource,
     IncomingEvent,
 )
+from gateway.outbox_model import Event
 from persistence.base import Store
 
 NOW = 1_800_000_000_000
