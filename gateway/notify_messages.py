@@ -105,6 +105,13 @@ def slack_message(data: dict[str, Any], links: dict[str, str]) -> dict[str, Any]
     return {"text": _cut(text, SECTION_MAX), "blocks": blocks}
 
 
+def _lead_block(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A reminder's or escalation's lead, for a card (none for the request)."""
+    if data.get("kind", "request") == "request":
+        return []
+    return [{"type": "TextBlock", "text": _headline(data)[0], "isSubtle": True}]
+
+
 def teams_message(data: dict[str, Any], links: dict[str, str]) -> dict[str, Any]:
     """An Adaptive Card in the Workflows/incoming-webhook envelope, one button per approver."""
     names = _names(data)
@@ -113,8 +120,8 @@ def teams_message(data: dict[str, Any], links: dict[str, str]) -> dict[str, Any]
         "type": "AdaptiveCard",
         "version": "1.4",
         "body": [
-            {"type": "TextBlock", "text": _headline(data)[0], "isSubtle": True},
             {"type": "TextBlock", "text": data["title"], "weight": "Bolder", "size": "Medium"},
+            *_lead_block(data),
             {"type": "TextBlock", "text": data["description"] or " ", "wrap": True},
         ],
         "actions": [

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from gateway.clock import ManualClock
@@ -136,3 +137,25 @@ async def test_bad_reminders_and_escalations_are_refused_naming_them(
     answer = await park_approval(admin, **fields)
     assert answer.status_code == 400, answer.text
     assert named in answer.text
+
+
+async def test_a_slack_reminder_is_one_message_naming_the_undecided(
+    gw: Any, peers: Peers, clock: ManualClock
+) -> None:
+    app, admin = gw
+    wait = await parked(
+        admin, approvers=[ADA, BOB, CY], required=2, channels=["slack"], reminders=["PT1H"]
+    )
+    await peers.slack.wait_for(1)
+    await decide(app, wait["approvalUrls"]["ada"])
+    clock.advance(HOUR)
+    await app.state.services.scheduler.run_due()
+    await peers.slack.wait_for(2)
+    reminder = msgspec.json.decode(peers.slack.received[1].body)
+    assert reminder["text"].startswith("Reminder: approval needed")
+    section = reminder["blocks"][1]["text"]["text"]
+    assert "bob" in section
+    assert "Cy" in section
+    assert "Ada" not in section
+    urls = {e["url"] for b in reminder["blocks"][2:] for e in b["elements"]}
+    assert urls == {wait["approvalUrls"]["bob"], wait["approvalUrls"]["cy"]}
