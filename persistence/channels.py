@@ -3,7 +3,9 @@
 A notification is a delivery with a ``channel``: written in the park's transaction (one per
 approver with an email address for an email channel, one per approval for the others), sent by
 the dispatcher with the channel's sender, retried like any callback. Its payload carries what
-the message says; the personal links are signed when it is sent.
+the message says; the personal links are signed when it is sent. A reminder or an escalation
+(``persistence.reminders``) writes the same rows for the approvers it tells (``Told``): its
+payload's ``kind`` marks it and its ``approvers`` are those told.
 """
 
 from __future__ import annotations

@@ -83,3 +83,10 @@ async def test_every_way_a_wait_ends_drops_its_timers(store: Store) -> None:
     assert no_timer(await store.next_deadline())
     assert await store.claim_timers(NOW + 10_000, 100) == []
     assert many
+
+
+async def test_a_park_with_reminders_wakes_the_scheduler_at_the_first(store: Store) -> None:
+    heard: list[int] = []
+    store.on_deadline(heard.append)
+    await parked(store)
+    assert set(heard) == {NOW + 1_000}  # PostgreSQL also hears its own NOTIFY
