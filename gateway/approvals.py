@@ -19,6 +19,13 @@ approves. With the default ``["approve", "reject"]`` the page shows Approve and 
 The payload's ``option`` is the approving option most approvers picked (a tie goes to the one
 listed first); with ``multiple``, ``options`` are those every approving decision picked. A
 ``branch`` map names, for the engine, where each option leads.
+
+Time (``persistence.reminders``): each of ``reminders`` (milliseconds after the park) tells the
+approvers who have not decided yet again, through the same channels; ``escalation``, if the
+wait is still open ``after`` the park, adds its approvers to the wait (they are told, and may
+decide through their personal links). ``required`` stays as it was: the escalated approvers
+count among the eligible ones, so ``required`` of the larger set must approve, and the
+``majority`` rejection rule judges against the larger set.
 """
 
 from __future__ import annotations
@@ -58,6 +65,14 @@ class Approver:
 
 
 @dataclass(frozen=True)
+class Escalation:
+    """Who else is asked when the approval is still open ``after`` (ms) the park."""
+
+    after: int
+    approvers: tuple[Approver, ...]
+
+
+@dataclass(frozen=True)
 class ApprovalSpec:
     """A wait people answer on a page: what is asked, who decides, and what ends it."""
 
@@ -76,6 +91,10 @@ class ApprovalSpec:
     """``None``: the deadline resumes as any other wait's does (approvals without approvers)."""
     channels: tuple[str, ...] = ()
     """The channels that tell the approvers (``gateway.channels``), by name."""
+    reminders: tuple[int, ...] = ()
+    """When (ms after the park) the approvers who have not decided are reminded."""
+    escalation: Escalation | None = None
+    """Who is added if the approval is still open then; ``None`` once it happened."""
 
     @property
     def eligible(self) -> tuple[str, ...]:
@@ -111,6 +130,11 @@ def spec_from_raw(raw: dict[str, Any]) -> ApprovalSpec:
     values["approvers"] = tuple(Approver(**a) for a in raw.get("approvers", ()))
     values["options"] = tuple(raw.get("options", DEFAULT_OPTIONS))
     values["channels"] = tuple(raw.get("channels", ()))
+    values["reminders"] = tuple(raw.get("reminders", ()))
+    escalation = raw.get("escalation")
+    if escalation is not None:
+        added = tuple(Approver(**a) for a in escalation["approvers"])
+        values["escalation"] = Escalation(escalation["after"], added)
     return ApprovalSpec(**values)
 
 

@@ -30,6 +30,18 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_HEADLINES = {
+    "request": ("Approval needed", "Your approval is requested"),
+    "reminder": ("Reminder: approval needed", "Reminder: your approval is still requested"),
+    "escalation": ("Approval needed (escalated)", "This approval was escalated to you"),
+}
+"""Per ``data["kind"]`` (older rows lack it: a request), the subject's and the text's lead."""
+
+
+def _headline(data: dict[str, Any]) -> tuple[str, str]:
+    return _HEADLINES.get(data.get("kind", "request"), _HEADLINES["request"])
+
+
 def _names(data: dict[str, Any]) -> dict[str, str]:
     return {a["id"]: a["name"] or a["id"] for a in data["approvers"]}
 
@@ -40,10 +52,11 @@ def email_message(
     """One approver's email: a text and an HTML part, both with their personal link."""
     name = _names(data).get(approver, approver)
     message = EmailMessage()
-    message["Subject"] = _cut(f"Approval needed: {data['title']}", 200)
+    subject, lead = _headline(data)
+    message["Subject"] = _cut(f"{subject}: {data['title']}", 200)
     message["From"] = sender
     message["To"] = to
-    lines = [f"Hello {name},", "", f"Your approval is requested: {data['title']}"]
+    lines = [f"Hello {name},", "", f"{lead}: {data['title']}"]
     if data["description"]:
         lines += ["", data["description"]]
     lines += ["", f"Approve or reject: {link}", ""]
@@ -51,7 +64,7 @@ def email_message(
     description = f"<p>{html.escape(data['description'])}</p>" if data["description"] else ""
     message.add_alternative(
         f"<html><body><p>Hello {html.escape(name)},</p>"
-        f"<p>Your approval is requested: <strong>{html.escape(data['title'])}</strong></p>"
+        f"<p>{lead}: <strong>{html.escape(data['title'])}</strong></p>"
         f"{description}"
         f'<p><a href="{html.escape(link)}">Approve or reject</a></p></body></html>',
         subtype="html",
@@ -63,6 +76,11 @@ def slack_message(data: dict[str, Any], links: dict[str, str]) -> dict[str, Any]
     """A Block Kit message with the request and url buttons to each approver's page."""
     names = _names(data)
     body = data["description"] or "An approval waits for a decision."
+    lead = (
+        ""
+        if data.get("kind", "request") == "request"
+        else f"*{_headline(data)[0]}* ({', '.join(names.get(a, a) for a in links)})\n"
+    )
     buttons: list[dict[str, Any]] = []
     for approver, link in links.items():
         for verdict, style in (("approve", "primary"), ("reject", "danger")):
@@ -79,11 +97,19 @@ def slack_message(data: dict[str, Any], links: dict[str, str]) -> dict[str, Any]
             )
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(data["title"], HEADER_MAX)}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(body, SECTION_MAX)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(lead + body, SECTION_MAX)}},
     ]
     for start in range(0, len(buttons), ACTIONS_MAX):
         blocks.append({"type": "actions", "elements": buttons[start : start + ACTIONS_MAX]})
-    return {"text": _cut(f"Approval needed: {data['title']}", SECTION_MAX), "blocks": blocks}
+    text = f"{_headline(data)[0]}: {data['title']}"
+    return {"text": _cut(text, SECTION_MAX), "blocks": blocks}
+
+
+def _lead_block(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A reminder's or escalation's lead, for a card (none for the request)."""
+    if data.get("kind", "request") == "request":
+        return []
+    return [{"type": "TextBlock", "text": _headline(data)[0], "isSubtle": True}]
 
 
 def teams_message(data: dict[str, Any], links: dict[str, str]) -> dict[str, Any]:
@@ -95,6 +121,7 @@ def teams_message(data: dict[str, Any], links: dict[str, str]) -> dict[str, Any]
         "version": "1.4",
         "body": [
             {"type": "TextBlock", "text": data["title"], "weight": "Bolder", "size": "Medium"},
+            *_lead_block(data),
             {"type": "TextBlock", "text": data["description"] or " ", "wrap": True},
         ],
         "actions": [

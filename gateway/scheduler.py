@@ -13,7 +13,8 @@ log = logging.getLogger("waitgate.scheduler")
 
 
 class Scheduler(Loop):
-    """Resumes waits whose deadline has passed (resumedBy ``timeout``).
+    """Resumes waits whose deadline has passed (resumedBy ``timeout``), and fires the
+    reminders and escalations of approval waits (``persistence.reminders``).
 
     There is no fixed polling window: the loop sleeps until the earliest deadline in the
     store, or ``max_sleep_ms`` as a safety net, and ``notify`` wakes it at once when a nearer
@@ -39,7 +40,8 @@ class Scheduler(Loop):
             self.wake.set()
 
     async def run_due(self) -> int:
-        """Resume every wait due now, batch after batch; how many were resumed."""
+        """Resume every wait due now, batch after batch, then fire the due timers; how many
+        waits were resumed."""
         total = 0
         while True:
             claimed = await self._store.claim_due(self._clock.now_ms(), self._batch_size)
@@ -57,6 +59,23 @@ class Scheduler(Loop):
                     },
                 )
             if len(claimed) < self._batch_size or self.stopping:
+                break
+        while not self.stopping:
+            fired = await self._store.claim_timers(self._clock.now_ms(), self._batch_size)
+            for timer in fired:
+                metrics.TIMER_LATENESS.observe(timer.late_ms / 1000)
+                log.info(
+                    f"approval {timer.kind}",
+                    extra={
+                        "action": f"approval.{timer.kind}",
+                        "execution_id": timer.execution_id,
+                        "seq": timer.seq,
+                        "n": timer.n,
+                        "approvers": list(timer.approvers),
+                        "late_ms": timer.late_ms,
+                    },
+                )
+            if len(fired) < self._batch_size:
                 break
         return total
 

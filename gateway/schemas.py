@@ -19,6 +19,7 @@ from gateway.approvals import (
     ApprovalSpec,
     Approver,
     CommentRule,
+    Escalation,
     OnReject,
     OnTimeout,
     RejectWhen,
@@ -45,6 +46,7 @@ from gateway.domain import (
     check_text,
     parse_instant,
 )
+from gateway.durations import parse_duration
 from gateway.errors import InvalidInput
 from gateway.event_model import EventCondition
 from gateway.event_schemas import EventConditionBody, event_conditions
@@ -229,6 +231,7 @@ ChannelName = Annotated[str, Meta(pattern=f"^{CHANNEL_NAME.pattern}$")]
 ApproverId = Annotated[str, Meta(pattern=f"^{APPROVER_ID.pattern}$")]
 MAX_APPROVERS = 50
 MAX_OPTIONS = 20
+MAX_REMINDERS = 10
 Option = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
@@ -254,8 +257,17 @@ _NEED_APPROVERS: dict[str, Any] = {
     "comment": "optional",
     "requester": None,
     "channels": [],
+    "reminders": [],
+    "escalation": None,
 }
 """Fields that mean something only with named approvers, and their defaults."""
+
+
+class EscalationBody(_Body):
+    """Who else is asked when the approval is still open ``after`` (an ISO 8601 duration)."""
+
+    after: Annotated[str, Meta(max_length=32)]
+    approvers: Annotated[list[ApproverBody], Meta(min_length=1, max_length=MAX_APPROVERS)]
 
 
 class ApprovalBody(_Body):
@@ -277,14 +289,19 @@ class ApprovalBody(_Body):
     requester: ApproverId | None = None
     on_timeout: OnTimeout | None = None
     channels: Annotated[list[ChannelName], Meta(max_length=MAX_CHANNELS_PER_APPROVAL)] = []
+    reminders: Annotated[
+        list[Annotated[str, Meta(max_length=32)]], Meta(max_length=MAX_REMINDERS)
+    ] = []
+    escalation: EscalationBody | None = None
 
     def __post_init__(self) -> None:
         """The rules between fields; each error names its rule."""
         if len(set(self.channels)) < len(self.channels):
             raise InvalidInput("approval.channels must be distinct")
         ids = [a.id for a in self.approvers]
-        if len(set(ids)) < len(ids):
-            twice = next(i for i in ids if ids.count(i) > 1)
+        escalated = [] if self.escalation is None else [a.id for a in self.escalation.approvers]
+        if len(set(ids + escalated)) < len(ids + escalated):
+            twice = next(i for i in ids + escalated if (ids + escalated).count(i) > 1)
             raise InvalidInput(f"approval.approvers must have distinct ids; {twice!r} is repeated")
         if not ids:
             changed = [n for n, v in _NEED_APPROVERS.items() if getattr(self, n) != v]
@@ -299,6 +316,10 @@ class ApprovalBody(_Body):
             )
         if len(set(self.options)) < len(self.options):
             raise InvalidInput("approval.options must be distinct")
+        if self.reminders and not self.channels:
+            raise InvalidInput("approval.reminders needs approval.channels to remind through")
+        if self.requester in escalated:
+            raise InvalidInput("approval.escalation.approvers may not hold the requester")
         if all(o == "reject" for o in self.options):
             raise InvalidInput("approval.options must hold an option that approves")
         unknown = [o for o in self.branch if o not in self.options]
@@ -325,6 +346,15 @@ class ApprovalBody(_Body):
             requester=self.requester,
             on_timeout=on_timeout,
             channels=tuple(self.channels),
+            reminders=tuple(
+                parse_duration(r, f"approval.reminders[{i}]") for i, r in enumerate(self.reminders)
+            ),
+            escalation=None
+            if self.escalation is None
+            else Escalation(
+                parse_duration(self.escalation.after, "approval.escalation.after"),
+                tuple(a.to_approver() for a in self.escalation.approvers),
+            ),
         )
 
 

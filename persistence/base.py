@@ -29,6 +29,7 @@ from persistence import (
     executions,
     keys,
     outbox,
+    reminders,
     tags,
     waits,
 )
@@ -157,6 +158,7 @@ class Store:
     resume_by_call = _writes(waits.resume_by_call)
     record_early_resume = _writes(waits.record_early_resume)
     claim_due = _writes(waits.claim_due)
+    claim_timers = _writes(reminders.claim_timers)
     count_overdue = _reads(waits.count_overdue)
     next_deadline = _reads(waits.next_deadline)
     wait_decisions = _reads(waits.wait_decisions)

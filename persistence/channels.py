@@ -3,14 +3,16 @@
 A notification is a delivery with a ``channel``: written in the park's transaction (one per
 approver with an email address for an email channel, one per approval for the others), sent by
 the dispatcher with the channel's sender, retried like any callback. Its payload carries what
-the message says; the personal links are signed when it is sent.
+the message says; the personal links are signed when it is sent. A reminder or an escalation
+(``persistence.reminders``) writes the same rows for the approvers it tells (``Told``): its
+payload's ``kind`` marks it and its ``approvers`` are those told.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from gateway.approvals import ApprovalSpec, Approver
 from gateway.channels import Channel
@@ -75,14 +77,34 @@ def delete_channel(name: str, project_id: str | None) -> Script[bool]:
     return (yield from q.count("delete_channel", params)) == 1
 
 
+TellKind = Literal["request", "reminder", "escalation"]
+
+
+class Told(NamedTuple):
+    """Why approvers are told (the request, a reminder, an escalation), and which (``None``:
+    every approver of the approval)."""
+
+    kind: TellKind
+    approvers: tuple[Approver, ...] | None
+
+
+REQUEST = Told("request", None)
+
+
 def _approver(approver: Approver) -> dict[str, str]:
     return {"id": approver.id, "name": approver.name, "email": approver.email}
 
 
 def notification_payload(
-    execution: Execution, seq: int, spec: ApprovalSpec, now: int, approver: Approver | None
+    execution: Execution,
+    seq: int,
+    spec: ApprovalSpec,
+    now: int,
+    approver: Approver | None,
+    told: Told = REQUEST,
 ) -> dict[str, Any]:
-    """``approval.requested``: what is asked, of whom (``approver`` for an email)."""
+    """``approval.requested``: what is asked, of whom (``approver`` for an email; the
+    approvers ``told``, all of them for the request), and why (``told.kind``)."""
     return {
         "type": Event.APPROVAL_REQUESTED.value,
         "timestamp": format_instant(now),
@@ -96,10 +118,22 @@ def notification_payload(
             "description": spec.description,
             "options": list(spec.options),
             "requester": spec.requester,
-            "approvers": [_approver(a) for a in spec.approvers],
+            "approvers": [_approver(a) for a in told.approvers or spec.approvers],
             "approver": None if approver is None else approver.id,
+            "kind": told.kind,
         },
     }
+
+
+def existing_channels(names: tuple[str, ...], project_id: str | None) -> Script[list[Channel]]:
+    """The channels an approval names that still exist (for a reminder: one deleted since the
+    park is skipped)."""
+    found = []
+    for name in names:
+        channel = yield from get_channel(name)
+        if channel is not None and channel.project_id in (None, project_id):
+            found.append(channel)
+    return found
 
 
 def check_channels(names: tuple[str, ...], project_id: str | None) -> Script[list[Channel]]:
@@ -115,13 +149,20 @@ def check_channels(names: tuple[str, ...], project_id: str | None) -> Script[lis
 
 
 def notify(
-    execution: Execution, seq: int, spec: ApprovalSpec, channels: list[Channel], now: int
+    execution: Execution,
+    seq: int,
+    spec: ApprovalSpec,
+    channels: list[Channel],
+    now: int,
+    told: Told = REQUEST,
 ) -> Script[None]:
-    """Write the notifications of wait ``seq`` to the outbox (see the module docstring)."""
+    """Write the notifications of wait ``seq`` to the outbox (see the module docstring), to
+    the approvers ``told`` (all but the requester for the request)."""
+    asked = told.approvers or spec.approvers
     for channel in channels:
         targets: list[tuple[Approver | None, str]]
         if channel.kind == "email":
-            eligible = [a for a in spec.approvers if a.email and a.id != spec.requester]
+            eligible = [a for a in asked if a.email and a.id != spec.requester]
             targets = [(a, f"mailto:{a.email}") for a in eligible]
         else:
             targets = [(None, f"channel:{channel.name}")]
@@ -131,7 +172,9 @@ def notify(
                 "execution_id": execution.id,
                 "event": Event.APPROVAL_REQUESTED.value,
                 "target_url": target,
-                "payload": rows.dump(notification_payload(execution, seq, spec, now, approver)),
+                "payload": rows.dump(
+                    notification_payload(execution, seq, spec, now, approver, told)
+                ),
                 "channel": channel.name,
                 "now": now,
             }

@@ -16,7 +16,7 @@ from persistence import rows
 from persistence import script as q
 from persistence.executions import get_execution, stop, unchanged
 from persistence.script import Script
-from persistence.waits import resume_wait, wait_decisions
+from persistence.waits import get_wait, resume_wait, wait_decisions
 
 
 def execution_decisions(execution_id: int) -> Script[list[tuple[int, Decision]]]:
@@ -51,6 +51,9 @@ def decide(
     at that wait; ``Decided`` with ``duplicate`` if this approver had decided it already."""
     if (yield from q.row("lock_waiting", {"id": execution_id, "seq": seq})) is None:
         return (yield from unchanged(execution_id))
+    wait = yield from get_wait(execution_id, seq)  # an escalation may have added approvers
+    if wait is not None and wait.webhook is not None and wait.webhook.approval is not None:
+        spec = wait.webhook.approval
     params = rows.decision_params(execution_id, seq, decision)
     recorded = (yield from q.count("insert_decision", params)) == 1
     decisions = yield from wait_decisions(execution_id, seq)

@@ -26,7 +26,7 @@ from gateway.domain import (
 from gateway.errors import StoreError
 from gateway.outbox_model import Event
 from gateway.overview import HOUR_MS, HOURS, MAX_APPROVALS, Overview, WaitingApproval
-from persistence import event_waits, rows
+from persistence import event_waits, rows, timers
 from persistence import script as q
 from persistence.outbox import emit
 from persistence.script import Script
@@ -108,6 +108,7 @@ def stop(execution_id: int, now: int, wait_seq: int | None = None) -> Script[Exe
     if stopped is None:
         return (yield from unchanged(execution_id))
     yield from event_waits.clear(execution_id)
+    yield from timers.clear([execution_id])
     if stopped["callback_url"] is not None:
         yield from emit(execution_id, Event.CANCELED, now)
     return rows.execution_from_row(stopped)
@@ -117,6 +118,7 @@ def stop_many(which: StopFilter, now: int) -> Script[int]:
     """Cancel every execution matching ``which``, in one statement; how many."""
     stopped = yield from q.rows("stop_many", rows.stop_many_params(which, now))
     yield from q.many("clear_wait_events", [{"id": found["id"]} for found in stopped])
+    yield from timers.clear(found["id"] for found in stopped)
     for found in stopped:
         if found["callback_url"] is not None:
             yield from emit(found["id"], Event.CANCELED, now)

@@ -31,7 +31,7 @@ from gateway.early import (
 )
 from gateway.event_model import EventCondition
 from gateway.outbox_model import Event
-from persistence import event_rows, event_waits, rows
+from persistence import event_rows, event_waits, rows, timers
 from persistence import script as q
 from persistence.channels import check_channels, notify
 from persistence.executions import get_execution, unchanged
@@ -51,6 +51,7 @@ def _resume(
     marked = {**key, "now": now, "resumed_by": resumed_by.value, "payload": payload}
     yield from q.count("mark_wait_resumed", marked)
     yield from event_waits.clear(execution_id)
+    yield from timers.clear([execution_id])
     if resumed["callback_url"] is not None:
         yield from emit(execution_id, Event.RESUMED, now, seq)
     return True
@@ -121,6 +122,8 @@ def park(
         channels = yield from check_channels(approval.channels, execution.project_id)
         if execution.status is Status.WAITING:
             yield from notify(execution, seq, approval, channels, now)
+    if approval is not None and execution.status is Status.WAITING:
+        yield from timers.schedule(execution_id, seq, approval, now)
     return ParkOutcome(
         execution,
         early_resume_applied=chosen is not None,
@@ -222,6 +225,7 @@ def claim_due(now: int, limit: int) -> Script[list[TimedOut]]:
             event = Event.CANCELED if on_timeout == "cancel" else Event.RESUMED
             yield from emit(eid, event, now, seq)
     yield from q.many("clear_wait_events", [{"id": t.execution_id} for t in timed_out])
+    yield from timers.clear(t.execution_id for t in timed_out)
     return timed_out
 
 

@@ -81,8 +81,12 @@ RETURNING id, CASE WHEN status = 'canceled' THEN wait_seq ELSE wait_seq - 1 END 
     callback_url, wait_on_timeout;
 
 -- name: next_deadline
-SELECT min(wait_till) AS deadline FROM executions
-WHERE status = 'waiting' AND wait_till IS NOT NULL;
+-- The earliest deadline or reminder/escalation timer.
+SELECT min(due) AS deadline FROM (
+    SELECT min(wait_till) AS due FROM executions WHERE status = 'waiting' AND wait_till IS NOT NULL
+    UNION ALL
+    SELECT min(due_at) AS due FROM wait_timers
+) AS timers;
 
 -- name: finish
 UPDATE executions SET status = :status, stopped_at = :now, result = :result, error = :error
@@ -578,3 +582,23 @@ DELETE FROM channels WHERE name = :name AND (:project_id IS NULL OR project_id =
 INSERT INTO deliveries (id, execution_id, event, target_url, payload, created_at, window_start,
                         next_attempt_at, channel)
 VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now, :channel);
+
+-- name: insert_wait_timer
+INSERT INTO wait_timers (execution_id, seq, due_at, kind, n)
+VALUES (:id, :seq, :due_at, :kind, :n);
+
+-- name: claim_wait_timers
+-- The timers due at :now, each taken by one claim only (deleted in the claiming transaction).
+DELETE FROM wait_timers WHERE id IN (
+    SELECT id FROM wait_timers WHERE due_at <= :now
+    ORDER BY due_at, id
+    LIMIT :limit
+)
+RETURNING id, execution_id, seq, due_at, kind, n;
+
+-- name: clear_wait_timers
+-- Whatever ends a wait drops its reminders and escalation.
+DELETE FROM wait_timers WHERE execution_id = :id;
+
+-- name: set_wait_webhook
+UPDATE waits SET webhook = :webhook WHERE execution_id = :id AND seq = :seq;
