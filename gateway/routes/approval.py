@@ -55,6 +55,8 @@ class Target:
     approver: str
 
 
+SURE = "sure"
+"""The field of the "Are you sure?" step: a reject that cancels the workflow acts only with it."""
 ENDED = "This request is no longer waiting for an answer."
 
 
@@ -182,6 +184,13 @@ async def answer(request: Request) -> Response:
     form = parse_qs((await read_body(request, 64 * 1024)).decode("utf-8", "replace"))
     decision = form.get("decision", [""])[0]
     comment = form.get("comment", [""])[0][:MAX_COMMENT]
+    if decision == "reject" and spec.on_reject == "cancel" and form.get(SURE) != ["yes"]:
+        closed = _answered(found.execution, found.wait, spec.title)
+        if closed is not None:
+            return closed
+        return _page(
+            200, spec.title, "sure", action=own_action(request), comment=comment, form=form
+        )
     if not spec.approvers:
         return await _answer_once(request, found, decision, comment)
     if not found.approver:

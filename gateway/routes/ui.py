@@ -41,6 +41,9 @@ ACTIONS = {
     "retry": (Scope.EXECUTION_RETRY, "Retry", ""),
     "resume": (Scope.EXECUTION_WRITE, "Resume now", ""),
 }
+CONFIRMED = frozenset({"stop"})
+"""Destructive actions: a first POST shows "Are you sure?"; only its signed form acts."""
+SURE_SECONDS = 600
 FLASHES = {
     f"{name}-{result}": f"{label}: {text}"
     for name, (_, label, _) in ACTIONS.items()
@@ -107,6 +110,15 @@ def _csrf_ok(svc: Services, token: str, request: Request) -> bool:
     except BadSignature:
         return False
     return bool(bound == session)
+
+
+def _sure_ok(svc: Services, token: str, eid: int, action: str) -> bool:
+    """Whether a form is the "Are you sure?" step's own, for this execution and action."""
+    try:
+        signed = _serializer(svc, "sure").loads(token, max_age=SURE_SECONDS)
+    except BadSignature:
+        return False
+    return bool(signed == [eid, action])
 
 
 def _refused(status: int, message: str, csrf: str) -> Response:
@@ -296,6 +308,17 @@ async def act(request: Request) -> Response:
         raise ApiError(403, "Forbidden")
     if not principal.allows(ACTIONS[action][0]):
         raise ApiError(403, "Forbidden")
+    if action in CONFIRMED and not _sure_ok(svc, form.get("sure", ""), eid, action):
+        sure = _serializer(svc, "sure").dumps([eid, action])
+        return render(
+            "ui_confirm.html",
+            eid=eid,
+            action=action,
+            label=ACTIONS[action][1],
+            csrf=form["csrf"],
+            sure=sure,
+            signed_in=True,
+        )
     project = principal.project_id
     outcome: Execution | Retried | Unchanged
     if action == "stop":
