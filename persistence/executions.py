@@ -8,6 +8,7 @@ row that refused it, read in the same transaction.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gateway.domain import (
@@ -179,6 +180,10 @@ def list_executions(query: ExecutionQuery) -> Script[list[Execution]]:
         if value is not None:
             where.append(clause)
             params[clause.split(":")[1]] = value
+    if query.workflow_prefix:
+        where.append("workflow_id LIKE :workflow_prefix ESCAPE '!'")
+        escaped = re.sub(r"([!%_])", r"!\1", query.workflow_prefix)
+        params["workflow_prefix"] = escaped + "%"
     for i, name in enumerate(query.tags):
         where.append(
             "EXISTS (SELECT 1 FROM execution_tags et JOIN tags t ON t.id = et.tag_id "
