@@ -8,7 +8,6 @@ row that refused it, read in the same transaction.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from gateway.domain import (
@@ -180,10 +179,10 @@ def list_executions(query: ExecutionQuery) -> Script[list[Execution]]:
         if value is not None:
             where.append(clause)
             params[clause.split(":")[1]] = value
-    if query.workflow_prefix:
-        where.append("workflow_id LIKE :workflow_prefix ESCAPE '!'")
-        escaped = re.sub(r"([!%_])", r"!\1", query.workflow_prefix)
-        params["workflow_prefix"] = escaped + "%"
+    if query.workflow_prefix:  # no LIKE: no wildcards to escape, case-sensitive on both
+        where.append("substr(workflow_id, 1, :prefix_length) = :workflow_prefix")
+        params["workflow_prefix"] = query.workflow_prefix
+        params["prefix_length"] = len(query.workflow_prefix)
     for i, name in enumerate(query.tags):
         where.append(
             "EXISTS (SELECT 1 FROM execution_tags et JOIN tags t ON t.id = et.tag_id "

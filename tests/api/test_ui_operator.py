@@ -69,6 +69,8 @@ async def test_the_list_filters_by_workflow_prefix(
     assert f'/ui/executions/{literal["id"]}"' not in wildcard
     exact = (await ui.get("/ui", params={"q": "bill_x"})).text
     assert f'/ui/executions/{literal["id"]}"' in exact
+    cased = (await ui.get("/ui", params={"q": "Billing"})).text
+    assert f'/ui/executions/{billing["id"]}"' not in cased
 
 
 async def test_a_malformed_customdata_filter_says_so(
