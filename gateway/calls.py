@@ -20,7 +20,15 @@ from gateway import metrics
 from gateway.answers import configured_answer, json_answer
 from gateway.caller_auth import checker
 from gateway.confirm import wants_confirmation
-from gateway.domain import Execution, Refusal, ResumedBy, Status, StoredAnswer, WebhookSpec
+from gateway.domain import (
+    Execution,
+    Refusal,
+    ResumedBy,
+    Status,
+    StoredAnswer,
+    Wait,
+    WebhookSpec,
+)
 from gateway.early import CallEvidence
 from gateway.executions import resumed
 from gateway.services import Services
@@ -153,6 +161,9 @@ async def _resume(svc: Services, call: Call) -> Outcome:
             if wants_confirmation(
                 call.method, call.headers.get("accept", ""), outcome.wait.webhook
             ):
+                seen = outcome.execution or await svc.store.get_execution(eid)
+                if seen is None or _over(outcome.wait, seen):  # the page says why, in words
+                    return Refused(Why.NOT_RESUMABLE, seen)
                 return Confirm()
             return Refused(Why.NO_MATCHING_WEBHOOK, expected=outcome.wait.webhook)
         seen = outcome.execution
@@ -168,6 +179,12 @@ async def _resume(svc: Services, call: Call) -> Outcome:
             return Answered("early", json_answer(202, {"message": message}, "early"))
         # The engine parked the wait between our write and our look: try once more.
     return Refused(Why.NOT_RESUMABLE, seen)
+
+
+def _over(wait: Wait, execution: Execution) -> bool:
+    """Whether a wait takes no call any more: resumed, or its execution ended."""
+    ended = execution.status not in (Status.WAITING, Status.RUNNING)
+    return wait.resumed_at is not None or ended
 
 
 async def _answer_resumed(svc: Services, eid: int, seq: int, spec: WebhookSpec) -> Outcome:

@@ -6,9 +6,12 @@ POST is never resumed by them. A person who opens the link gets a page whose but
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
+from starlette.datastructures import Headers
 from starlette.requests import Request
 
-from gateway.answers import CONFIRM_KIND, CONFIRM_POLICY
+from gateway.answers import ANSWER_POLICY, CONFIRM_KIND, CONFIRM_POLICY
 from gateway.domain import StoredAnswer, WebhookSpec
 from gateway.pages import HEADERS as PAGE_HEADERS
 from gateway.pages import own_action, templates
@@ -35,3 +38,29 @@ def confirmation_page(request: Request) -> StoredAnswer:
     """The page whose button POSTs to the URL the browser opened."""
     page = templates.get_template("confirm.html").render(action=own_action(request))
     return StoredAnswer(200, dict(HEADERS), page.encode(), CONFIRM_KIND)
+
+
+CONFIRMED_FIELD = "confirmed"
+"""The hidden field the confirmation page's form sends: its POST gets a "Done" page."""
+DONE = "Done. The workflow goes on; you can close this page."
+
+
+def is_browser(headers: Headers) -> bool:
+    """Whether the caller asks for a page a person reads (``Accept: text/html``)."""
+    return "text/html" in headers.get("accept", "")
+
+
+def from_confirmation(headers: Headers, body: bytes) -> bool:
+    """Whether a call is the confirmation page's own POST (a browser sending its field)."""
+    form = headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+    if not (form and is_browser(headers)):
+        return False
+    fields = parse_qs(body.decode("latin-1"), max_num_fields=20)
+    return fields.get(CONFIRMED_FIELD) == ["true"]
+
+
+def notice_page(status: int, title: str, message: str) -> StoredAnswer:
+    """A page in words (done, used, expired, canceled) for a browser on a resume URL."""
+    html = templates.get_template("notice.html").render(title=title, message=message)
+    headers = {**HEADERS, "content-security-policy": ANSWER_POLICY}
+    return StoredAnswer(status, headers, html.encode(), CONFIRM_KIND)

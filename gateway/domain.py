@@ -454,6 +454,8 @@ class ExecutionQuery:
     statuses: tuple[Status, ...] = ()
     include_running: bool = False
     workflow_id: str | None = None
+    workflow_prefix: str | None = None
+    """Workflow ids that start with this text (the dashboard's filter)."""
     project_id: str | None = None
     started_after: int | None = None
     started_before: int | None = None
@@ -481,6 +483,8 @@ class StopFilter:
 
     statuses: tuple[Status, ...]
     workflow_id: str | None = None
+    workflow_prefix: str | None = None
+    """Workflow ids that start with this text (the dashboard's filter)."""
     project_id: str | None = None
     started_after: int | None = None
     started_before: int | None = None

@@ -93,3 +93,14 @@ class Pruner(Loop):
         if events:
             log.info("pruned events", extra={"action": "retention.events_pruned", "count": events})
         return self._policy.interval_ms
+
+
+def retention_in_words(settings: Settings) -> str:
+    """How long finished executions are kept, as the dashboard says it."""
+    hours = settings.retention_max_age_hours
+    age = f"{hours / 24:g} days" if hours % 24 == 0 else f"{hours:g} hours"
+    return (
+        f"Finished executions, with their decisions, are kept {age} and at most the newest "
+        f"{settings.retention_max_count:,}; to keep them longer, raise "
+        "WAITGATE_RETENTION_MAX_AGE (hours) and WAITGATE_RETENTION_MAX_COUNT."
+    )

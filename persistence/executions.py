@@ -181,6 +181,10 @@ def list_executions(query: ExecutionQuery) -> Script[list[Execution]]:
         if value is not None:
             where.append(clause)
             params[clause.split(":")[1]] = value
+    if query.workflow_prefix:  # no LIKE: no wildcards to escape, case-sensitive on both
+        where.append("substr(workflow_id, 1, :prefix_length) = :workflow_prefix")
+        params["workflow_prefix"] = query.workflow_prefix
+        params["prefix_length"] = len(query.workflow_prefix)
     for i, name in enumerate(query.tags):
         where.append(
             "EXISTS (SELECT 1 FROM execution_tags et JOIN tags t ON t.id = et.tag_id "

@@ -33,7 +33,8 @@ from gateway.approvals import (
     NotAllowed,
     check_decision,
 )
-from gateway.domain import Execution, Status, Unchanged, Wait, format_instant
+from gateway.domain import Execution, ResumedBy, Status, Unchanged, Wait, format_instant
+from gateway.ended import ended_in_words
 from gateway.errors import InvalidInput
 from gateway.http import read_body
 from gateway.pages import own_action, page, signed_wait
@@ -52,6 +53,11 @@ class Target:
     wait: Wait
     spec: ApprovalSpec
     approver: str
+
+
+SURE = "sure"
+"""The field of the "Are you sure?" step: a reject that cancels the workflow acts only with it."""
+ENDED = "This request is no longer waiting for an answer."
 
 
 def _page(status: int, title: str, state: str, message: str = "", **extra: Any) -> Response:
@@ -83,13 +89,15 @@ async def _target(request: Request) -> Target | Response:
 
 def _answered(execution: Execution, wait: Wait, title: str, **extra: Any) -> Response | None:
     """The page for an approval that cannot be answered any more."""
-    if wait.resumed_at is not None:
-        decided = isinstance(wait.payload, dict) and wait.payload.get("approved")
-        verdict = "approved" if decided else "answered"
+    decision = wait.payload.get("approved") if isinstance(wait.payload, dict) else None
+    if wait.resumed_by in (ResumedBy.FORM, ResumedBy.APPROVAL) and isinstance(decision, bool):
+        verdict = "approved" if decision else "rejected"
         return _page(409, title, "done", f"This request was already {verdict}.", **extra)
-    if execution.status is not Status.WAITING or execution.wait_seq != wait.seq:
-        message = "This request is no longer waiting for an answer."
+    if wait.resumed_at is not None or execution.status is not Status.WAITING:
+        message = ended_in_words(execution, wait) or ENDED
         return _page(409, title, "done", message, **extra)
+    if execution.wait_seq != wait.seq:
+        return _page(409, title, "done", ENDED, **extra)
     return None
 
 
@@ -176,6 +184,13 @@ async def answer(request: Request) -> Response:
     form = parse_qs((await read_body(request, 64 * 1024)).decode("utf-8", "replace"))
     decision = form.get("decision", [""])[0]
     comment = form.get("comment", [""])[0][:MAX_COMMENT]
+    if decision == "reject" and spec.on_reject == "cancel" and form.get(SURE) != ["yes"]:
+        closed = _answered(found.execution, found.wait, spec.title)
+        if closed is not None:
+            return closed
+        return _page(
+            200, spec.title, "sure", action=own_action(request), comment=comment, form=form
+        )
     if not spec.approvers:
         return await _answer_once(request, found, decision, comment)
     if not found.approver:

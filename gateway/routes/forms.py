@@ -19,7 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import executions
-from gateway.domain import FormField, FormSpec, Status
+from gateway.domain import Execution, FormField, FormSpec, ResumedBy, Status, Wait
+from gateway.ended import ended_in_words
 from gateway.form_schema import (
     MAX_TEXT,
     SchemaField,
@@ -36,6 +37,16 @@ from gateway.signing import Action
 TEXT_BYTES = 4 * MAX_TEXT  # MAX_TEXT characters of UTF-8
 PART_BYTES = 1024  # a multipart part's boundary and headers
 CLOSED = "This form was already submitted or has closed."
+
+SUBMITTED = "This form was already submitted."
+
+
+def _closed(execution: Execution, wait: Wait) -> str:
+    """Why the form takes no answer: submitted, expired, canceled (never "submitted" when
+    nobody submitted it)."""
+    if wait.resumed_by is ResumedBy.FORM:
+        return SUBMITTED
+    return ended_in_words(execution, wait) or CLOSED
 
 
 def _fields(spec: FormSpec) -> tuple[FormField, ...] | tuple[SchemaField, ...]:
@@ -183,7 +194,7 @@ async def form_page(request: Request) -> Response:
         return shown
     ended = wait.resumed_at is not None or execution.wait_seq != wait.seq
     if ended or execution.status is not Status.WAITING:
-        return _page(409, spec, "done", message=CLOSED)
+        return _page(409, spec, "done", message=_closed(execution, wait))
     if request.method == "GET":
         return _page(200, spec, "ask", action=own_action(request))
     form = await _submitted(request, spec, svc.settings.max_body_bytes)

@@ -26,6 +26,7 @@ from gateway.domain import RETRYABLE, STOPPABLE, Execution, Retried, Status, Unc
 from gateway.http import ApiError, read_body
 from gateway.pages import page as render
 from gateway.pagination import execution_query, page
+from gateway.retention import retention_in_words
 from gateway.routes.audit import attempt_view
 from gateway.routes.common import load_execution, not_found
 from gateway.routes.deliveries import delivery_view
@@ -41,6 +42,10 @@ ACTIONS = {
     "retry": (Scope.EXECUTION_RETRY, "Retry", ""),
     "resume": (Scope.EXECUTION_WRITE, "Resume now", ""),
 }
+CD_MALFORMED = "The customData filter must read key=value (for example tenant=acme)."
+CONFIRMED = frozenset({"stop"})
+"""Destructive actions: a first POST shows "Are you sure?"; only its signed form acts."""
+SURE_SECONDS = 600
 FLASHES = {
     f"{name}-{result}": f"{label}: {text}"
     for name, (_, label, _) in ACTIONS.items()
@@ -107,6 +112,15 @@ def _csrf_ok(svc: Services, token: str, request: Request) -> bool:
     except BadSignature:
         return False
     return bool(bound == session)
+
+
+def _sure_ok(svc: Services, token: str, eid: int, action: str) -> bool:
+    """Whether a form is the "Are you sure?" step's own, for this execution and action."""
+    try:
+        signed = _serializer(svc, "sure").loads(token, max_age=SURE_SECONDS)
+    except BadSignature:
+        return False
+    return bool(signed == [eid, action])
 
 
 def _refused(status: int, message: str, csrf: str) -> Response:
@@ -193,10 +207,8 @@ async def listing(request: Request) -> Response:
     api_params: dict[str, str] = {"limit": "50"}
     if status:
         api_params["status"] = status
-    if q:
-        api_params["workflowId"] = q
-    if "=" in cd:
-        key, _, value = cd.partition("=")
+    key, equals, value = cd.partition("=")
+    if equals and key.strip():
         api_params[f"customData[{key.strip()}]"] = value.strip()
     if params.get("cursor"):
         api_params["cursor"] = params["cursor"]
@@ -204,8 +216,11 @@ async def listing(request: Request) -> Response:
     query = None
     try:
         query = execution_query(type(params)(api_params), principal.project_id)
+        query = dataclasses.replace(query, workflow_prefix=q or None)
     except ApiError as exc:
         flash = exc.message
+    if cd and not (equals and key.strip()):
+        flash, query = CD_MALFORMED, None
     found = (
         []
         if query is None
@@ -230,6 +245,7 @@ async def listing(request: Request) -> Response:
             for e in found
         ],
         next_cursor=next_cursor,
+        retention=retention_in_words(svc.settings),
         next_query=urlencode({"status": status, "q": q, "cd": cd, "cursor": next_cursor or ""}),
     )
 
@@ -296,6 +312,17 @@ async def act(request: Request) -> Response:
         raise ApiError(403, "Forbidden")
     if not principal.allows(ACTIONS[action][0]):
         raise ApiError(403, "Forbidden")
+    if action in CONFIRMED and not _sure_ok(svc, form.get("sure", ""), eid, action):
+        sure = _serializer(svc, "sure").dumps([eid, action])
+        return render(
+            "ui_confirm.html",
+            eid=eid,
+            action=action,
+            label=ACTIONS[action][1],
+            csrf=form["csrf"],
+            sure=sure,
+            signed_in=True,
+        )
     project = principal.project_id
     outcome: Execution | Retried | Unchanged
     if action == "stop":

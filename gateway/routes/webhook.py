@@ -10,8 +10,9 @@ from starlette.routing import Route
 
 from gateway.answers import to_response
 from gateway.calls import Answered, Call, Outcome, Refused, Why, answer_call
-from gateway.confirm import confirmation_page
+from gateway.confirm import DONE, confirmation_page, from_confirmation, is_browser, notice_page
 from gateway.domain import AttemptOutcome, Execution, Status, WebhookSpec
+from gateway.ended import CLOSED, ended_in_words
 from gateway.http import ApiError, client_address, read_body
 from gateway.payloads import build_payload
 from gateway.services import Services, services
@@ -130,11 +131,33 @@ async def resume_webhook(request: Request) -> Response:
         _audit(svc, request, target, exc.status, exc.message)
         raise
     outcome = await answer_call(svc, call)
-    return _answer(svc, request, target, outcome)
+    response = _answer(svc, request, target, outcome, from_confirmation(request.headers, call.body))
+    if (
+        isinstance(outcome, Refused)
+        and outcome.why is Why.NOT_RESUMABLE
+        and is_browser(request.headers)
+    ):
+        return await _ended_page(svc, target, response, request.method)
+    return response
 
 
-def _answer(svc: Services, request: Request, target: SignedTarget, outcome: Outcome) -> Response:
-    """The outcome as n8n's answer, with its row in the audit trail."""
+async def _ended_page(
+    svc: Services, target: SignedTarget, refused: Response, method: str
+) -> Response:
+    """For a browser, why the link no longer works, in words (n8n's JSON stays for clients)."""
+    execution = await svc.store.get_execution(target.execution_id, with_waits=True)
+    if execution is None:
+        return refused
+    wait = next((w for w in execution.waits if w.seq == target.wait_seq), None)
+    message = ended_in_words(execution, wait) or CLOSED
+    return to_response(notice_page(409, "Link no longer active", message), method)
+
+
+def _answer(
+    svc: Services, request: Request, target: SignedTarget, outcome: Outcome, confirmed: bool
+) -> Response:
+    """The outcome as n8n's answer, with its row in the audit trail; the confirmation page's
+    own POST gets a "Done" page instead of the wait's answer."""
     if isinstance(outcome, Refused):
         error = _refused(svc, outcome, target)
         _audit(svc, request, target, error.status, error.message)
@@ -142,6 +165,8 @@ def _answer(svc: Services, request: Request, target: SignedTarget, outcome: Outc
     if isinstance(outcome, Answered):
         answer = outcome.answer
         _audit(svc, request, target, answer.status_code, REASONS[outcome.kind])
+        if confirmed:
+            return to_response(notice_page(200, "Done", DONE), request.method)
         return to_response(answer, request.method, replayed=outcome.kind == "replayed")
     page = confirmation_page(request)
     _audit(svc, request, target, 200, "confirmation page shown", "shown")

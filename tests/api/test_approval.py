@@ -55,7 +55,7 @@ async def test_reject_resumes_or_cancels_as_configured(
     waits = (await get(client, resume["id"], includeData="true"))["data"]["waits"]
     assert waits[0]["payload"]["approved"] is False
     cancel = await approval_wait(client, onReject="cancel")
-    rejected = await anon.post(cancel["approvalUrl"], data={"decision": "reject"})
+    rejected = await anon.post(cancel["approvalUrl"], data={"decision": "reject", "sure": "yes"})
     assert "Rejected" in rejected.text
     assert (await get(client, cancel["id"]))["status"] == "canceled"
 

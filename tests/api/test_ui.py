@@ -33,6 +33,13 @@ def csrf(html: str) -> str:
     return found.group(1)
 
 
+def sure(html: str) -> str:
+    """The signed field of the "Are you sure?" step."""
+    found = re.search(r'name="sure" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
 async def test_sign_in_list_filter_and_act(
     app: Starlette, client: httpx.AsyncClient, admin_key: str
 ) -> None:
@@ -70,7 +77,10 @@ async def test_sign_in_list_filter_and_act(
     token = csrf(detail.text)
     forged = await ui.post(f"/ui/executions/{waiting['id']}/stop", data={"csrf": "nope"})
     assert forged.status_code == 403
-    stopped = await ui.post(f"/ui/executions/{waiting['id']}/stop", data={"csrf": token})
+    asked = await ui.post(f"/ui/executions/{waiting['id']}/stop", data={"csrf": token})
+    stopped = await ui.post(
+        f"/ui/executions/{waiting['id']}/stop", data={"csrf": token, "sure": sure(asked.text)}
+    )
     assert stopped.status_code == 303
     assert (await client.get(f"/api/v1/executions/{waiting['id']}")).json()["status"] == "canceled"
     retried = await ui.post(f"/ui/executions/{waiting['id']}/retry", data={"csrf": token})

@@ -21,7 +21,7 @@ from gateway.domain import WebhookSpec
 from gateway.errors import ConfigError
 from gateway.services import Services
 from tests.api.test_response_modes import held_call
-from tests.api.test_ui import browser, csrf, signed_in
+from tests.api.test_ui import browser, csrf, signed_in, sure
 from tests.conftest import BASE_URL, create, get, make_key, park, running_gateway
 
 ATTACK_HTML = "<script>fetch('/ui').then(r => r.text()).then(t => document.title = t)</script>"
@@ -331,7 +331,9 @@ async def test_done_text_is_not_reflected(app: Starlette, client: httpx.AsyncCli
     assert "evil.example" not in forged.text
     assert 'role="status"' not in forged.text
     token = csrf(forged.text)
-    stopped = await ui.post(f"/ui/executions/{execution['id']}/stop", data={"csrf": token})
+    url = f"/ui/executions/{execution['id']}/stop"
+    asked = await ui.post(url, data={"csrf": token})
+    stopped = await ui.post(url, data={"csrf": token, "sure": sure(asked.text)})
     assert stopped.status_code == 303
     shown = await ui.get(stopped.headers["location"])
     assert "Stop: done." in shown.text

@@ -214,7 +214,7 @@ async def test_a_stale_reject_link_does_not_cancel_the_next_wait(
     clock.advance(120_000)
     await fire_timers(svc, first["id"])
     second = await park(client, first["id"], **CANCEL)
-    stale = await anon.post(first["approvalUrl"], data={"decision": "reject"})
+    stale = await anon.post(first["approvalUrl"], data={"decision": "reject", "sure": "yes"})
     assert stale.status_code == 409
     execution = await get(client, first["id"], includeData="true")
     assert execution["status"] == "waiting"
@@ -246,7 +246,7 @@ async def held_post(
 @pytest.mark.parametrize(
     ("spec", "url", "body"),
     [
-        pytest.param(CANCEL, "approvalUrl", b"decision=reject", id="reject-cancels"),
+        pytest.param(CANCEL, "approvalUrl", b"decision=reject&sure=yes", id="reject-cancels"),
         pytest.param(CANCEL, "approvalUrl", b"decision=approve", id="approve"),
         pytest.param({"form": FORM}, "resumeFormUrl", b"iban=DE89", id="form"),
     ],

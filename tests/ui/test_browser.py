@@ -145,6 +145,7 @@ async def test_dashboard_login_filter_and_stop(
         await page.get_by_role("button", name="Stop").wait_for()
         await page.screenshot(path=SHOTS / "execution.png", full_page=True)
         await page.get_by_role("button", name="Stop").click()
+        await page.get_by_role("button", name="Confirm: stop").click()  # "Are you sure?"
         await page.get_by_role("status").wait_for()
         assert "Stop: done." in await page.get_by_role("status").inner_text()
         assert client.get(f"/api/v1/executions/{target['id']}").json()["status"] == "canceled"
