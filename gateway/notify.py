@@ -88,12 +88,13 @@ class Notifier:
         for target in channel.targets():
             self._origins.check(target)
         data: dict[str, Any] = delivery.payload["data"]
-        links = await self._links(delivery, data)
+        links, inboxes = await self._links(delivery, data)
         config = channel.config
         if channel.kind == "email":
-            return await self._email(channel, data, links, seconds)
+            return await self._email(channel, data, links, inboxes, seconds)
         if channel.kind == "webhook":
-            event = {**delivery.payload, "data": {**data, "approvalUrls": links}}
+            urls = {"approvalUrls": links, "inboxUrls": inboxes}
+            event = {**delivery.payload, "data": {**data, **urls}}
             body = msgspec.json.encode(event)
             return await post(self._http, config["url"], body, signed(body), seconds)
         if channel.kind == "teams":
@@ -115,25 +116,33 @@ class Notifier:
             return f"{type(exc).__name__}: {exc}"
         return error
 
-    async def _links(self, delivery: Delivery, data: dict[str, Any]) -> dict[str, str]:
-        """Each approver's personal link (all but the requester)."""
+    async def _links(
+        self, delivery: Delivery, data: dict[str, Any]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Each approver's personal link and inbox link (all but the requester's)."""
         execution = await self._store.get_execution(delivery.execution_id)
         if execution is None:
             raise LookupError(f"execution {delivery.execution_id} no longer exists")
         eid, nonce, seq = execution.id, execution.nonce, data["seq"]
-        return {
-            a["id"]: self._signer.approval_url(eid, nonce, seq, a["id"])
-            for a in data["approvers"]
-            if a["id"] != data["requester"]
-        }
+        approvers = [a["id"] for a in data["approvers"] if a["id"] != data["requester"]]
+        links = {a: self._signer.approval_url(eid, nonce, seq, a) for a in approvers}
+        inboxes = {a: self._signer.inbox_url(execution.project_id, a) for a in approvers}
+        return links, inboxes
 
     async def _email(
-        self, channel: Channel, data: dict[str, Any], links: dict[str, str], seconds: float
+        self,
+        channel: Channel,
+        data: dict[str, Any],
+        links: dict[str, str],
+        inboxes: dict[str, str],
+        seconds: float,
     ) -> tuple[int, str | None]:
         approver = data["approver"]
         to = next(a["email"] for a in data["approvers"] if a["id"] == approver)
         config = channel.config
-        message = email_message(data, links[approver], to, config["from"], approver)
+        message = email_message(
+            data, links[approver], to, config["from"], approver, inboxes[approver]
+        )
         send = asyncio.to_thread(
             _send_mail, config["smtpUrl"], config.get("starttls", False), message, seconds
         )

@@ -47,9 +47,10 @@ def _names(data: dict[str, Any]) -> dict[str, str]:
 
 
 def email_message(
-    data: dict[str, Any], link: str, to: str, sender: str, approver: str
+    data: dict[str, Any], link: str, to: str, sender: str, approver: str, inbox: str
 ) -> EmailMessage:
-    """One approver's email: a text and an HTML part, both with their personal link."""
+    """One approver's email: a text and an HTML part, both with their personal link and the
+    link to their inbox (every request waiting on them)."""
     name = _names(data).get(approver, approver)
     message = EmailMessage()
     subject, lead = _headline(data)
@@ -59,14 +60,15 @@ def email_message(
     lines = [f"Hello {name},", "", f"{lead}: {data['title']}"]
     if data["description"]:
         lines += ["", data["description"]]
-    lines += ["", f"Approve or reject: {link}", ""]
+    lines += ["", f"Approve or reject: {link}", "", f"Everything waiting on you: {inbox}", ""]
     message.set_content("\n".join(lines))
     description = f"<p>{html.escape(data['description'])}</p>" if data["description"] else ""
     message.add_alternative(
         f"<html><body><p>Hello {html.escape(name)},</p>"
         f"<p>{lead}: <strong>{html.escape(data['title'])}</strong></p>"
         f"{description}"
-        f'<p><a href="{html.escape(link)}">Approve or reject</a></p></body></html>',
+        f'<p><a href="{html.escape(link)}">Approve or reject</a></p>'
+        f'<p><a href="{html.escape(inbox)}">Everything waiting on you</a></p></body></html>',
         subtype="html",
     )
     return message

@@ -152,8 +152,14 @@ async def test_each_approver_with_an_email_gets_one_and_approves_through_its_lin
     link = link_in(text.get_content())
     assert link == wait["approvalUrls"]["ada"]
     assert link.replace("&", "&amp;") in html.get_content()
+    found = re.search(r"http://127\.0\.0\.1:5678/inbox\?\S+", text.get_content())
+    assert found is not None  # every notification carries the approver's inbox too
+    assert found.group(0) == wait["inboxUrls"]["ada"]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport) as browser:
+        listed = await browser.get(found.group(0))
+        assert listed.status_code == 200
+        assert "Deploy 1.2?" in listed.text
         assert (await browser.get(link)).status_code == 200
         decided = await browser.post(link, data={"decision": "approve"})
         assert decided.status_code == 200, decided.text
