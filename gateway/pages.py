@@ -8,7 +8,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from gateway.domain import Execution, Wait
+from gateway.domain import Execution, Wait, format_instant
 from gateway.http import ApiError
 from gateway.relative import when
 from gateway.services import Services, services
@@ -66,3 +66,10 @@ def own_action(request: Request) -> str:
     """A form ``action`` that posts back to the page's own URL: relative (query only), so the
     scheme, host and path prefix the browser used (a TLS proxy's ``https://``) are kept."""
     return "?" + request.url.query
+
+
+def deadline(svc: Services, wait: Wait) -> dict[str, Any]:
+    """What a page that asks for an answer shows of the wait's deadline (``page.html``)."""
+    if wait.wait_till is None:
+        return {}
+    return {"deadline": format_instant(wait.wait_till), "now": svc.clock.now_ms()}

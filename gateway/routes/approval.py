@@ -37,7 +37,7 @@ from gateway.domain import Execution, ResumedBy, Status, Unchanged, Wait, format
 from gateway.ended import ended_in_words
 from gateway.errors import InvalidInput
 from gateway.http import read_body
-from gateway.pages import own_action, page, signed_wait
+from gateway.pages import deadline, own_action, page, signed_wait
 from gateway.relative import relative
 from gateway.services import Services
 from gateway.signed import audit_attempt, caller_refusal
@@ -157,7 +157,12 @@ async def show(request: Request) -> Response:
         if closed is not None:
             return closed
         return _page(
-            200, spec.title, "ask", description=spec.description, action=own_action(request)
+            200,
+            spec.title,
+            "ask",
+            description=spec.description,
+            action=own_action(request),
+            **deadline(found.svc, wait),
         )
     shown = await _shown(found)
     progress, decisions = shown["progress"], shown["decisions"]
@@ -172,6 +177,7 @@ async def show(request: Request) -> Response:
         return _page(200, spec.title, "view", message, **extra)
     if any(d.approver == found.approver for d in decisions):
         return _page(409, spec.title, "view", "You have already decided.", **extra)
+    extra |= deadline(found.svc, wait)
     return _page(200, spec.title, "ask", action=own_action(request), spec=spec, **extra)
 
 

@@ -30,7 +30,7 @@ from gateway.form_schema import (
     typed_values,
 )
 from gateway.http import capped
-from gateway.pages import own_action, page, signed_wait
+from gateway.pages import deadline, own_action, page, signed_wait
 from gateway.signed import caller_refusal
 from gateway.signing import Action
 
@@ -196,7 +196,7 @@ async def form_page(request: Request) -> Response:
     if ended or execution.status is not Status.WAITING:
         return _page(409, spec, "done", message=_closed(execution, wait))
     if request.method == "GET":
-        return _page(200, spec, "ask", action=own_action(request))
+        return _page(200, spec, "ask", action=own_action(request), **deadline(svc, wait))
     form = await _submitted(request, spec, svc.settings.max_body_bytes)
     typed = {k: v for k, v in form.multi_items() if isinstance(v, str)}  # to show again
     ticked = {k: form.getlist(k) for k in form}
@@ -207,7 +207,7 @@ async def form_page(request: Request) -> Response:
         await form.close()
     if errors:
         again = {"values": typed, "ticked": ticked, "errors": errors}
-        return _page(400, spec, "ask", action=own_action(request), **again)
+        return _page(400, spec, "ask", action=own_action(request), **again, **deadline(svc, wait))
     if not await executions.submit_form(svc, execution.id, wait.seq, values):
         return _page(409, spec, "done", message=CLOSED)
     return _page(200, spec, "done", message="Thank you. Your answer was received.")

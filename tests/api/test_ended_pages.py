@@ -93,3 +93,24 @@ async def test_an_expired_approval_or_form_is_never_called_answered(
         assert "This request expired on 2026-01-01 00:00 UTC." in shown.text, url
         assert "answered" not in shown.text
         assert "submitted" not in shown.text
+
+
+async def test_the_pages_say_by_when_to_answer(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    deadline = "2026-01-02T00:00:00.000Z"  # a day after the ManualClock's start
+    execution = await create(client)
+    approval = await park(client, execution["id"], waitTill=deadline, approval={"title": "Pay?"})
+    page = await anon.get(approval["approvalUrl"])
+    assert page.status_code == 200
+    assert "Answer by" in page.text
+    assert f'<time datetime="{deadline}"' in page.text
+    other = await create(client)
+    form = await park(
+        client, other["id"], waitTill=deadline, form={"title": "T", "fields": [{"label": "A"}]}
+    )
+    shown = await anon.get(form["resumeFormUrl"])
+    assert "Answer by" in shown.text
+    assert f'<time datetime="{deadline}"' in shown.text
+    open_ended = await park(client, (await create(client))["id"], approval={"title": "Any time"})
+    assert "Answer by" not in (await anon.get(open_ended["approvalUrl"])).text
