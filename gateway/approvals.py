@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from gateway.domain import Execution, ResumedBy, WebhookSpec, format_instant
 from gateway.errors import InvalidInput
@@ -283,3 +283,20 @@ class InboxItem:
     """The deadline; ``None``: none."""
     webhook: WebhookSpec
     """The wait's caller checks apply to its entry as to its page."""
+
+
+TimerKind = Literal["reminder", "escalation"]
+"""What an approval wait's timer does when it falls due (``approval.reminders``,
+``approval.escalation``)."""
+
+
+class TimerFired(NamedTuple):
+    """A reminder or escalation of an approval wait the timer fired: who was told."""
+
+    execution_id: int
+    seq: int
+    kind: TimerKind
+    n: int
+    """Which reminder (1 for the first)."""
+    late_ms: int
+    approvers: tuple[str, ...]

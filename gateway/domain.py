@@ -133,19 +133,6 @@ class TimedOut(NamedTuple):
     late_ms: int
 
 
-class TimerFired(NamedTuple):
-    """A reminder or escalation of an approval wait the timer fired: who was told."""
-
-    execution_id: int
-    seq: int
-    kind: str
-    """``reminder`` or ``escalation``."""
-    n: int
-    """Which reminder (1 for the first)."""
-    late_ms: int
-    approvers: tuple[str, ...]
-
-
 @dataclass(frozen=True)
 class Refusal:
     """Why a call was refused before it could use up the wait."""

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from gateway.approvals import ApprovalSpec
-from gateway.domain import Execution, TimerFired, Wait
+from gateway.approvals import ApprovalSpec, TimerFired
+from gateway.domain import Execution, Wait
 from persistence import rows
 from persistence import script as q
 from persistence.channels import Told, existing_channels, notify

@@ -7,13 +7,10 @@ Written when the wait parks (waking the scheduler like a deadline), claimed by t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
 
-from gateway.approvals import ApprovalSpec
+from gateway.approvals import ApprovalSpec, TimerKind
 from persistence import script as q
 from persistence.script import Script
-
-TimerKind = Literal["reminder", "escalation"]
 
 
 def schedule(execution_id: int, seq: int, spec: ApprovalSpec, now: int) -> Script[None]:
