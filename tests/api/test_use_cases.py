@@ -172,7 +172,8 @@ async def test_a_page_rejection_that_cancels_logs_the_stop(
     caplog.set_level("INFO", logger="waitgate")
     execution = await create(client)
     wait = await park(client, execution["id"], approval={"title": "Go?", "onReject": "cancel"})
-    answer = await anon.post(wait["approvalUrl"], data={"decision": "reject"})
+    sure = {"decision": "reject", "sure": "yes"}  # a cancelling reject is confirmed first
+    answer = await anon.post(wait["approvalUrl"], data=sure)
     assert answer.status_code == 200
     actions = {getattr(r, "action", None) for r in caplog.records}
     assert {"execution.stopped", "approval.answered"} <= actions
