@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlencode
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -141,6 +142,27 @@ def _to_login() -> Response:
     return RedirectResponse("/ui/login", status_code=303)
 
 
+Session = tuple[Services, Principal, str]
+"""A signed-in dashboard caller: the services, the key's principal, the session's CSRF token."""
+
+
+async def signed_in(
+    request: Request,
+    scope: Scope,
+    may_not: str,
+    refused: Callable[[int, str, str], Response] = _refused,
+) -> Session | Response:
+    """The session of a dashboard page that needs ``scope``; otherwise the answer to give: the
+    sign-in page without a session, ``refused`` (a 403 "This key may not {may_not}.") without
+    the scope."""
+    session = await _session(request)
+    if session is None:
+        return _to_login()
+    if not session[1].allows(scope):
+        return refused(403, f"This key may not {may_not}.", session[2])
+    return session
+
+
 def _login_page(svc: Services, status: int = 200, flash: str | None = None) -> Response:
     """The sign-in form with a fresh double-submit token: a random nonce in a cookie of the
     form's own path, and the same nonce signed in the form."""
@@ -196,12 +218,10 @@ async def logout(request: Request) -> Response:
 
 async def listing(request: Request) -> Response:
     """``GET /ui``: executions, newest first, with status, workflow and customData filters."""
-    session = await _session(request)
-    if session is None:
-        return _to_login()
+    session = await signed_in(request, Scope.EXECUTION_LIST, "list executions")
+    if isinstance(session, Response):
+        return session
     svc, principal, csrf = session
-    if not principal.allows(Scope.EXECUTION_LIST):
-        return _refused(403, "This key may not list executions.", csrf)
     params = request.query_params
     status, q, cd = params.get("status", ""), params.get("q", ""), params.get("cd", "")
     api_params: dict[str, str] = {"limit": "50"}
@@ -252,13 +272,11 @@ async def listing(request: Request) -> Response:
 
 async def detail(request: Request) -> Response:
     """``GET /ui/executions/{id}``: waits, resume attempts, deliveries, customData, buttons."""
-    session = await _session(request)
-    if session is None:
-        return _to_login()
+    session = await signed_in(request, Scope.EXECUTION_READ, "read executions")
+    if isinstance(session, Response):
+        return session
     svc, principal, csrf = session
     eid: int = request.path_params["id"]
-    if not principal.allows(Scope.EXECUTION_READ):
-        return _refused(403, "This key may not read executions.", csrf)
     try:
         execution = await load_execution(svc, principal, eid, with_waits=True)
     except ApiError as exc:

@@ -12,6 +12,7 @@ headers were never kept (``gateway.events``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -26,7 +27,7 @@ from gateway.pages import page as render
 from gateway.pagination import encode_cursor
 from gateway.redaction import shown_payload
 from gateway.routes.events import event_query
-from gateway.routes.ui import _csrf_ok, _form, _session, _to_login
+from gateway.routes.ui import _csrf_ok, _form, _session, _to_login, signed_in
 from gateway.services import Services
 
 PAGE_SIZE = 50
@@ -58,6 +59,10 @@ def _refused(status: int, message: str, csrf: str, *, may_read: bool) -> Respons
     )
 
 
+EVENTS_REFUSED = functools.partial(_refused, may_read=False)
+"""The events pages' answer to a key without ``event:read`` (no events link in the nav)."""
+
+
 async def _source_names(svc: Services, principal: Principal) -> list[str]:
     """The sources the filter offers: those the key may read (its project's, if bound)."""
     if not principal.allows(Scope.EVENT_SOURCE_READ):
@@ -68,12 +73,10 @@ async def _source_names(svc: Services, principal: Principal) -> list[str]:
 
 async def events(request: Request) -> Response:
     """``GET /ui/events``: events newest first, filtered by source and status, paged."""
-    session = await _session(request)
-    if session is None:
-        return _to_login()
+    session = await signed_in(request, Scope.EVENT_READ, "read events", EVENTS_REFUSED)
+    if isinstance(session, Response):
+        return session
     svc, principal, csrf = session
-    if not principal.allows(Scope.EVENT_READ):
-        return _refused(403, "This key may not read events.", csrf, may_read=False)
     params = request.query_params
     source, status = params.get("source", ""), params.get("status", "")
     wanted = {"limit": str(PAGE_SIZE), "source": source, "status": status}
@@ -111,12 +114,10 @@ async def events(request: Request) -> Response:
 
 async def event(request: Request) -> Response:
     """``GET /ui/events/{id}``: the event, masked; the waits it resumed; Replay."""
-    session = await _session(request)
-    if session is None:
-        return _to_login()
+    session = await signed_in(request, Scope.EVENT_READ, "read events", EVENTS_REFUSED)
+    if isinstance(session, Response):
+        return session
     svc, principal, csrf = session
-    if not principal.allows(Scope.EVENT_READ):
-        return _refused(403, "This key may not read events.", csrf, may_read=False)
     event_id: int = request.path_params["id"]
     found = await visible_event(svc, principal.project_id, event_id)
     if found is None:

@@ -14,17 +14,15 @@ from gateway.domain import Status
 from gateway.overview import BAR_WIDTH, CHART_HEIGHT, GAP, HOURS, MAX_APPROVALS, bars
 from gateway.pages import page as render
 from gateway.relative import absolute, relative
-from gateway.routes.ui import _refused, _session, _to_login
+from gateway.routes.ui import signed_in
 
 
 async def overview(request: Request) -> Response:
     """``GET /ui/overview``."""
-    session = await _session(request)
-    if session is None:
-        return _to_login()
+    session = await signed_in(request, Scope.EXECUTION_LIST, "list executions")
+    if isinstance(session, Response):
+        return session
     svc, principal, csrf = session
-    if not principal.allows(Scope.EXECUTION_LIST):
-        return _refused(403, "This key may not list executions.", csrf)
     now = svc.clock.now_ms()
     seen = await svc.store.overview(principal.project_id, now)
     due = sum(seen.due_by_hour)
