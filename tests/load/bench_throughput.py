@@ -1,15 +1,21 @@
-"""Resume and park throughput of a real ``waitgate serve`` against the ceiling, same machine."""
+"""Resume and park throughput of a real ``waitgate serve`` against the honest ceiling.
+
+Everything is driven by ``wrk`` (1 thread, 32 keep-alive connections, each request target sent
+once: ``tests/load/wrk.py``) in the same run, rounds interleaved (ceiling, gateway as shipped,
+gateway at ``warning``) so that a change in the machine's load moves all of them alike; the
+ratios are medians of the per-round ratios.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,12 +23,32 @@ import httpx
 import msgspec
 
 from tests.load import ceiling
-from tests.load.loadgen import Request, Result, run
+from tests.load.loadgen import Request, run
+from tests.load.wrk import WrkResult, drive, group_pids
 from tests.process import GatewayProcess
 from tests.receiver import free_port
 
 BODY = msgspec.json.encode({"approved": True, "by": "someone@example.com", "note": "x" * 140})
 JSON = {"content-type": "application/json"}
+CREATE = b'{"workflowId": "bench"}'
+PARK = b'{"webhook": {"httpMethod": "POST"}}'
+CONNECTIONS = 32
+CEILING_ROWS = 60_000
+PARKED = 24_000
+
+
+@dataclass(frozen=True)
+class GatewayFigures:
+    """Park and resume as measured on one gateway (or a set of replicas)."""
+
+    create: WrkResult
+    wait: WrkResult
+    resume: WrkResult
+
+    @property
+    def park_rate(self) -> float:
+        """Executions created and parked per second (two requests each)."""
+        return self.create.requests / (self.create.seconds + self.wait.seconds)
 
 
 def resume_paths(base_url: str, api_key: str) -> dict[int, str]:
@@ -52,155 +78,145 @@ def _wait_for_port(port: int, within: float = 15.0) -> None:
     raise TimeoutError(f"nothing listens on {port}")
 
 
-def ceiling_resume(count: int, connections: int) -> Result:
-    """Resume ``count`` rows through the ceiling app."""
+def ceiling_resume(rows: int = CEILING_ROWS, *, python_loadgen: int = 0) -> WrkResult:
+    """Resume ``rows`` rows through the ceiling app with wrk. With ``python_loadgen``, first
+    resume that many through ``tests/load/loadgen.py`` and print its rate beside wrk's."""
     with tempfile.TemporaryDirectory() as folder:
         db = str(Path(folder) / "ceiling.db")
-        ceiling.prepare(db, count)
+        ceiling.prepare(db, rows + python_loadgen)
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "tests.load.ceiling", db, str(port)])
         try:
             _wait_for_port(port)
-            requests: list[Request] = [
-                ("POST", f"/webhook-waiting/{i}?signature={ceiling.token(i)}", BODY, JSON)
-                for i in range(1, count + 1)
+            url = f"http://127.0.0.1:{port}"
+            first = 1
+            if python_loadgen:
+                requests: list[Request] = [
+                    ("POST", f"/webhook-waiting/{i}?signature={ceiling.token(i)}", BODY, JSON)
+                    for i in range(1, python_loadgen + 1)
+                ]
+                slow = asyncio.run(run(url, requests, CONNECTIONS))
+                print(f"  load generator check, ceiling driven by loadgen.py: {slow.summary()}")
+                first = python_loadgen + 1
+            targets = [
+                ("POST", f"/webhook-waiting/{i}?signature={ceiling.token(i)}")
+                for i in range(first, first + rows)
             ]
-            return asyncio.run(run(f"http://127.0.0.1:{port}", requests, connections))
+            return drive(url, targets, BODY, JSON, server_pids=[server.pid])
         finally:
             server.terminate()
             server.wait(10)
 
 
-def gateway_park_and_resume(
-    count: int, connections: int, env: dict[str, str] | None = None
-) -> tuple[Result, Result]:
-    """Create and park ``count`` executions, then resume each by its URL."""
-    key = secrets.token_urlsafe(32)
+def park_and_resume(
+    replicas: list[GatewayProcess], api_key: str, count: int, connections: int = CONNECTIONS
+) -> GatewayFigures:
+    """Create ``count`` executions, park each on a webhook, resume each by its URL; with
+    several replicas, each gets an equal share of the connections and the requests."""
+    auth = {**JSON, "x-n8n-api-key": api_key}
+    pids = [p for r in replicas if r.pid for p in group_pids(r.pid)]
+
+    def spread(targets: list[tuple[str, str]], body: bytes, headers: dict[str, str]) -> WrkResult:
+        if len(replicas) == 1:
+            return drive(replicas[0].url, targets, body, headers, connections=connections,
+                         server_pids=pids)
+        return _drive_replicas(replicas, targets, body, headers, connections, pids)
+
+    create = spread([("POST", "/api/v1/executions")] * count, CREATE, auth)
+    wait = spread(
+        [("POST", f"/api/v1/executions/{i}/wait") for i in range(1, count + 1)], PARK, auth
+    )
+    paths = resume_paths(replicas[0].url, api_key)
+    resume = spread([("POST", paths[i]) for i in sorted(paths)], BODY, JSON)
+    return GatewayFigures(create, wait, resume)
+
+
+def _drive_replicas(
+    replicas: list[GatewayProcess],
+    targets: list[tuple[str, str]],
+    body: bytes,
+    headers: dict[str, str],
+    connections: int,
+    pids: list[int],
+) -> WrkResult:
+    """One wrk per replica at once, each with its share; figures merged (p99: the worst)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shares = [targets[n :: len(replicas)] for n in range(len(replicas))]
+    each = max(1, connections // len(replicas))
+    with ThreadPoolExecutor(len(replicas)) as pool:
+        results = list(
+            pool.map(
+                lambda pair: drive(pair[0].url, pair[1], body, headers, connections=each),
+                zip(replicas, shares, strict=True),
+            )
+        )
+    del pids
+    return WrkResult(
+        requests=sum(r.requests for r in results),
+        seconds=max(r.seconds for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=max(r.p99_ms for r in results),
+        max_ms=max(r.max_ms for r in results),
+        non_2xx=sum(r.non_2xx for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
+        wrk_cpu_seconds=sum(r.wrk_cpu_seconds for r in results),
+        server_cpu_seconds=0.0,
+    )
+
+
+def gateway_figures(
+    env: dict[str, str] | None = None, count: int = PARKED, workers: int = 1
+) -> GatewayFigures:
+    """Park and resume on one fresh ``waitgate serve`` (SQLite unless ``env`` says)."""
     with tempfile.TemporaryDirectory() as folder:
         gateway = GatewayProcess(
             Path(folder),
-            {"WAITGATE_SECRET_KEYS": key, "WAITGATE_LOG_LEVEL": "warning", **(env or {})},
+            {"WAITGATE_SECRET_KEYS": secrets.token_urlsafe(32), **(env or {})},
+            workers=workers,
         )
         gateway.start()
         try:
             (api_key,) = gateway.admin_keys()
-            auth = {**JSON, "x-n8n-api-key": api_key}
-            create = b'{"workflowId": "bench"}'
-            park = b'{"webhook": {"httpMethod": "POST"}}'
-            creates: list[Request] = [("POST", "/api/v1/executions", create, auth)] * count
-            parks: list[Request] = [
-                ("POST", f"/api/v1/executions/{i}/wait", park, auth) for i in range(1, count + 1)
-            ]
-            created = asyncio.run(run(gateway.url, creates, connections))
-            parked = asyncio.run(run(gateway.url, parks, connections))
-            both = Result(
-                count,
-                created.seconds + parked.seconds,
-                created.latencies_ms + parked.latencies_ms,
-                created.statuses + parked.statuses,
-            )
-            paths = resume_paths(gateway.url, api_key)
-            resumes: list[Request] = [("POST", paths[i], BODY, JSON) for i in range(1, count + 1)]
-            resumed = asyncio.run(run(gateway.url, resumes, connections))
-            return both, resumed
+            return park_and_resume([gateway], api_key, count)
         finally:
             gateway.stop()
 
 
-def postgres_two_replicas(count: int, connections: int) -> Result | None:
-    """Resume throughput with two replicas on PostgreSQL (``WAITGATE_TEST_POSTGRES_URL``)."""
-    admin = os.environ.get("WAITGATE_TEST_POSTGRES_URL")
-    if not admin:
-        print("postgres (2 replicas)       : skipped, WAITGATE_TEST_POSTGRES_URL is not set")
-        return None
-    database = f"waitgate_bench_{secrets.token_hex(4)}"
-    _admin_sql(admin, f'CREATE DATABASE "{database}"')
-    url = admin.rsplit("/", 1)[0] + "/" + database
-    key = secrets.token_urlsafe(32)
-    env = {
-        "WAITGATE_DATABASE_URL": url,
-        "WAITGATE_SECRET_KEYS": key,
-        "WAITGATE_LOG_LEVEL": "warning",
-    }
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            replicas = [GatewayProcess(Path(folder), env, name=f"pg{n}") for n in range(2)]
-            for replica in replicas:
-                replica.start()
-            try:
-                api_key = next(k for r in replicas for k in r.admin_keys())
-                auth = {**JSON, "x-n8n-api-key": api_key}
-                creates: list[Request] = [
-                    ("POST", "/api/v1/executions", b'{"workflowId": "b"}', auth)
-                ] * count
-                parks: list[Request] = [
-                    ("POST", f"/api/v1/executions/{i}/wait", b'{"webhook": {}}', auth)
-                    for i in range(1, count + 1)
-                ]
-                asyncio.run(run(replicas[0].url, creates, connections))
-                asyncio.run(run(replicas[1].url, parks, connections))
-                paths = resume_paths(replicas[0].url, api_key)
-                halves: list[list[Request]] = [[], []]
-                for i in range(1, count + 1):
-                    halves[i % 2].append(("GET", paths[i], b"", {}))
-
-                async def both() -> list[Result]:
-                    return await asyncio.gather(
-                        *(
-                            run(r.url, h, connections // 2)
-                            for r, h in zip(replicas, halves, strict=True)
-                        )
-                    )
-
-                results = asyncio.run(both())
-            finally:
-                for replica in replicas:
-                    replica.stop()
-    finally:
-        _admin_sql(admin, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    merged = Result(
-        count,
-        max(r.seconds for r in results),
-        [x for r in results for x in r.latencies_ms],
-        results[0].statuses + results[1].statuses,
-    )
-    print(f"postgres (2 replicas resume) : {merged.summary()}")
-    return merged
-
-
-def _admin_sql(admin_url: str, sql: str) -> None:
-    import asyncpg
-
-    async def go() -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(go())
-
-
-def main(count: int = 3000, connections: int = 32, rounds: int = 3) -> None:
-    """Print medians of ``rounds`` runs of each figure."""
-    ceilings, parks, resumes = [], [], []
-    for _ in range(rounds):
-        ceilings.append(ceiling_resume(count, connections))
-        park, resume = gateway_park_and_resume(count, connections)
-        parks.append(park)
-        resumes.append(resume)
-    c = statistics.median(r.rate for r in ceilings)
-    p = statistics.median(r.rate for r in parks)
-    r = statistics.median(r.rate for r in resumes)
-    p99 = statistics.median(x.percentile(99) for x in resumes)
-    print(f"ceiling  (verify + 1 UPDATE) : {c:8.0f} req/s   e.g. {ceilings[-1].summary()}")
+def main(rounds: int = 3) -> None:
+    """Print the medians of ``rounds`` interleaved rounds."""
+    ceilings: list[WrkResult] = []
+    shipped: list[GatewayFigures] = []
+    quiet: list[GatewayFigures] = []
+    for n in range(rounds):
+        ceilings.append(ceiling_resume(python_loadgen=10_000 if n == 0 else 0))
+        shipped.append(gateway_figures())
+        quiet.append(gateway_figures({"WAITGATE_LOG_LEVEL": "warning"}))
+    c = statistics.median(x.rate for x in ceilings)
     print(
-        f"resume   (signed POST, 200 B): {r:8.0f} req/s = {r / c:5.0%} of ceiling, p99 {p99:.1f} ms"
+        f"ceiling  (Starlette + itsdangerous + aiosqlite UPDATE/COMMIT, FULL): {c:7.0f} req/s, "
+        f"p99 {statistics.median(x.p99_ms for x in ceilings):.1f} ms"
     )
-    print(f"park     (create + wait)     : {p:8.0f} executions/s = {p / c:5.0%} of ceiling")
-    for name, results in (("resume", resumes), ("park", parks)):
-        print(f"  {name} runs: " + " | ".join(x.summary() for x in results))
-    postgres_two_replicas(count, connections)
+    for name, figures in (("as shipped (info)", shipped), ("log level warning", quiet)):
+        resume = statistics.median(f.resume.rate / x.rate for f, x in zip(figures, ceilings))
+        park = statistics.median(f.park_rate / x.rate for f, x in zip(figures, ceilings))
+        print(
+            f"resume   {name:<18}: {statistics.median(f.resume.rate for f in figures):7.0f} "
+            f"req/s = {resume:4.0%} of ceiling (target >= 60%), "
+            f"p99 {statistics.median(f.resume.p99_ms for f in figures):.1f} ms (target <= 25)"
+        )
+        print(
+            f"park     {name:<18}: {statistics.median(f.park_rate for f in figures):7.0f} "
+            f"executions/s = {park:4.0%} of ceiling (target >= 35%)"
+        )
+    print("  runs (ceiling | resume info | resume warning):")
+    for x, s, q in zip(ceilings, shipped, quiet, strict=True):
+        print(f"    {x.summary()}\n    {s.resume.summary()}\n    {q.resume.summary()}")
+    print(
+        "  wrk used "
+        f"{max(x.wrk_cpu_seconds / x.seconds for x in ceilings):.0%} of a core at most while "
+        "driving the ceiling: the load generator is not the limit"
+    )
 
 
 if __name__ == "__main__":
