@@ -14,12 +14,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("waitgate.access")
 SECRET_PARAMS = frozenset({"signature", "token", "api_key", "apikey"})
+_SECRET_BYTES = frozenset(name.encode() for name in SECRET_PARAMS)
 
 
 def redacted_target(path: str, query: bytes) -> str:
     """The request target with secret query values replaced by ``***``."""
     if not query:
         return path
+    name, equals, _ = query.partition(b"=")
+    if equals and b"&" not in query and name.isalnum() and name.lower() in _SECRET_BYTES:
+        return f"{path}?{name.decode()}=***"  # one secret parameter (a resume URL): no parsing
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     shown = [(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in pairs]
     return f"{path}?{urlencode(shown, safe='*')}"

@@ -251,6 +251,7 @@ def create_app(
             log.info("gateway stopped", extra={"action": "gateway.stopped"})
 
     routes = [
+        *webhook.routes,  # first: the router tries routes in order, and resumes are the most
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         *docs.routes,
@@ -260,7 +261,6 @@ def create_app(
         *deliveries.routes,
         *audit.routes,
         *ops.routes,
-        *webhook.routes,
         *approval.routes,
         *inbox.routes,
         *forms.routes,
@@ -279,7 +279,7 @@ def create_app(
         middleware=[
             *trusted_proxies(settings),
             Middleware(AccessLog),
-            Middleware(SeparateUiOrigin, origin=ui_origin),
+            *([] if ui_origin is None else [Middleware(SeparateUiOrigin, origin=ui_origin)]),
             Middleware(AnswerPolicy),
             Middleware(ApiRateLimit),
             Middleware(BodyDeadline, timeout_seconds=settings.body_timeout_seconds),

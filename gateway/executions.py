@@ -18,6 +18,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from prometheus_client import Counter
+
 from gateway import metrics
 from gateway.answers import explicit_answer, finished_answer, json_answer
 from gateway.approvals import ApprovalSpec, Decided, Decision, Via, check_decision
@@ -58,11 +60,18 @@ class Responded:
     kept: bool
 
 
+_RESUMES: dict[ResumedBy, Counter] = {}
+"""The resume counter of each way, once used (looking a label up costs more than counting)."""
+
+
 def resumed(eid: int, seq: int, by: ResumedBy) -> None:
     """Count and log one resumed wait. Every resume an entry point makes (the API, the
     dashboard, a page, a call of its URL, an event, a call or event kept for it and applied at
     park) passes here once; the timer counts its own (``wait.timeout``)."""
-    metrics.RESUMES.labels(by.value).inc()
+    counter = _RESUMES.get(by)
+    if counter is None:
+        counter = _RESUMES[by] = metrics.RESUMES.labels(by.value)
+    counter.inc()
     log.info(
         "resumed by %s",
         by.value,

@@ -3,26 +3,41 @@
 One configuration (``log_config``) serves waitgate's own loggers, uvicorn's (handed to
 ``uvicorn.run``) and any other library's, so that when JSON is chosen every line on stderr is
 JSON, each with a timezone-aware ISO 8601 ``time``.
+
+Logging at ``info`` is on the request path (an access-log line per request), so it is kept
+cheap: records carry no caller, thread or process details (no line shows them), JSON is
+encoded by msgspec, and the lines of one event-loop turn reach stderr in one write.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import logging.config
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
+
+import msgspec
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _HIDDEN = {"color_message"}
 """Extras that repeat the message for a terminal (uvicorn's colored copy)."""
 
 
+_second: list[Any] = [None, ""]
+"""The last whole second formatted, and its text up to the seconds (a one-entry cache)."""
+
+
 def timestamp(record: logging.LogRecord) -> str:
     """When the record was made: ISO 8601 in UTC with its offset, to the millisecond
     (``2026-11-28T21:03:00.123+00:00``)."""
-    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+    whole = int(record.created)
+    if _second[0] != whole:
+        text = datetime.fromtimestamp(whole, UTC).isoformat(timespec="seconds")
+        _second[:] = [whole, text.removesuffix("+00:00")]
+    millis = int((record.created - whole) * 1000)
+    return f"{_second[1]}.{millis:03d}+00:00"
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -43,7 +58,58 @@ class JsonFormatter(logging.Formatter):
         line.update(_extras(record))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return _json.encode(line).decode()
+
+
+_json = msgspec.json.Encoder(enc_hook=str)
+"""Anything JSON has no type for is logged as its ``str``."""
+
+
+class TurnBatchedHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that writes the lines logged during one event-loop turn with one
+    write, at the end of that turn; lines logged outside an event loop are written at once.
+
+    A line reaches the stream microseconds after it was logged, in order; ``flush`` (called by
+    ``logging.shutdown`` at exit) writes whatever is still pending."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the formatted line for this turn's write (called with the handler's lock)."""
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every pending line with one write."""
+        self.acquire()
+        try:
+            self._scheduled = False
+            if not self._pending:
+                return
+            text = "\n".join(self._pending) + "\n"
+            self._pending.clear()
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": text}))
+        finally:
+            self.release()
 
 
 class TextFormatter(logging.Formatter):
@@ -72,7 +138,7 @@ def log_config(level: str = "info") -> dict[str, Any]:
         "formatters": {"waitgate": {"()": f"{__name__}.{formatter.__name__}"}},
         "handlers": {
             "stderr": {
-                "class": "logging.StreamHandler",
+                "()": f"{__name__}.TurnBatchedHandler",
                 "formatter": "waitgate",
                 "stream": "ext://sys.stderr",
             }
@@ -87,6 +153,16 @@ def log_config(level: str = "info") -> dict[str, Any]:
     }
 
 
+def lean_records() -> None:
+    """Make log records without the details no line shows: the caller's file and line, the
+    thread, the process (the logging HOWTO's "Optimization" switches)."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def configure_logging(level: str = "info") -> None:
     """Send every log record to stderr, as JSON unless stderr is a terminal."""
+    lean_records()
     logging.config.dictConfig(log_config(level))

@@ -28,6 +28,7 @@ from enum import StrEnum
 from urllib.parse import quote, urlencode
 
 from itsdangerous import Signer
+from itsdangerous.encoding import base64_encode
 
 from gateway.config import Secret
 
@@ -55,8 +56,27 @@ class SignedTarget:
     nonce: str
 
 
-def _signer(key: Secret, salt: str) -> Signer:
-    return Signer(key.reveal(), salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
+class _Key:
+    """One secret key under one salt: itsdangerous's ``Signer`` (HMAC key derivation,
+    SHA-256), with the derived key's HMAC state made once and copied for each signature
+    (itsdangerous derives the key again at every signature; the one-shot ``hmac.digest``
+    releases the GIL, which under load hands it to the database threads)."""
+
+    def __init__(self, key: Secret, salt: str) -> None:
+        signer = Signer(
+            key.reveal(), salt=salt, key_derivation="hmac", digest_method=hashlib.sha256
+        )
+        self._keyed = hmac.new(signer.derive_key(), digestmod=hashlib.sha256)
+
+    def get_signature(self, value: bytes) -> bytes:
+        """Exactly ``Signer.get_signature(value)``."""
+        mac = self._keyed.copy()
+        mac.update(value)
+        return base64_encode(mac.digest())
+
+
+def _signer(key: Secret, salt: str) -> _Key:
+    return _Key(key, salt)
 
 
 class ResumeSigner:

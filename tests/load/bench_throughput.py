@@ -118,8 +118,9 @@ def park_and_resume(
 
     def spread(targets: list[tuple[str, str]], body: bytes, headers: dict[str, str]) -> WrkResult:
         if len(replicas) == 1:
-            return drive(replicas[0].url, targets, body, headers, connections=connections,
-                         server_pids=pids)
+            return drive(
+                replicas[0].url, targets, body, headers, connections=connections, server_pids=pids
+            )
         return _drive_replicas(replicas, targets, body, headers, connections, pids)
 
     create = spread([("POST", "/api/v1/executions")] * count, CREATE, auth)
@@ -198,8 +199,12 @@ def main(rounds: int = 3) -> None:
         f"p99 {statistics.median(x.p99_ms for x in ceilings):.1f} ms"
     )
     for name, figures in (("as shipped (info)", shipped), ("log level warning", quiet)):
-        resume = statistics.median(f.resume.rate / x.rate for f, x in zip(figures, ceilings))
-        park = statistics.median(f.park_rate / x.rate for f, x in zip(figures, ceilings))
+        resume = statistics.median(
+            f.resume.rate / x.rate for f, x in zip(figures, ceilings, strict=True)
+        )
+        park = statistics.median(
+            f.park_rate / x.rate for f, x in zip(figures, ceilings, strict=True)
+        )
         print(
             f"resume   {name:<18}: {statistics.median(f.resume.rate for f in figures):7.0f} "
             f"req/s = {resume:4.0%} of ceiling (target >= 60%), "

@@ -35,7 +35,9 @@ def prepare(path: str, rows: int) -> None:
     """A table of ``rows`` waiting rows (ids 1 to ``rows``)."""
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("CREATE TABLE IF NOT EXISTS waits (id INTEGER PRIMARY KEY, status TEXT, body BLOB)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS waits (id INTEGER PRIMARY KEY, status TEXT, body BLOB)"
+    )
     conn.executemany("INSERT INTO waits (status) VALUES ('waiting')", [()] * rows)
     conn.commit()
     conn.close()

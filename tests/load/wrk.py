@@ -136,4 +136,3 @@ def drive(
         wrk_cpu_seconds=usage.ru_utime + usage.ru_stime,
         server_cpu_seconds=after - before,
     )
-

@@ -9,7 +9,7 @@ import pytest
 from itsdangerous import Signer
 
 from gateway.config import Secret
-from gateway.signing import LEGACY_SALT, Action, ResumeSigner, SignedTarget
+from gateway.signing import LEGACY_SALT, SALT, Action, ResumeSigner, SignedTarget, _Key
 
 OLD, NEW = Secret("old-key"), Secret("new-key")
 NONCE, OTHER_NONCE = "0123456789abcdef" * 2, "f" * 32
@@ -116,3 +116,12 @@ def test_secret_repr_hides_the_value() -> None:
     assert "old-key" not in repr(OLD)
     assert "old-key" not in str(OLD)
     assert OLD.reveal() == "old-key"
+
+
+@pytest.mark.parametrize("message", [b"", b"7/1/" + b"a" * 32 + b"//resume", b"x" * 5000])
+def test_signatures_are_exactly_itsdangerous_ones(message: bytes) -> None:
+    """The signer keeps its derived key; what it makes is still itsdangerous's signature."""
+    reference = Signer(
+        "a-key", salt=SALT, key_derivation="hmac", digest_method=hashlib.sha256
+    ).get_signature(message)
+    assert _Key(Secret("a-key"), SALT).get_signature(message) == reference
