@@ -31,8 +31,21 @@ def _rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def idle_rss_mb() -> float:
+    """Resident memory of a gateway started on an empty database."""
+    with tempfile.TemporaryDirectory() as folder:
+        gateway = GatewayProcess(Path(folder), {"WAITGATE_LOG_LEVEL": "warning"})
+        gateway.start()
+        try:
+            time.sleep(1.0)
+            return _rss_mb(gateway.pid) if gateway.pid else float("nan")
+        finally:
+            gateway.stop()
+
+
 def main(parked: int = PARKED, pages: int = 300) -> None:
     """Fill, start, measure; print the figures."""
+    print(f"scale    gateway RSS idle (empty database): {idle_rss_mb():.0f} MB")
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "waitgate.db"
         started = time.monotonic()
@@ -63,7 +76,10 @@ def main(parked: int = PARKED, pages: int = 300) -> None:
             rss = _rss_mb(pid) if pid else float("nan")
         finally:
             gateway.stop()
-    print(f"scale    start-up to ready {ready:.2f} s; gateway RSS {rss:.0f} MB")
+    print(
+        f"scale    start-up to ready {ready:.2f} s; gateway RSS {rss:.0f} MB with {parked:,} "
+        "parked (target <= 55 MB)"
+    )
     print(
         f"scale    status=waiting page : p50 {plain.percentile(50):.1f} ms, "
         f"p99 {plain.percentile(99):.1f} ms"
