@@ -50,7 +50,7 @@ from gateway.routes import (
     ui_overview,
     webhook,
 )
-from gateway.routing import one_route_per_path
+from gateway.routing import SegmentRouter, one_route_per_path
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
 from gateway.serving import BodyDeadline
@@ -272,8 +272,7 @@ def create_app(
         *ui_events.routes,
         *ui_overview.routes,
     ]
-    return Starlette(
-        routes=one_route_per_path(routes),
+    app = Starlette(
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
@@ -285,6 +284,8 @@ def create_app(
             Middleware(BodyDeadline, timeout_seconds=settings.body_timeout_seconds),
         ],
     )
+    app.router = SegmentRouter(one_route_per_path(routes), lifespan=lifespan)
+    return app
 
 
 def app_from_env() -> Starlette:

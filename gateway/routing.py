@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route, Router
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from gateway.auth import Principal, Scope
 from gateway.services import services
@@ -78,3 +81,40 @@ def endpoints_by_method(route: BaseRoute) -> dict[str, Endpoint]:
     if isinstance(route, Route):
         return {method: route.endpoint for method in route.methods or ()}
     return {}
+
+
+class SegmentRouter(Router):
+    """Starlette's router, trying for each request only the routes that can match its first
+    path segment (a route whose path starts with a fixed segment matches nothing else), in
+    their declared order. The first full match is the one Starlette's own loop would find;
+    anything without a full match (405, redirects, 404, lifespan) is left to Starlette."""
+
+    def _candidates(self, path: str) -> list[BaseRoute]:
+        if getattr(self, "_indexed", None) != len(self.routes):
+            index: dict[str, list[BaseRoute]] = {}
+            anywhere: list[BaseRoute] = []
+            for route in self.routes:
+                first = route.path.split("/")[1] if isinstance(route, Route) else "{"
+                if "{" in first:
+                    anywhere.append(route)
+                    for routes in index.values():
+                        routes.append(route)
+                else:
+                    index.setdefault(first, [*anywhere]).append(route)
+            self._index, self._anywhere, self._indexed = index, anywhere, len(self.routes)
+        return self._index.get(
+            path.split("/", 2)[1] if path.startswith("/") else "", self._anywhere
+        )
+
+    async def app(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        """Dispatch to the first route that fully matches, else as Starlette does."""
+        if scope["type"] == "http":
+            for route in self._candidates(get_route_path(scope)):
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    scope.setdefault("router", self)
+                    scope["route"] = route
+                    scope.update(child_scope)
+                    await route.handle(scope, receive, send)
+                    return
+        await super().app(scope, receive, send)
