@@ -33,8 +33,8 @@ JSON = {"content-type": "application/json"}
 CREATE = b'{"workflowId": "bench"}'
 PARK = b'{"webhook": {"httpMethod": "POST"}}'
 CONNECTIONS = 32
-CEILING_ROWS = 60_000
-PARKED = 20_000
+CEILING_ROWS = 30_000
+PARKED = 10_000
 
 
 @dataclass(frozen=True)

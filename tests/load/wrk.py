@@ -92,7 +92,7 @@ def drive(
     *,
     connections: int = 32,
     server_pids: list[int] | None = None,
-    max_seconds: int = 120,
+    max_seconds: int = 600,
 ) -> WrkResult:
     """Send each ``(method, target)`` once over ``connections`` keep-alive connections."""
     wrk = require_wrk()
