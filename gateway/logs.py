@@ -40,8 +40,11 @@ def timestamp(record: logging.LogRecord) -> str:
     return f"{_second[1]}.{millis:03d}+00:00"
 
 
+_NOT_EXTRA = frozenset(_STANDARD | _HIDDEN)
+
+
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD and k not in _HIDDEN}
+    return {k: v for k, v in vars(record).items() if k not in _NOT_EXTRA}
 
 
 class JsonFormatter(logging.Formatter):

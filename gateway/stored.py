@@ -57,11 +57,16 @@ def clip_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def clip_attempt(attempt: ResumeAttempt) -> ResumeAttempt:
-    """An audit row with every caller-controlled text bounded."""
-    return dataclasses.replace(
-        attempt,
-        method=clip(attempt.method, MAX_AUDIT_METHOD),
-        reason=clip(attempt.reason, MAX_AUDIT_TEXT),
-        ip=clip_optional(attempt.ip, MAX_AUDIT_IP),
-        user_agent=clip_optional(attempt.user_agent, MAX_AUDIT_TEXT),
-    )
+    """An audit row with every caller-controlled text bounded (the row itself when all fit)."""
+    method = clip(attempt.method, MAX_AUDIT_METHOD)
+    reason = clip(attempt.reason, MAX_AUDIT_TEXT)
+    ip = clip_optional(attempt.ip, MAX_AUDIT_IP)
+    user_agent = clip_optional(attempt.user_agent, MAX_AUDIT_TEXT)
+    if (
+        method is attempt.method
+        and reason is attempt.reason
+        and ip is attempt.ip
+        and user_agent is attempt.user_agent
+    ):
+        return attempt
+    return dataclasses.replace(attempt, method=method, reason=reason, ip=ip, user_agent=user_agent)
