@@ -78,7 +78,8 @@ class TurnBatchedHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         self._pending: list[str] = []
-        self._scheduled = False
+        self._flush_on: asyncio.AbstractEventLoop | None = None
+        """The loop a flush is scheduled on (a loop that stopped first never runs it)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the formatted line for this turn's write (called with the handler's lock)."""
@@ -93,15 +94,15 @@ class TurnBatchedHandler(logging.StreamHandler[TextIO]):
         except RuntimeError:
             self.flush()
             return
-        if not self._scheduled:
-            self._scheduled = True
+        if self._flush_on is not loop:
+            self._flush_on = loop
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write every pending line with one write."""
         self.acquire()
         try:
-            self._scheduled = False
+            self._flush_on = None
             if not self._pending:
                 return
             text = "\n".join(self._pending) + "\n"

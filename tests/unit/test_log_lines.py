@@ -87,3 +87,17 @@ async def test_pending_lines_are_written_by_flush() -> None:
     handler.handle(_record("last words"))
     handler.flush()
     assert stream.getvalue() == "last words\n"
+
+
+def test_a_loop_that_stopped_before_its_flush_does_not_hold_later_lines() -> None:
+    stream = CountingStream()
+    handler = TurnBatchedHandler(stream)
+
+    async def log(message: str) -> None:
+        handler.handle(_record(message))
+
+    first = asyncio.new_event_loop()
+    first.run_until_complete(log("from a loop that then stops"))
+    first.close()  # its scheduled flush never ran
+    asyncio.run(log("from the next loop"))
+    assert stream.getvalue() == "from a loop that then stops\nfrom the next loop\n"
