@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -396,6 +397,7 @@ def check_custom_data_count(values: dict[str, Any]) -> None:
         )
 
 
+@functools.lru_cache(maxsize=4096)  # a page or a view formats the same instants again
 def format_instant(ms: int | None) -> str | None:
     """Milliseconds since the epoch as n8n writes instants: ``2026-01-01T00:00:00.000Z``."""
     if ms is None:
