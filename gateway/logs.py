@@ -12,6 +12,7 @@ encoded by msgspec, and the lines of one event-loop turn reach stderr in one wri
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import logging.config
 import sys
@@ -61,7 +62,10 @@ class JsonFormatter(logging.Formatter):
         line.update(_extras(record))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return _json.encode(line).decode()
+        try:
+            return _json.encode(line).decode()
+        except (TypeError, ValueError):  # e.g. a dict keyed by something msgspec will not key
+            return json.dumps(line, default=str)
 
 
 _json = msgspec.json.Encoder(enc_hook=str)
