@@ -64,7 +64,7 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         try:
             return _json.encode(line).decode()
-        except (TypeError, ValueError):  # e.g. a dict keyed by something msgspec will not key
+        except (TypeError, ValueError, RecursionError):  # whatever msgspec gives up on
             return json.dumps(line, default=str)
 
 
