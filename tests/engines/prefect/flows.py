@@ -1,0 +1,58 @@
+"""The flows the Prefect tests run: each parks one waitgate wait and returns what it got."""
+
+from __future__ import annotations
+
+import queue
+from typing import Any
+
+from prefect import flow
+from pydantic import BaseModel, Field
+
+from gateway.integrations.prefect import Waitgate, WaitLinks, wait_for_approval, wait_for_input
+
+POLL = 0.2
+"""Seconds between a paused flow's looks at its state (Prefect's default is 10)."""
+links: queue.Queue[WaitLinks] = queue.Queue()
+"""Every link the flows hand out, in order."""
+
+
+class Shipping(BaseModel):
+    """Where the parcel goes."""
+
+    address: str = Field("the warehouse", max_length=100)
+    express: bool = False
+    parcels: int = Field(1, ge=1, le=10)
+
+
+def gate(url: str, key: str, relay: str) -> Waitgate:
+    return Waitgate(url, key, relay)
+
+
+@flow(persist_result=False)
+async def ask_shipping(
+    url: str, key: str, relay: str, timeout: float | None = 3600, mode: str = "pause"
+) -> dict[str, Any]:
+    answer = await wait_for_input(
+        Shipping,
+        title="Where to?",
+        timeout=timeout,
+        gate=gate(url, key, relay),
+        on_link=links.put,
+        poll_interval=POLL,
+        mode="suspend" if mode == "suspend" else "pause",
+    )
+    return answer.model_dump()
+
+
+@flow(persist_result=False)
+async def ask_approval(url: str, key: str, relay: str, default: bool = False) -> dict[str, Any]:
+    decision = await wait_for_approval(
+        "Ship order A-1?",
+        description="Two parcels to Oslo",
+        timeout=3600,
+        default=default,
+        gate=gate(url, key, relay),
+        on_link=links.put,
+        poll_interval=POLL,
+    )
+    return decision.model_dump()
