@@ -10,6 +10,7 @@ from gateway.integrations.prefect.forms import NotAFormError, form_schema
 from gateway.integrations.prefect.waits import (
     ApprovalDecision,
     WaitCanceledError,
+    WaitEndedError,
     Waitgate,
     WaitLinks,
     wait_for_approval,
@@ -21,6 +22,7 @@ __all__ = [
     "NotAFormError",
     "PrefectAdapter",
     "WaitCanceledError",
+    "WaitEndedError",
     "WaitLinks",
     "Waitgate",
     "form_schema",

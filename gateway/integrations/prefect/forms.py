@@ -104,6 +104,7 @@ def _items(where: str, items: Any, defs: Mapping[str, Any]) -> dict[str, Any]:
 def defaults(model: type[BaseModel]) -> dict[str, Any] | None:
     """The model built from its defaults alone, as JSON data; ``None`` if a field has none."""
     try:
-        return model().model_dump(mode="json")
+        built: dict[str, Any] = model().model_dump(mode="json")
+        return built
     except ValidationError:
         return None

@@ -30,6 +30,7 @@ from prefect import get_client
 from prefect.artifacts import acreate_link_artifact
 from prefect.client.orchestration import PrefectClient
 from prefect.context import FlowRunContext
+from prefect.exceptions import Abort
 from prefect.flow_runs import apause_flow_run, asuspend_flow_run
 from prefect.input.run_input import RunInput, keyset_from_base_key
 from prefect.logging import get_run_logger
@@ -52,7 +53,12 @@ DEFAULT_SUFFIX = "waitgate-default"
 EXECUTION_SUFFIX = "waitgate-execution"
 
 
-class WaitCanceledError(Exception):
+class WaitEndedError(Abort):
+    """The flow run was ended from outside while it waited: failed by the relay (an answer the
+    flow refuses) or canceled. A Prefect ``Abort``, so the flow engine leaves that state be."""
+
+
+class WaitCanceledError(WaitEndedError):
     """The wait's waitgate execution was canceled, and with it the flow run."""
 
 
@@ -135,7 +141,7 @@ async def wait_for_input(
     *,
     title: str | None = None,
     description: str = "",
-    timeout: timedelta | float | None = None,
+    timeout: timedelta | float | None = None,  # noqa: ASYNC109 - the wait's deadline, not ours
     default: M | None = None,
     key: str | None = None,
     mode: Mode = "pause",
@@ -162,7 +168,8 @@ async def wait_for_input(
     wait = _Wait("input", schema["title"], park, model, fallback, deadline)
     options = _Options(key, mode, on_link, gate, poll_interval, artifact)
     answer = await _park_and_wait(wait, options)
-    return model.model_validate(answer.model_dump())
+    validated: M = model.model_validate(answer.model_dump())
+    return validated
 
 
 async def wait_for_approval(
@@ -172,7 +179,7 @@ async def wait_for_approval(
     approvers: Sequence[str] = (),
     required: int = 1,
     channels: Sequence[str] = (),
-    timeout: timedelta | float | None = None,
+    timeout: timedelta | float | None = None,  # noqa: ASYNC109 - the wait's deadline, not ours
     default: bool = False,
     key: str | None = None,
     mode: Mode = "pause",
@@ -196,7 +203,8 @@ async def wait_for_approval(
     park = {"approval": approval}
     wait = _Wait("approval", title, park, ApprovalDecision, fallback, _seconds(timeout))
     answer = await _park_and_wait(wait, _Options(key, mode, on_link, gate, poll_interval, artifact))
-    return ApprovalDecision.model_validate(answer.model_dump())
+    decision: ApprovalDecision = ApprovalDecision.model_validate(answer.model_dump())
+    return decision
 
 
 def _pause_key(context: FlowRunContext, key: str | None) -> str:
@@ -250,20 +258,21 @@ async def _pause(
     run_id: UUID,
     wait: _Wait,
     key: str,
-    timeout: int,
+    pause_seconds: int,
     poll_interval: float,
 ) -> BaseModel:
     """``apause_flow_run``, which only ever notices a resume; beside it a watch for the run
-    being canceled (the relay's answer to ``execution.canceled``), which ends the wait."""
+    being ended from outside (canceled, or failed by the relay), which ends the wait."""
     answers: list[BaseModel] = []
+    ended: list[Any] = []
     async with anyio.create_task_group() as group:
 
         async def pause() -> None:
             answers.append(
                 await apause_flow_run(
                     wait_for_input=wait.answer,
-                    timeout=timeout,
-                    poll_interval=poll_interval,  # type: ignore[arg-type]  # seconds, any number
+                    timeout=pause_seconds,
+                    poll_interval=poll_interval,
                     key=key,
                 )
             )
@@ -273,15 +282,19 @@ async def _pause(
             while True:
                 await anyio.sleep(poll_interval)
                 state = (await client.read_flow_run(run_id)).state
-                if state is not None and (state.is_cancelled() or state.is_cancelling()):
+                if state is not None and (state.is_final() or state.is_cancelling()):
+                    ended.append(state)
                     group.cancel_scope.cancel()
                     return
 
         group.start_soon(pause)
         group.start_soon(watch)
-    if not answers:
+    if answers:
+        return answers[0]
+    state = ended[0]
+    if state.is_cancelled() or state.is_cancelling():
         raise WaitCanceledError(f"the waitgate wait {wait.title!r} was canceled")
-    return answers[0]
+    raise WaitEndedError(f"the flow run was set {state.name} while it waited: {state.message}")
 
 
 async def _park(
@@ -298,13 +311,19 @@ async def _park(
             if found.status_code == 200 and found.json().get("status") == "waiting":
                 execution = found.json()
         if execution is None:
-            created = _checked(await http.post(f"{api}/executions", json=_create_body(gate, run_id, base, wait)))
-            await _save_input(client, run_id, f"{base}-{EXECUTION_SUFFIX}", created["id"], replace=True)
+            created = _checked(
+                await http.post(f"{api}/executions", json=_create_body(gate, run_id, base, wait))
+            )
+            await _save_input(
+                client, run_id, f"{base}-{EXECUTION_SUFFIX}", created["id"], replace=True
+            )
             park = dict(wait.park)
             if wait.timeout is not None:
                 park["waitTill"] = _deadline(created, wait.timeout)
-            execution = _checked(await http.post(f"{api}/executions/{created['id']}/wait", json=park))
-    return _links(execution)
+            execution = _checked(
+                await http.post(f"{api}/executions/{created['id']}/wait", json=park)
+            )
+    return _links(execution, has_deadline=wait.timeout is not None)
 
 
 def _create_body(gate: Waitgate, run_id: UUID, base: str, wait: _Wait) -> dict[str, Any]:
@@ -336,7 +355,7 @@ def _checked(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-def _links(execution: Mapping[str, Any]) -> WaitLinks:
+def _links(execution: Mapping[str, Any], *, has_deadline: bool) -> WaitLinks:
     resume_url = execution.get("resumeUrl")
     link = execution.get("approvalUrl") or execution.get("resumeFormUrl") or resume_url or ""
     return WaitLinks(
@@ -344,7 +363,7 @@ def _links(execution: Mapping[str, Any]) -> WaitLinks:
         link=link,
         resume_url=resume_url,
         approval_urls=dict(execution.get("approvalUrls") or {}),
-        wait_till=execution.get("waitTill"),
+        wait_till=execution.get("waitTill") if has_deadline else None,
     )
 
 

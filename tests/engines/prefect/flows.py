@@ -30,18 +30,19 @@ def gate(url: str, key: str, relay: str) -> Waitgate:
 
 @flow(persist_result=False)
 async def ask_shipping(
-    url: str, key: str, relay: str, timeout: float | None = 3600, mode: str = "pause"
+    url: str, key: str, relay: str, deadline: float | None = 3600, mode: str = "pause"
 ) -> dict[str, Any]:
     answer = await wait_for_input(
         Shipping,
         title="Where to?",
-        timeout=timeout,
+        timeout=deadline,
         gate=gate(url, key, relay),
         on_link=links.put,
         poll_interval=POLL,
         mode="suspend" if mode == "suspend" else "pause",
     )
-    return answer.model_dump()
+    shipping: dict[str, Any] = answer.model_dump()
+    return shipping
 
 
 @flow(persist_result=False)
@@ -55,4 +56,5 @@ async def ask_approval(url: str, key: str, relay: str, default: bool = False) ->
         on_link=links.put,
         poll_interval=POLL,
     )
-    return decision.model_dump()
+    decided: dict[str, Any] = decision.model_dump()
+    return decided
