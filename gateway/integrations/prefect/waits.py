@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ GRACE = timedelta(hours=1)
 resumes with the default) always comes first and Prefect never fails the run on its own."""
 DEFAULT_SUFFIX = "waitgate-default"
 EXECUTION_SUFFIX = "waitgate-execution"
+log = logging.getLogger("waitgate.prefect")
 
 
 class WaitEndedError(Abort):
@@ -224,33 +226,74 @@ async def _park_and_wait(wait: _Wait, options: _Options) -> BaseModel:
     state_name = "suspended" if options.mode == "suspend" else "paused"
     base = f"{state_name}-{key}"
     keyset = keyset_from_base_key(base)
-    logger = get_run_logger(context=context)
     async with get_client() as client:
+        gate = options.gate or Waitgate.from_env()
         answered = await read_input(client, run_id, keyset["response"])
         if answered is not None:  # a suspended run, run again after its resume
-            return wait.answer.model_validate(answered)
-        if wait.default is not None:
-            await _save_input(client, run_id, f"{base}-{DEFAULT_SUFFIX}", wait.default)
-        gate = options.gate or Waitgate.from_env()
-        links = await _park(gate, client, run_id, base, wait)
-        logger.info("Waiting on waitgate for %r: %s", wait.title, links.link)
-        if options.artifact:
-            await acreate_link_artifact(
-                links.link, link_text=wait.title, description=_artifact_text(links), client=client
+            answer = wait.answer.model_validate(answered)
+        else:
+            links = await _hand_out(gate, client, run_id, base, wait, options)
+            pause_seconds = int(
+                (wait.timeout + GRACE).total_seconds() if wait.timeout else NO_DEADLINE_SECONDS
             )
-        if options.on_link is not None:
-            handed = options.on_link(links)
-            if inspect.isawaitable(handed):
-                await handed
-        prefect_timeout = int(
-            (wait.timeout + GRACE).total_seconds() if wait.timeout else NO_DEADLINE_SECONDS
+            if options.mode == "suspend":  # raises Pause: this process ends here
+                answer = await asuspend_flow_run(
+                    wait_for_input=wait.answer, timeout=pause_seconds, key=key
+                )
+            else:
+                answer = await _pause(
+                    client, run_id, wait, key, pause_seconds, options.poll_interval
+                )
+            get_run_logger(context=context).info(
+                "waitgate execution %s answered", links.execution_id
+            )
+        await _finish(gate, client, run_id, base, answer)
+        return answer
+
+
+async def _hand_out(
+    gate: Waitgate,
+    client: PrefectClient,
+    run_id: UUID,
+    base: str,
+    wait: _Wait,
+    options: _Options,
+) -> WaitLinks:
+    """Park the wait (its default kept first) and hand out its link: the flow run's log, a
+    link artifact, and ``on_link``."""
+    if wait.default is not None:
+        await _save_input(client, run_id, f"{base}-{DEFAULT_SUFFIX}", wait.default)
+    links = await _park(gate, client, run_id, base, wait)
+    get_run_logger().info("Waiting on waitgate for %r: %s", wait.title, links.link)
+    if options.artifact:
+        await acreate_link_artifact(
+            links.link, link_text=wait.title, description=_artifact_text(links), client=client
         )
-        if options.mode == "suspend":
-            answer: BaseModel = await asuspend_flow_run(
-                wait_for_input=wait.answer, timeout=prefect_timeout, key=key
-            )
-            return answer
-        return await _pause(client, run_id, wait, key, prefect_timeout, options.poll_interval)
+    if options.on_link is not None:
+        handed = options.on_link(links)
+        if inspect.isawaitable(handed):
+            await handed
+    return links
+
+
+async def _finish(
+    gate: Waitgate, client: PrefectClient, run_id: UUID, base: str, answer: BaseModel
+) -> None:
+    """Finish the wait's execution (``success``, with the answer), so waitgate shows it done
+    and nothing can cancel it any more. An execution already finished is fine; any other
+    failure is only logged: the flow has its answer."""
+    execution_id = await read_input(client, run_id, f"{base}-{EXECUTION_SUFFIX}")
+    if not isinstance(execution_id, int):
+        return
+    url = f"{gate.url.rstrip('/')}/api/v1/executions/{execution_id}/finish"
+    body = {"status": "success", "data": answer.model_dump(mode="json")}
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.post(url, json=body, headers={"X-N8N-API-KEY": gate.api_key})
+        if response.status_code not in (200, 409):
+            log.warning("waitgate did not finish execution %s: %s", execution_id, response.text)
+    except httpx.HTTPError as exc:
+        log.warning("waitgate did not finish execution %s: %r", execution_id, exc)
 
 
 async def _pause(

@@ -96,7 +96,8 @@ class Loop:
         """Run ``flow`` in a thread (it blocks while paused); its future result."""
 
         def run() -> Any:
-            return asyncio.run(flow(**parameters))
+            started = flow(**parameters)
+            return asyncio.run(started) if asyncio.iscoroutine(started) else started
 
         return self.pool.submit(self.context.copy().run, run)
 

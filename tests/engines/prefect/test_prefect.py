@@ -16,6 +16,8 @@ from uuid import UUID
 
 import httpx
 from prefect.client.schemas.objects import StateType
+from prefect.exceptions import Pause
+from prefect.flow_engine import run_flow_async
 
 from gateway.delivery import sign
 from gateway.integrations.prefect import WaitCanceledError, WaitLinks
@@ -154,6 +156,8 @@ def test_a_form_answer_resumes_the_paused_flow_with_its_data_once(loop: Loop) ->
     assert [a["statusCode"] for a in callback["attempts"]] == [200]
     assert state_types(loop, run_id).count(StateType.PAUSED) == 1
     assert state(loop, run_id).type == StateType.COMPLETED
+    execution = loop.gateway.client().get(f"/executions/{link.execution_id}").json()
+    assert execution["status"] == "success"
 
 
 def test_a_duplicate_callback_is_ignored(loop: Loop) -> None:
@@ -225,3 +229,36 @@ def test_a_wait_without_a_deadline_waits_for_its_answer(loop: Loop) -> None:
     assert link.wait_till is None
     httpx.post(link.link, data={"parcels": "3"})
     assert result.result(timeout=60)["parcels"] == 3
+
+
+def test_a_suspended_run_ends_its_process_and_runs_again_with_the_answer(loop: Loop) -> None:
+    """``mode="suspend"`` as a worker sees it: the flow run of a deployment suspends and its
+    process ends; after the resume the worker (here the test) runs it again, and the same wait
+    returns the answer without parking a second time."""
+    gw = loop.gateway
+    parameters = {"url": gw.url, "key": gw.admin_key, "relay": loop.relay.url, "mode": "suspend"}
+
+    async def deploy(client: Any) -> Any:
+        flow_id = await client.create_flow(ask_shipping)
+        deployment_id = await client.create_deployment(flow_id=flow_id, name="suspend-test")
+        return await client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+
+    flow_run = loop.prefect(deploy)
+
+    def work() -> Any:
+        run = loop.prefect(lambda c: c.read_flow_run(flow_run.id))
+        return run_flow_async(ask_shipping, flow_run=run, parameters=parameters)
+
+    first = loop.start(work)
+    link = links.get(timeout=30)
+    assert isinstance(failure(first), Pause)
+    assert state(loop, flow_run.id).name == "Suspended"
+
+    answer = httpx.post(link.link, data={"address": "Tromsø", "parcels": "4"})
+    assert answer.status_code == 200, answer.text
+    gw.wait_until(lambda: state(loop, flow_run.id).is_scheduled(), what="the run rescheduled")
+
+    again = loop.start(work)
+    assert again.result(timeout=60) == {"address": "Tromsø", "express": False, "parcels": 4}
+    assert links.empty()
+    assert gw.client().get(f"/executions/{link.execution_id + 1}").status_code == 404
