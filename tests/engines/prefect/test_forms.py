@@ -5,7 +5,7 @@ when the flow asks, not when the wait parks."""
 from __future__ import annotations
 
 import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 import pytest
@@ -16,7 +16,7 @@ from gateway.integrations.prefect import NotAFormError, form_schema
 from gateway.integrations.prefect.forms import defaults
 
 
-class Size(str, Enum):
+class Size(StrEnum):
     SMALL = "small"
     LARGE = "large"
 
