@@ -8,6 +8,7 @@ See README.md beside this file for the four commands that run it.
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import timedelta
 
 from prefect import flow
@@ -54,4 +55,5 @@ async def ship_order(order: str = "A-1001", minutes: float = 10) -> str:
 
 
 if __name__ == "__main__":
-    print(asyncio.run(ship_order()))
+    # python ship_order.py [minutes]: how long each question waits before taking its default
+    print(asyncio.run(ship_order(minutes=float(sys.argv[1]) if len(sys.argv) > 1 else 10)))
