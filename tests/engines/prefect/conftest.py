@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 # No telemetry from Prefect's test server (there is no network to send it to).
@@ -36,11 +37,11 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Prefect's own warnings, narrowly: its server's SQLite driver and its client's event
-    loop bookkeeping, neither ours."""
+    """Prefect's own warnings, narrowly: its process-wide clients (the API log and events
+    workers of the flow threads) keep sockets and an event loop open past a test; ours close
+    theirs."""
     for item in items:
-        item.add_marker(pytest.mark.filterwarnings("ignore::DeprecationWarning:prefect.*"))
-        item.add_marker(pytest.mark.filterwarnings("ignore::ResourceWarning"))
+        item.add_marker(pytest.mark.filterwarnings("ignore:unclosed:ResourceWarning"))
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +101,11 @@ class Loop:
             return asyncio.run(started) if asyncio.iscoroutine(started) else started
 
         return self.pool.submit(self.context.copy().run, run)
+
+    def api(self, method: str, path: str) -> httpx.Response:
+        """One call of waitgate's API with the admin key."""
+        with self.gateway.client() as client:
+            return client.request(method, path)
 
     def prefect(self, work: Callable[[Any], Any]) -> Any:
         """Run ``work(client)`` with a Prefect client of the test server."""

@@ -30,7 +30,7 @@ DEFAULTS = {"address": "the warehouse", "express": False, "parcels": 1}
 def paused_run(loop: Loop, timeout: float = 30) -> tuple[WaitLinks, UUID]:
     """The next link a flow handed out, once its flow run is paused there."""
     link = links.get(timeout=timeout)
-    execution = loop.gateway.client().get(f"/executions/{link.execution_id}").json()
+    execution = loop.api("GET", f"/executions/{link.execution_id}").json()
     run_id = UUID(execution["customData"]["prefect_flowRunId"])
     loop.gateway.wait_until(lambda: state(loop, run_id).is_paused(), what="the run pausing")
     return link, run_id
@@ -49,9 +49,9 @@ def state_types(loop: Loop, run_id: UUID) -> list[StateType]:
 
 def deliveries(loop: Loop, execution_id: int) -> list[dict[str, Any]]:
     """The callbacks waitgate sent for an execution."""
-    found: list[dict[str, Any]] = (
-        loop.gateway.client().get(f"/executions/{execution_id}/deliveries").json()["data"]
-    )
+    found: list[dict[str, Any]] = loop.api("GET", f"/executions/{execution_id}/deliveries").json()[
+        "data"
+    ]
     return found
 
 
@@ -156,7 +156,7 @@ def test_a_form_answer_resumes_the_paused_flow_with_its_data_once(loop: Loop) ->
     assert [a["statusCode"] for a in callback["attempts"]] == [200]
     assert state_types(loop, run_id).count(StateType.PAUSED) == 1
     assert state(loop, run_id).type == StateType.COMPLETED
-    execution = loop.gateway.client().get(f"/executions/{link.execution_id}").json()
+    execution = loop.api("GET", f"/executions/{link.execution_id}").json()
     assert execution["status"] == "success"
 
 
@@ -173,7 +173,7 @@ def test_a_duplicate_callback_is_ignored(loop: Loop) -> None:
     assert again.status_code == 200
     assert again.json()["status"] == "duplicate"
 
-    redeliver = loop.gateway.client().post(f"/deliveries/{callback['id']}/redeliver")
+    redeliver = loop.api("POST", f"/deliveries/{callback['id']}/redeliver")
     assert redeliver.status_code == 202, redeliver.text
     assert [a["statusCode"] for a in delivered(loop, link.execution_id, 2)["attempts"]] == [
         200,
@@ -217,7 +217,7 @@ def test_the_deadline_decides_an_approval_with_its_default(loop: Loop) -> None:
 def test_a_canceled_execution_cancels_the_flow_run(loop: Loop) -> None:
     result = start_shipping(loop)
     link, run_id = paused_run(loop)
-    stop = loop.gateway.client().post(f"/executions/{link.execution_id}/stop")
+    stop = loop.api("POST", f"/executions/{link.execution_id}/stop")
     assert stop.status_code == 200, stop.text
     assert isinstance(failure(result), WaitCanceledError)
     assert state(loop, run_id).type == StateType.CANCELLED
@@ -261,4 +261,4 @@ def test_a_suspended_run_ends_its_process_and_runs_again_with_the_answer(loop: L
     again = loop.start(work)
     assert again.result(timeout=60) == {"address": "Tromsø", "express": False, "parcels": 4}
     assert links.empty()
-    assert gw.client().get(f"/executions/{link.execution_id + 1}").status_code == 404
+    assert loop.api("GET", f"/executions/{link.execution_id + 1}").status_code == 404
