@@ -46,10 +46,14 @@ async def ask_shipping(
 
 
 @flow(persist_result=False)
-async def ask_approval(url: str, key: str, relay: str, default: bool = False) -> dict[str, Any]:
+async def ask_approval(
+    url: str, key: str, relay: str, default: bool = False, approvers: list[str] | None = None
+) -> dict[str, Any]:
     decision = await wait_for_approval(
         "Ship order A-1?",
         description="Two parcels to Oslo",
+        approvers=approvers or (),
+        required=len(approvers or ()) or 1,
         timeout=3600,
         default=default,
         gate=gate(url, key, relay),

@@ -262,3 +262,64 @@ def test_a_suspended_run_ends_its_process_and_runs_again_with_the_answer(loop: L
     assert again.result(timeout=60) == {"address": "Tromsø", "express": False, "parcels": 4}
     assert links.empty()
     assert loop.api("GET", f"/executions/{link.execution_id + 1}").status_code == 404
+
+
+def test_named_approvers_decide_through_the_api(loop: Loop) -> None:
+    result = start_approval(loop, approvers=["ann", "bob"])
+    link, run_id = paused_run(loop)
+    assert set(link.approval_urls) == {"ann", "bob"}
+    path = f"/executions/{link.execution_id}/decisions"
+    with loop.gateway.client() as api:
+        first = api.post(path, json={"approver": "ann", "decision": "approve", "comment": "ok"})
+        assert first.status_code == 201, first.text
+        assert state(loop, run_id).is_paused()
+        second = api.post(path, json={"approver": "bob", "decision": "approve"})
+        assert second.status_code == 201, second.text
+    decision = result.result(timeout=60)
+    assert decision["approved"] is True
+    assert decision["decided_by"] == ["ann", "bob"]
+    assert decision["comment"] == "ok"
+
+
+def test_a_callback_before_the_pause_is_answered_503_for_a_retry(loop: Loop) -> None:
+    """An answer faster than the flow: the run is not paused yet, so the relay asks waitgate
+    to deliver again; a cancel of a run that has ended changes nothing."""
+
+    async def scheduled(client: Any) -> Any:
+        return await client.create_flow_run(ask_shipping, parameters={"url": "", "key": ""})
+
+    run = loop.prefect(scheduled)
+    event = {
+        "type": "execution.resumed",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "data": {
+            "executionId": 41,
+            "workflowId": "prefect:Where to?",
+            "customData": {"prefect_flowRunId": str(run.id), "prefect_inputKey": "paused-w-1"},
+            "resumedBy": "form",
+            "payload": {"formData": {"parcels": 2}},
+        },
+    }
+    secret = loop.gateway.callback_secret
+    early = post_to_relay(loop, json.dumps(event).encode(), "msg_early", secret)
+    assert early.status_code == 503
+    assert state(loop, run.id).type == StateType.PENDING
+
+    result = start_shipping(loop)
+    link, run_id = paused_run(loop)
+    httpx.post(link.link, data={"parcels": "5"})
+    assert result.result(timeout=60)["parcels"] == 5
+    canceled = {
+        "type": "execution.canceled",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "data": {
+            **event["data"],
+            "customData": {
+                "prefect_flowRunId": str(run_id),
+                "prefect_inputKey": "paused-waitgate-1",
+            },
+        },
+    }
+    late = post_to_relay(loop, json.dumps(canceled).encode(), "msg_late", secret)
+    assert late.status_code == 200
+    assert state(loop, run_id).type == StateType.COMPLETED
