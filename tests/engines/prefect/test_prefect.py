@@ -289,17 +289,14 @@ def test_a_callback_before_the_pause_is_answered_503_for_a_retry(loop: Loop) -> 
         return await client.create_flow_run(ask_shipping, parameters={"url": "", "key": ""})
 
     run = loop.prefect(scheduled)
-    event = {
-        "type": "execution.resumed",
-        "timestamp": "2026-01-01T00:00:00Z",
-        "data": {
-            "executionId": 41,
-            "workflowId": "prefect:Where to?",
-            "customData": {"prefect_flowRunId": str(run.id), "prefect_inputKey": "paused-w-1"},
-            "resumedBy": "form",
-            "payload": {"formData": {"parcels": 2}},
-        },
+    data: dict[str, Any] = {
+        "executionId": 41,
+        "workflowId": "prefect:Where to?",
+        "customData": {"prefect_flowRunId": str(run.id), "prefect_inputKey": "paused-w-1"},
+        "resumedBy": "form",
+        "payload": {"formData": {"parcels": 2}},
     }
+    event = {"type": "execution.resumed", "timestamp": "2026-01-01T00:00:00Z", "data": data}
     secret = loop.gateway.callback_secret
     early = post_to_relay(loop, json.dumps(event).encode(), "msg_early", secret)
     assert early.status_code == 503
@@ -313,7 +310,7 @@ def test_a_callback_before_the_pause_is_answered_503_for_a_retry(loop: Loop) -> 
         "type": "execution.canceled",
         "timestamp": "2026-01-01T00:00:00Z",
         "data": {
-            **event["data"],
+            **data,
             "customData": {
                 "prefect_flowRunId": str(run_id),
                 "prefect_inputKey": "paused-waitgate-1",
