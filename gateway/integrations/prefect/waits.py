@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 from uuid import UUID
@@ -129,7 +129,6 @@ class _Options:
     gate: Waitgate | None
     poll_interval: float
     artifact: bool
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _seconds(value: timedelta | float | None) -> timedelta | None:
@@ -363,15 +362,18 @@ async def _park(
             park = dict(wait.park)
             if wait.timeout is not None:
                 park["waitTill"] = _deadline(created, wait.timeout)
-            execution = _checked(
-                await http.post(f"{api}/executions/{created['id']}/wait", json=park)
-            )
+            parked = await http.post(f"{api}/executions/{created['id']}/wait", json=park)
+            if parked.status_code >= 400:  # end the execution that will never wait
+                error = {"message": parked.text[:500]}
+                ending = {"status": "error", "error": error}
+                await http.post(f"{api}/executions/{created['id']}/finish", json=ending)
+            execution = _checked(parked)
     return _links(execution, has_deadline=wait.timeout is not None)
 
 
 def _create_body(gate: Waitgate, run_id: UUID, base: str, wait: _Wait) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "workflowId": f"prefect:{wait.title}"[:200],
+        "workflowId": f"prefect:{_flow_name()}"[:255],
         "customData": {
             "waitgate_engine": "prefect",
             "prefect_flowRunId": str(run_id),
@@ -382,6 +384,12 @@ def _create_body(gate: Waitgate, run_id: UUID, base: str, wait: _Wait) -> dict[s
     if gate.callback_url:
         body["callbackUrl"] = gate.callback_url
     return body
+
+
+def _flow_name() -> str:
+    context = FlowRunContext.get()
+    flow = context.flow if context is not None else None
+    return str(getattr(flow, "name", "flow"))
 
 
 def _deadline(execution: Mapping[str, Any], timeout: timedelta) -> str:
