@@ -37,8 +37,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Prefect's own warnings, narrowly: its process-wide clients (the API log and events
-    workers of the flow threads) keep sockets and an event loop open past a test; ours close
+    """Prefect's own warnings, narrowly: its clients of its API server (in the flow threads'
+    engines and the relay) leave connections to be collected after a test; ours close
     theirs."""
     for item in items:
         item.add_marker(pytest.mark.filterwarnings("ignore:unclosed:ResourceWarning"))
