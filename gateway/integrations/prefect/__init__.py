@@ -14,7 +14,9 @@ from gateway.integrations.prefect.waits import (
     Waitgate,
     WaitLinks,
     wait_for_approval,
+    wait_for_approval_sync,
     wait_for_input,
+    wait_for_input_sync,
 )
 
 __all__ = [
@@ -28,5 +30,7 @@ __all__ = [
     "form_schema",
     "relay_adapter",
     "wait_for_approval",
+    "wait_for_approval_sync",
     "wait_for_input",
+    "wait_for_input_sync",
 ]

@@ -35,6 +35,7 @@ from prefect.exceptions import Abort
 from prefect.flow_runs import apause_flow_run, asuspend_flow_run
 from prefect.input.run_input import RunInput, keyset_from_base_key
 from prefect.logging import get_run_logger
+from prefect.utilities.asyncutils import run_coro_as_sync
 from pydantic import BaseModel, Field
 
 from gateway.integrations.prefect.forms import defaults, form_schema
@@ -205,6 +206,18 @@ async def wait_for_approval(
     wait = _Wait("approval", title, park, ApprovalDecision, fallback, _seconds(timeout))
     answer = await _park_and_wait(wait, _Options(key, mode, on_link, gate, poll_interval, artifact))
     decision: ApprovalDecision = ApprovalDecision.model_validate(answer.model_dump())
+    return decision
+
+
+def wait_for_input_sync(model: type[M], **options: Any) -> M:
+    """``wait_for_input`` in a synchronous flow (the same keyword arguments)."""
+    answer: M = run_coro_as_sync(wait_for_input(model, **options))
+    return answer
+
+
+def wait_for_approval_sync(title: str, **options: Any) -> ApprovalDecision:
+    """``wait_for_approval`` in a synchronous flow (the same keyword arguments)."""
+    decision: ApprovalDecision = run_coro_as_sync(wait_for_approval(title, **options))
     return decision
 
 

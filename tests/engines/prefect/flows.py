@@ -8,7 +8,13 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from gateway.integrations.prefect import Waitgate, WaitLinks, wait_for_approval, wait_for_input
+from gateway.integrations.prefect import (
+    Waitgate,
+    WaitLinks,
+    wait_for_approval,
+    wait_for_input,
+    wait_for_input_sync,
+)
 
 POLL = 0.2
 """Seconds between a paused flow's looks at its state (Prefect's default is 10)."""
@@ -62,3 +68,16 @@ async def ask_approval(
     )
     decided: dict[str, Any] = decision.model_dump()
     return decided
+
+
+@flow(persist_result=False)
+def ask_shipping_sync(url: str, key: str, relay: str) -> dict[str, Any]:
+    answer = wait_for_input_sync(
+        Shipping,
+        title="Where to?",
+        gate=gate(url, key, relay),
+        on_link=links.put,
+        poll_interval=POLL,
+    )
+    shipping: dict[str, Any] = answer.model_dump()
+    return shipping

@@ -22,7 +22,7 @@ from prefect.flow_engine import run_flow_async
 from gateway.delivery import sign
 from gateway.integrations.prefect import WaitCanceledError, WaitLinks
 from tests.engines.prefect.conftest import Loop
-from tests.engines.prefect.flows import ask_approval, ask_shipping, links
+from tests.engines.prefect.flows import ask_approval, ask_shipping, ask_shipping_sync, links
 
 DEFAULTS = {"address": "the warehouse", "express": False, "parcels": 1}
 
@@ -320,3 +320,11 @@ def test_a_callback_before_the_pause_is_answered_503_for_a_retry(loop: Loop) -> 
     late = post_to_relay(loop, json.dumps(canceled).encode(), "msg_late", secret)
     assert late.status_code == 200
     assert state(loop, run_id).type == StateType.COMPLETED
+
+
+def test_a_synchronous_flow_waits_the_same_way(loop: Loop) -> None:
+    gw = loop.gateway
+    result = loop.start(ask_shipping_sync, url=gw.url, key=gw.admin_key, relay=loop.relay.url)
+    link, _ = paused_run(loop)
+    httpx.post(link.link, data={"address": "Trondheim"})
+    assert result.result(timeout=60) == {**DEFAULTS, "address": "Trondheim"}
