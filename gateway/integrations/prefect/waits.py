@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,8 @@ resumes with the default) always comes first and Prefect never fails the run on 
 DEFAULT_SUFFIX = "waitgate-default"
 EXECUTION_SUFFIX = "waitgate-execution"
 log = logging.getLogger("waitgate.prefect")
+KEY = re.compile(r"[A-Za-z0-9-]{1,200}")
+"""A wait's key: what Prefect takes in a run input's key, short enough for customData."""
 
 
 class WaitEndedError(Abort):
@@ -223,6 +226,8 @@ def wait_for_approval_sync(title: str, **options: Any) -> ApprovalDecision:
 
 def _pause_key(context: FlowRunContext, key: str | None) -> str:
     if key is not None:
+        if not KEY.fullmatch(key):
+            raise ValueError("key must be 1 to 200 letters, digits or dashes")
         return key
     counter: int = context.observed_flow_pauses.get("waitgate", 0) + 1
     context.observed_flow_pauses["waitgate"] = counter
