@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import os
 import threading
 import time
@@ -44,11 +45,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.filterwarnings("ignore:unclosed:ResourceWarning"))
 
 
+@pytest.fixture(autouse=True)
+def _collect_prefect_garbage() -> Iterator[None]:
+    """Collect what Prefect's clients left behind while the test's warning filters apply,
+    rather than after the session, where ``filterwarnings = error`` would fail the run."""
+    yield
+    gc.collect()
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[contextvars.Context]:
     """Prefect's test server for the session; the context whose settings point at it."""
     with prefect_test_harness(server_startup_timeout=60):
         yield contextvars.copy_context()
+    gc.collect()
 
 
 class RelayThread:
