@@ -14,11 +14,12 @@ Inside a task::
 
 ``park`` creates a waitgate execution whose callbacks go to ``WAITGATE_RELAY_URL``, with
 customData ``celery_task`` (the continuation's name), ``celery_kind``, ``celery_default`` (the
-default as JSON, at most 255 characters) and ``celery_key`` (optional, given to the
-continuation as ``key=``). The relay (``waitgate relay --engine celery``, adapter from
-``relay_adapter()``) sends the continuation with ``args=[answer]`` and the task id
-``waitgate-<executionId>`` when the execution is resumed (or its deadline passes: the default)
-or stopped (a canceled answer), then finishes the execution in waitgate.
+default as JSON, at most 255 characters), ``celery_taskId`` (the continuation's task id,
+``waitgate-<uuid>``, chosen now) and ``celery_key`` (optional, given to the continuation as
+``key=``). The relay (``waitgate relay --engine celery``, adapter from ``relay_adapter()``)
+sends the continuation with ``args=[answer]`` under that task id when the execution is resumed
+(or its deadline passes: the default) or stopped (a canceled answer), unless the result
+backend already knows the task, then finishes the execution in waitgate.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 from celery import Celery
 from celery.backends.base import DisabledBackend
@@ -56,6 +58,7 @@ TASK_KEY = "celery_task"
 KIND_KEY = "celery_kind"
 DEFAULT_KEY = "celery_default"
 KEY_KEY = "celery_key"
+TASK_ID_KEY = "celery_taskId"
 APP_ENV = "WAITGATE_CELERY_APP"
 BROKER_ENV = "WAITGATE_CELERY_BROKER_URL"
 BACKEND_ENV = "WAITGATE_CELERY_RESULT_BACKEND"
@@ -64,15 +67,15 @@ MAX_CUSTOM_VALUE = 255
 log = logging.getLogger("waitgate.celery")
 
 
-def continuation_task_id(execution_id: int) -> str:
-    """The Celery task id of the continuation of one execution (one per execution, so a
-    second send of it is recognisable)."""
-    return f"waitgate-{execution_id}"
+def continuation_task_id(custom_data: Mapping[str, str], execution_id: int) -> str:
+    """The Celery task id of an execution's continuation: chosen when it was parked (one per
+    execution, unique across gateways, so a second send of it is recognisable)."""
+    return custom_data.get(TASK_ID_KEY) or f"waitgate-{execution_id}"
 
 
 def _custom_data(continuation: str, ask: Ask, key: str | None) -> dict[str, str]:
     default = json.dumps(default_of(ask), separators=(",", ":"))
-    values = {TASK_KEY: continuation, DEFAULT_KEY: default}
+    values = {TASK_KEY: continuation, DEFAULT_KEY: default, TASK_ID_KEY: f"waitgate-{uuid4()}"}
     if key is not None:
         values[KEY_KEY] = key
     for name, value in values.items():
@@ -160,7 +163,7 @@ class CeleryAdapter:
             canceled=canceled,
         )
         kwargs = {"key": custom[KEY_KEY]} if KEY_KEY in custom else {}
-        task_id = continuation_task_id(callback.execution_id)
+        task_id = continuation_task_id(custom, callback.execution_id)
         sent = await asyncio.to_thread(self._send_once, task, got.to_json(), kwargs, task_id)
         if not sent:
             log.info("continuation %s of execution %s was sent before", task_id, task)
@@ -229,6 +232,7 @@ def relay_adapter(
             else:
                 yield CeleryAdapter(app)
         finally:
-            await asyncio.to_thread(app.close)
+            if not environ.get(APP_ENV):  # the app made here; the user's own app stays open
+                await asyncio.to_thread(app.close)
 
     return build()
