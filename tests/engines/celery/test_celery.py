@@ -9,8 +9,10 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
-from gateway.integrations.celery import DEFAULT_KEY, KEY_KEY, KIND_KEY, TASK_ID_KEY, TASK_KEY
+from gateway.integrations.asks import Approval, GatewayLink, Webhook
+from gateway.integrations.celery import DEFAULT_KEY, KEY_KEY, KIND_KEY, TASK_ID_KEY, TASK_KEY, park
 from tests.engines.celery.conftest import World
 from tests.engines.celery.tasks import CONTINUATION, RUNS, barrier, request_refund
 from tests.engines.relay_socket import deliveries, poll, signed_headers
@@ -216,3 +218,11 @@ async def test_forged_callbacks_send_nothing(world: World) -> None:
         assert unsigned.status_code == 401
     assert await settled(world) == []
     assert (await execution(world, eid))["status"] == "waiting"
+
+
+def test_a_default_too_long_for_custom_data_is_refused_before_parking() -> None:
+    nowhere = GatewayLink("http://127.0.0.1:9", "wg_unused", "http://127.0.0.1:9/callbacks")
+    with pytest.raises(ValueError, match="celery_default"):
+        park(CONTINUATION, Webhook(default="x" * 300), link=nowhere)
+    with pytest.raises(ValueError, match="celery_key"):
+        park(CONTINUATION, Approval("ok?"), key="k" * 256, link=nowhere)
