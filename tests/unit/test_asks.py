@@ -9,7 +9,7 @@ import pytest
 
 from gateway.integrations.asks import Answer, Approval, Form, GatewayLink, Webhook, answer
 
-SCHEMA = {
+SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "amount": {"type": "integer", "default": 10},
