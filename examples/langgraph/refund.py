@@ -96,6 +96,11 @@ async def main(command: str, order: str, amount: int) -> None:
     """Start a thread for ``order`` (one thread per order), or show where it is."""
     config: Any = {"configurable": {"thread_id": order}}
     async with graph_with_checkpointer(builder, CHECKPOINTS) as graph:
+        snapshot = await graph.aget_state(config)
+        if command == "start" and snapshot.next:  # a new input would start the thread over
+            for pending in snapshot.interrupts:
+                print(f"already waiting for an answer: {pending.value['waitgate']['url']}")
+            return
         if command == "start":
             out = await graph.ainvoke({"order": order, "amount": amount}, config)
             for pending in out.get("__interrupt__", ()):
@@ -103,7 +108,6 @@ async def main(command: str, order: str, amount: int) -> None:
             if "outcome" in out:
                 print(f"done: {out['outcome']}")
             return
-        snapshot = await graph.aget_state(config)
         values = dict(snapshot.values)
         if snapshot.next:
             print(f"order {order} waits at {snapshot.next[0]}: {values}")
