@@ -49,4 +49,16 @@ def test_make_run_serves_on_the_port_and_host_given(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("target", ["lint", "test"])
 def test_make_lint_and_test_install_the_test_extras(tmp_path: Path, target: str) -> None:
-    assert installs(planned(tmp_path, target)) == [".[test,postgres]"]
+    found = installs(planned(tmp_path, target))
+    assert found[0] == ".[test,postgres]"
+    # make test also builds each engine's venv that is not built yet (none in a fresh clone).
+    engines = found[1:] if target == "test" else []
+    assert found[1:] == engines
+    assert all(e.startswith(".[engine-test,") for e in engines)
+
+
+@pytest.mark.parametrize("engine", ["langgraph", "celery"])
+def test_make_test_engine_runs_the_engines_tests_in_its_venv(engine: str) -> None:
+    commands = planned(Path("unused"), f"test-engine-{engine}")
+    assert commands[-1][0] == f".venv-engines/{engine}/bin/pytest"
+    assert commands[-1][-1] == f"tests/engines/{engine}"
