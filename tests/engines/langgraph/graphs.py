@@ -68,3 +68,17 @@ builder.add_node("after", after)
 builder.add_edge(START, "ask")
 builder.add_edge("ask", "after")
 builder.add_edge("after", END)
+
+
+inner: StateGraph[Refund] = StateGraph(Refund)
+inner.add_node("ask", ask)
+inner.add_edge(START, "ask")
+inner.add_edge("ask", END)
+
+nested: StateGraph[Refund] = StateGraph(Refund)
+"""The same question asked inside a subgraph (``review``), then ``after`` in the parent."""
+nested.add_node("review", inner.compile())
+nested.add_node("after", after)
+nested.add_edge(START, "review")
+nested.add_edge("review", "after")
+nested.add_edge("after", END)
