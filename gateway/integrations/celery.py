@@ -29,6 +29,8 @@ import importlib
 import json
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -63,6 +65,8 @@ APP_ENV = "WAITGATE_CELERY_APP"
 BROKER_ENV = "WAITGATE_CELERY_BROKER_URL"
 BACKEND_ENV = "WAITGATE_CELERY_RESULT_BACKEND"
 MAX_CUSTOM_VALUE = 255
+REMEMBERED_SENDS = 10_000
+"""Task ids this relay sent, remembered (newest) besides what the result backend knows."""
 
 log = logging.getLogger("waitgate.celery")
 
@@ -135,6 +139,8 @@ class CeleryAdapter:
     def __init__(self, app: Celery, client: WaitgateClient | None = None) -> None:
         self.app = app
         self.client = client
+        self._lock = threading.Lock()
+        self._sent: OrderedDict[str, None] = OrderedDict()
 
     async def resumed(self, callback: Callback) -> None:
         """Send the continuation with the answer (the default at the deadline)."""
@@ -172,10 +178,14 @@ class CeleryAdapter:
     def _send_once(
         self, task: str, answer_json: dict[str, Any], kwargs: dict[str, str], task_id: str
     ) -> bool:
-        if self._known(task_id):
-            return False
-        self.app.send_task(task, args=[answer_json], kwargs=kwargs, task_id=task_id)
-        return True
+        with self._lock:  # two callbacks of one execution at once: one send
+            if task_id in self._sent or self._known(task_id):
+                return False
+            self.app.send_task(task, args=[answer_json], kwargs=kwargs, task_id=task_id)
+            self._sent[task_id] = None
+            if len(self._sent) > REMEMBERED_SENDS:
+                self._sent.popitem(last=False)
+            return True
 
     def _known(self, task_id: str) -> bool:
         """Whether the result backend has heard of the task (started or done)."""

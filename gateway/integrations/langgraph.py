@@ -28,6 +28,7 @@ import asyncio
 import importlib
 import logging
 import os
+import zlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -60,6 +61,9 @@ INTERRUPT_KEY = "langgraph_interruptId"
 GRAPH_ENV = "WAITGATE_LANGGRAPH_GRAPH"
 CHECKPOINTS_ENV = "WAITGATE_LANGGRAPH_CHECKPOINTS"
 MAX_CUSTOM_VALUE = 255
+LOCK_STRIPES = 64
+"""Callbacks of one thread are handled one at a time (threads share 64 locks, so the relay's
+memory does not grow with the threads it has seen)."""
 
 log = logging.getLogger("waitgate.langgraph")
 
@@ -164,7 +168,7 @@ class LangGraphAdapter:
     def __init__(self, graph: Graph, client: WaitgateClient | None = None) -> None:
         self.graph = graph
         self.client = client
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = tuple(asyncio.Lock() for _ in range(LOCK_STRIPES))
 
     async def resumed(self, callback: Callback) -> None:
         """Continue the thread with the answer (the default at the deadline)."""
@@ -181,8 +185,7 @@ class LangGraphAdapter:
             log.warning("execution %s has no LangGraph thread", callback.execution_id)
             return
         config = {"configurable": {"thread_id": thread_id}}
-        lock = self._locks.setdefault(thread_id, asyncio.Lock())
-        async with lock:
+        async with self._locks[zlib.crc32(thread_id.encode()) % LOCK_STRIPES]:
             pending = _pending_interrupts(await self.graph.aget_state(config, subgraphs=True))
             asked = pending.get(interrupt_id)
             if not isinstance(asked, Mapping) or not _parked_for(asked, callback.execution_id):

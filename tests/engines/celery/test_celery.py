@@ -226,3 +226,22 @@ def test_a_default_too_long_for_custom_data_is_refused_before_parking() -> None:
         park(CONTINUATION, Webhook(default="x" * 300), link=nowhere)
     with pytest.raises(ValueError, match="celery_key"):
         park(CONTINUATION, Approval("ok?"), key="k" * 256, link=nowhere)
+
+
+async def test_two_callbacks_at_once_send_the_continuation_once(world: World) -> None:
+    parked = await ask("A-10")
+    eid = parked["executionId"]
+    body = resumed_event(eid, (await execution(world, eid))["customData"])
+    now = world.gateway.clock.now_ms() / 1000
+    secret = world.gateway.callback_secret
+    async with httpx.AsyncClient() as sender:
+        answers = await asyncio.gather(
+            *(
+                sender.post(
+                    world.relay.url, content=body, headers=signed_headers(secret, msg, body, now)
+                )
+                for msg in ("msg_race_1", "msg_race_2", "msg_race_3")
+            )
+        )
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert len(await settled(world)) == 1

@@ -4,6 +4,7 @@ deadline; duplicates and forged callbacks change nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -219,3 +220,24 @@ async def test_forged_or_mismatched_callbacks_do_not_resume(world: World) -> Non
     snapshot = await world.graph.aget_state(config("t-forged"))
     assert snapshot.next == ("ask",)
     assert (await execution(world, eid))["status"] == "waiting"
+
+
+async def test_two_callbacks_at_once_continue_the_thread_once(world: World) -> None:
+    asked = await start(world, "t-race")
+    eid = asked["waitgate"]["executionId"]
+    interrupt_id = (await execution(world, eid))["customData"][INTERRUPT_KEY]
+    body = callback_body(eid, "t-race", interrupt_id)
+    now = world.gateway.clock.now_ms() / 1000
+    secret = world.gateway.callback_secret
+    async with httpx.AsyncClient() as sender:
+        answers = await asyncio.gather(
+            *(
+                sender.post(
+                    world.relay.url, content=body, headers=signed_headers(secret, msg, body, now)
+                )
+                for msg in ("msg_race_1", "msg_race_2", "msg_race_3")
+            )
+        )
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    values = await finished(world, "t-race")
+    assert values["log"] == ["asked", "after:form"]
