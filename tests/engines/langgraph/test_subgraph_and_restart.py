@@ -1,5 +1,5 @@
-"""An interrupt inside a subgraph: the relay finds it among the subgraph's pending interrupts
-and continues the parent thread."""
+"""An interrupt inside a subgraph is continued through the parent thread; an answer given
+while the relay is down continues the thread once the relay is back (waitgate retries)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from gateway.integrations.langgraph import CHECKPOINTS_ENV, GRAPH_ENV, graph_wit
 from gateway.integrations.langgraph import relay_adapter as langgraph_relay
 from tests.engines.harness import GatewayThread
 from tests.engines.langgraph.conftest import World
-from tests.engines.relay_socket import poll, running_relay
+from tests.engines.relay_socket import deliveries, poll, running_relay
 
 NESTED = "tests.engines.langgraph.graphs:nested"
 
@@ -56,5 +56,41 @@ async def test_interrupt_in_a_subgraph_is_continued(nested_world: World) -> None
         return None if snapshot.next else dict(snapshot.values)
 
     values = await poll(finished, what="the nested thread finishing")
+    assert values["answer"] is True
+    assert values["log"] == ["asked", "after:form"]
+
+
+async def test_relay_down_when_answered_continues_after_it_is_back(
+    gateway: tuple[GatewayThread, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, port = gateway
+    checkpoints = str(tmp_path / "restart.db")
+    graph_spec = "tests.engines.langgraph.graphs:builder"
+    monkeypatch.setenv("WAITGATE_URL", running.url)
+    monkeypatch.setenv("WAITGATE_API_KEY", running.admin_key)
+    monkeypatch.setenv("WAITGATE_RELAY_URL", f"http://127.0.0.1:{port}/callbacks")
+    monkeypatch.setenv(GRAPH_ENV, graph_spec)
+    monkeypatch.setenv(CHECKPOINTS_ENV, checkpoints)
+    async with graph_with_checkpointer(graph_spec, checkpoints) as graph:
+        out = await graph.ainvoke({"order": "R-1"}, thread("t-restart"))
+        link = out["__interrupt__"][0].value["waitgate"]
+        async with httpx.AsyncClient() as person:  # nobody listens on the relay's port yet
+            done = await person.post(link["url"], data={"decision": "approve"})
+            assert done.status_code == 200, done.text
+
+        async def failed_once() -> bool:
+            (delivery,) = await deliveries(running, link["executionId"])
+            return bool(delivery["attempts"])
+
+        await poll(failed_once, what="the first, refused delivery")
+        assert (await graph.aget_state(thread("t-restart"))).next == ("ask",)
+        async with running_relay(langgraph_relay, running, port):
+            running.advance(10 * 60 * 1000)  # past the retry's backoff
+
+            async def finished() -> dict[str, Any] | None:
+                snapshot = await graph.aget_state(thread("t-restart"))
+                return None if snapshot.next else dict(snapshot.values)
+
+            values = await poll(finished, what="the thread continuing once the relay is back")
     assert values["answer"] is True
     assert values["log"] == ["asked", "after:form"]
