@@ -53,7 +53,7 @@ from gateway.integrations.asks import (
 if TYPE_CHECKING:
     from gateway.integrations.relay import Callback
 
-__all__ = ["LangGraphAdapter", "relay_adapter", "waitgate_interrupt"]
+__all__ = ["LangGraphAdapter", "relay_adapter", "waitgate_interrupt", "waitgate_interrupt_sync"]
 
 ENGINE = "langgraph"
 THREAD_KEY = "langgraph_threadId"
@@ -143,6 +143,14 @@ async def waitgate_interrupt(
     if Answer.is_json(resumed):
         return Answer.from_json(resumed)
     return Answer(resumed, "langgraph", 0, resumed)
+
+
+def waitgate_interrupt_sync(
+    ask: Ask, *, link: GatewayLink | None = None, workflow_id: str = ENGINE
+) -> Answer:
+    """``waitgate_interrupt`` for a sync node (LangGraph runs those where no event loop runs,
+    under ``invoke`` and ``ainvoke`` alike)."""
+    return asyncio.run(waitgate_interrupt(ask, link=link, workflow_id=workflow_id))
 
 
 def _pending_interrupts(snapshot: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from gateway.integrations.asks import Approval, Ask, Form, Webhook
-from gateway.integrations.langgraph import waitgate_interrupt
+from gateway.integrations.langgraph import waitgate_interrupt, waitgate_interrupt_sync
 
 REFUND_FORM = {
     "type": "object",
@@ -57,6 +57,12 @@ async def ask(state: Refund) -> Refund:
     return {"answer": got.value, "resumed_by": got.resumed_by, "log": ["asked"]}
 
 
+def ask_sync(state: Refund) -> Refund:
+    """The same, in a sync node."""
+    got = waitgate_interrupt_sync(question(state), workflow_id="refunds")
+    return {"answer": got.value, "resumed_by": got.resumed_by, "log": ["asked"]}
+
+
 def after(state: Refund) -> Refund:
     """What runs once the answer is in (counted in ``log``)."""
     return {"log": [f"after:{state['resumed_by']}"]}
@@ -82,3 +88,11 @@ nested.add_node("after", after)
 nested.add_edge(START, "review")
 nested.add_edge("review", "after")
 nested.add_edge("after", END)
+
+synchronous: StateGraph[Refund] = StateGraph(Refund)
+"""The question asked by a sync node."""
+synchronous.add_node("ask", ask_sync)
+synchronous.add_node("after", after)
+synchronous.add_edge(START, "ask")
+synchronous.add_edge("ask", "after")
+synchronous.add_edge("after", END)

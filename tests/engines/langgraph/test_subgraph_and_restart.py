@@ -1,5 +1,6 @@
 """An interrupt inside a subgraph is continued through the parent thread; an answer given
-while the relay is down continues the thread once the relay is back (waitgate retries)."""
+while the relay is down continues the thread once the relay is back (waitgate retries); a sync
+node asks with ``waitgate_interrupt_sync``."""
 
 from __future__ import annotations
 
@@ -93,4 +94,36 @@ async def test_relay_down_when_answered_continues_after_it_is_back(
 
             values = await poll(finished, what="the thread continuing once the relay is back")
     assert values["answer"] is True
+    assert values["log"] == ["asked", "after:form"]
+
+
+async def test_sync_node_parks_once_and_is_continued(
+    gateway: tuple[GatewayThread, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, port = gateway
+    checkpoints = str(tmp_path / "sync.db")
+    graph_spec = "tests.engines.langgraph.graphs:synchronous"
+    monkeypatch.setenv("WAITGATE_URL", running.url)
+    monkeypatch.setenv("WAITGATE_API_KEY", running.admin_key)
+    monkeypatch.setenv("WAITGATE_RELAY_URL", f"http://127.0.0.1:{port}/callbacks")
+    monkeypatch.setenv(GRAPH_ENV, graph_spec)
+    monkeypatch.setenv(CHECKPOINTS_ENV, checkpoints)
+    async with (
+        running_relay(langgraph_relay, running, port),
+        graph_with_checkpointer(graph_spec, checkpoints) as graph,
+    ):
+        first = await graph.ainvoke({"order": "Y-1"}, thread("t-sync"))
+        again = await graph.ainvoke(None, thread("t-sync"))
+        link = first["__interrupt__"][0].value["waitgate"]
+        assert again["__interrupt__"][0].value["waitgate"] == link
+        async with httpx.AsyncClient() as person:
+            done = await person.post(link["url"], data={"decision": "reject"})
+            assert done.status_code == 200, done.text
+
+        async def finished() -> dict[str, Any] | None:
+            snapshot = await graph.aget_state(thread("t-sync"))
+            return None if snapshot.next else dict(snapshot.values)
+
+        values = await poll(finished, what="the sync thread finishing")
+    assert values["answer"] is False
     assert values["log"] == ["asked", "after:form"]
