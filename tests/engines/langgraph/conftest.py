@@ -24,7 +24,7 @@ from gateway.integrations.langgraph import (
     relay_adapter,
 )
 from tests.engines.harness import GatewayThread
-from tests.engines.relay_socket import RelaySocket, relay_origin, running_relay
+from tests.engines.relay_socket import RelaySocket, poll, relay_origin, running_relay
 
 GRAPH = "tests.engines.langgraph.graphs:builder"
 
@@ -64,3 +64,17 @@ async def world(
         graph_with_checkpointer(GRAPH, str(checkpoints)) as graph,
     ):
         yield World(running, relay, graph, checkpoints)
+
+
+async def finished_values(graph: Any, thread_id: str) -> dict[str, Any]:
+    """The thread's values once ``after`` has run (a snapshot read while the relay is between
+    saving a task's writes and the next checkpoint can look finished before it is)."""
+
+    async def done() -> dict[str, Any] | None:
+        snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+        values = dict(snapshot.values)
+        log = values.get("log") or [""]
+        return None if snapshot.next or not log[-1].startswith("after:") else values
+
+    found: dict[str, Any] = await poll(done, what=f"thread {thread_id} finishing")
+    return found

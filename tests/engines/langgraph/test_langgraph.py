@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from gateway.integrations.langgraph import INTERRUPT_KEY, THREAD_KEY
-from tests.engines.langgraph.conftest import World
+from tests.engines.langgraph.conftest import World, finished_values
 from tests.engines.relay_socket import deliveries, poll, signed_headers
 
 HOUR_MS = 3600 * 1000
@@ -33,13 +33,7 @@ async def start(world: World, thread: str, **state: Any) -> dict[str, Any]:
 
 async def finished(world: World, thread: str) -> dict[str, Any]:
     """The thread's values once it has run to its end."""
-
-    async def done() -> dict[str, Any] | None:
-        snapshot = await world.graph.aget_state(config(thread))
-        return None if snapshot.next else dict(snapshot.values)
-
-    found: dict[str, Any] = await poll(done, what=f"thread {thread} finishing")
-    return found
+    return await finished_values(world.graph, thread)
 
 
 async def api(world: World) -> httpx.AsyncClient:

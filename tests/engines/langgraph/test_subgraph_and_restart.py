@@ -14,7 +14,7 @@ import pytest
 from gateway.integrations.langgraph import CHECKPOINTS_ENV, GRAPH_ENV, graph_with_checkpointer
 from gateway.integrations.langgraph import relay_adapter as langgraph_relay
 from tests.engines.harness import GatewayThread
-from tests.engines.langgraph.conftest import World
+from tests.engines.langgraph.conftest import World, finished_values
 from tests.engines.relay_socket import deliveries, poll, running_relay
 
 NESTED = "tests.engines.langgraph.graphs:nested"
@@ -52,11 +52,7 @@ async def test_interrupt_in_a_subgraph_is_continued(nested_world: World) -> None
         done = await person.post(pending.value["waitgate"]["url"], data={"decision": "approve"})
         assert done.status_code == 200, done.text
 
-    async def finished() -> dict[str, Any] | None:
-        snapshot = await world.graph.aget_state(thread("t-nested"))
-        return None if snapshot.next else dict(snapshot.values)
-
-    values = await poll(finished, what="the nested thread finishing")
+    values = await finished_values(world.graph, "t-nested")
     assert values["answer"] is True
     assert values["log"] == ["asked", "after:form"]
 
@@ -88,11 +84,7 @@ async def test_relay_down_when_answered_continues_after_it_is_back(
         async with running_relay(langgraph_relay, running, port):
             running.advance(10 * 60 * 1000)  # past the retry's backoff
 
-            async def finished() -> dict[str, Any] | None:
-                snapshot = await graph.aget_state(thread("t-restart"))
-                return None if snapshot.next else dict(snapshot.values)
-
-            values = await poll(finished, what="the thread continuing once the relay is back")
+            values = await finished_values(graph, "t-restart")
     assert values["answer"] is True
     assert values["log"] == ["asked", "after:form"]
 
@@ -120,10 +112,6 @@ async def test_sync_node_parks_once_and_is_continued(
             done = await person.post(link["url"], data={"decision": "reject"})
             assert done.status_code == 200, done.text
 
-        async def finished() -> dict[str, Any] | None:
-            snapshot = await graph.aget_state(thread("t-sync"))
-            return None if snapshot.next else dict(snapshot.values)
-
-        values = await poll(finished, what="the sync thread finishing")
+        values = await finished_values(graph, "t-sync")
     assert values["answer"] is False
     assert values["log"] == ["asked", "after:form"]
