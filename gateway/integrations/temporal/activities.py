@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from gateway.integrations.temporal.shapes import (
     ENGINE,
+    FINISH_ACTIVITY,
     KEY_ACTIVITY_ID,
     KEY_ENGINE,
     KEY_RUN_ID,
@@ -39,7 +40,8 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
 class WaitgateActivities:
-    """``waitgate_park``, ``waitgate_park_for_signal`` and ``waitgate_stop``, bound to one
+    """``waitgate_park``, ``waitgate_park_for_signal``, ``waitgate_finish`` and
+    ``waitgate_stop``, bound to one
     gateway (``base_url``, an API key with ``execution:write``) and one relay (``relay_url``,
     the ``callbackUrl`` of every execution parked here)."""
 
@@ -73,7 +75,7 @@ class WaitgateActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """The activities to pass to ``Worker(activities=…)``."""
-        return [self.park, self.park_for_signal, self.stop]
+        return [self.park, self.park_for_signal, self.finish, self.stop]
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -98,6 +100,18 @@ class WaitgateActivities:
     async def park_for_signal(self, request: ParkRequest) -> dict[str, Any]:
         """Park the wait and return its links; the relay signals the workflow when it ends."""
         return (await self._park(request, {})).to_wire()
+
+    @activity.defn(name=FINISH_ACTIVITY)
+    async def finish(self, execution_id: int, data: dict[str, Any]) -> None:
+        """Finish the execution (``success``) once its run has taken the wait's outcome; one
+        that ended otherwise (stopped meanwhile) is left alone."""
+        response = await self._http.post(
+            f"{self._base}/executions/{execution_id}/finish",
+            json={"status": "success", "data": data},
+            headers=self._headers,
+        )
+        if response.status_code not in (200, 404, 409):
+            _raise(response, f"finishing execution {execution_id}")
 
     @activity.defn(name=STOP_ACTIVITY)
     async def stop(self, execution_id: int) -> None:

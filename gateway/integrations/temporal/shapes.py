@@ -17,6 +17,8 @@ PARK_ACTIVITY = "waitgate_park"
 """Parks a wait and completes asynchronously when the relay hears it ended."""
 PARK_FOR_SIGNAL_ACTIVITY = "waitgate_park_for_signal"
 """Parks a wait and returns its links at once; the relay signals the workflow when it ends."""
+FINISH_ACTIVITY = "waitgate_finish"
+"""Finishes a waitgate execution whose wait the workflow has taken (``success``)."""
 STOP_ACTIVITY = "waitgate_stop"
 """Stops a waitgate execution (the workflow was cancelled while it waited)."""
 

@@ -27,6 +27,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 from gateway.integrations.temporal.shapes import (
     CANCELED_ERROR,
     CANCELED_SIGNAL,
+    FINISH_ACTIVITY,
     LINKS_QUERY,
     PARK_ACTIVITY,
     PARK_FOR_SIGNAL_ACTIVITY,
@@ -163,7 +164,7 @@ async def wait_for(
     except asyncio.CancelledError:
         await _stop(waits, request.key, task_queue)
         raise
-    return Resumed.from_wire(raw, default)
+    return await _finish(Resumed.from_wire(raw, default), task_queue)
 
 
 async def wait_for_signal(
@@ -212,7 +213,7 @@ async def wait_for_signal(
         await _stop(waits, links.key, task_queue)
         raise
     if ended in waits.resumed:
-        return Resumed.from_wire(waits.resumed[ended], default)
+        return await _finish(Resumed.from_wire(waits.resumed[ended], default), task_queue)
     raise _canceled(ended)
 
 
@@ -241,6 +242,24 @@ async def _failed(
     if isinstance(cause, CancelledError):
         await _stop(waits, key, task_queue)
     raise error
+
+
+async def _finish(resumed: Resumed, task_queue: str | None) -> Resumed:
+    """Mark the execution done in waitgate (``success``): the run has taken its outcome. A
+    gateway that cannot be reached does not hold the run up: it is logged and passed over."""
+    try:
+        await workflow.execute_activity(
+            FINISH_ACTIVITY,
+            args=[resumed.execution_id, {"resumedBy": resumed.resumed_by}],
+            start_to_close_timeout=CALL_TIMEOUT,
+            schedule_to_close_timeout=CALL_TIMEOUT * 4,
+            task_queue=task_queue,
+        )
+    except ActivityError as error:
+        workflow.logger.warning(
+            "waitgate execution %s was not finished: %s", resumed.execution_id, error.cause
+        )
+    return resumed
 
 
 def _canceled(execution_id: int) -> ApplicationError:
