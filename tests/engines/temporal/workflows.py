@@ -21,6 +21,7 @@ WAITS: dict[str, dict[str, Any]] = {
             "fields": [{"label": "Street", "name": "street", "required": True}],
         }
     },
+    "refused": {"webhook": {"httpMethod": "BREW"}},
 }
 
 
