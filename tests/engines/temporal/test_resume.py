@@ -119,3 +119,14 @@ async def test_form_submission_continues_with_values(stack: Stack) -> None:
     result = await handle.result()
     assert result["resumedBy"] == "form"
     assert "1 Main St" in json.dumps(result["payload"])
+
+
+@pytest.mark.parametrize("via", VIAS)
+async def test_workflow_reads_the_link_while_it_waits(stack: Stack, via: str) -> None:
+    handle = await stack.start(Ask(via=via, announce=True))
+    links = await paused(stack, handle, via)
+    async with httpx.AsyncClient() as http:
+        assert (await http.post(links["resumeUrl"], json={"n": 1})).status_code == 200
+    result = await handle.result()
+    assert result["announced"] == links["resumeUrl"]
+    assert result["payload"]["body"] == {"n": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -10,7 +11,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from gateway.integrations.temporal import CANCELED_ERROR, wait_for, wait_for_signal
+    from gateway.integrations.temporal import CANCELED_ERROR, links, wait_for, wait_for_signal
 
 WAITS: dict[str, dict[str, Any]] = {
     "webhook": {"webhook": {"httpMethod": "POST"}},
@@ -37,6 +38,8 @@ class Ask:
     default: Any = None
     linger: bool = False
     """After the wait, stay open until the ``finish`` signal."""
+    announce: bool = False
+    """Run the wait as a task and read its links meanwhile (``links("gate")``)."""
 
 
 @workflow.defn
@@ -55,23 +58,28 @@ class Gate:
     async def run(self, ask: Ask) -> dict[str, Any]:
         """The wait's outcome as a plain object."""
         helper = wait_for if ask.via == "activity" else wait_for_signal
-        try:
-            resumed = await helper(
+        waiting = asyncio.create_task(
+            helper(
                 timeout=timedelta(seconds=ask.timeout_seconds),
                 default=ask.default,
                 key="gate",
                 custom_data={"orderId": "A-1001"},
                 **WAITS[ask.kind],
             )
+        )
+        announced = (await links("gate")).resume_url if ask.announce else None
+        try:
+            resumed = await waiting
         except ApplicationError as error:
             if error.type != CANCELED_ERROR:
                 raise
             return {"canceled": True, "message": error.message}
         if ask.linger:
             await workflow.wait_condition(lambda: self.finished)
-        return {
+        outcome = {
             "executionId": resumed.execution_id,
             "resumedBy": resumed.resumed_by,
             "payload": resumed.payload,
             "timedOut": resumed.timed_out,
         }
+        return outcome if announced is None else {**outcome, "announced": announced}
