@@ -164,7 +164,17 @@ async def wait_for(
     except asyncio.CancelledError:
         await _stop(waits, request.key, task_queue)
         raise
-    return await _finish(Resumed.from_wire(raw, default), task_queue)
+    resumed = Resumed.from_wire(raw, default)
+    known = waits.links.get(request.key)
+    if known is not None and known.execution_id != resumed.execution_id:
+        # customData changed through the API to point another execution's callback here.
+        raise ApplicationError(
+            f"wait {request.key!r} parked execution {known.execution_id} but was completed by "
+            f"execution {resumed.execution_id}",
+            type="WaitgateMismatch",
+            non_retryable=True,
+        )
+    return await _finish(resumed, task_queue)
 
 
 async def wait_for_signal(

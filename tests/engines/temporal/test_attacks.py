@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from gateway.delivery import sign
-from tests.engines.temporal.conftest import ON_SESSION_LOOP, Stack, paused
+from tests.engines.temporal.conftest import ON_SESSION_LOOP, Stack, eventually, paused
 from tests.engines.temporal.workflows import Ask
 
 pytestmark = ON_SESSION_LOOP
@@ -84,3 +85,48 @@ async def test_forged_callbacks_are_refused(stack: Stack, via: str) -> None:
     result = await handle.result()
     assert result["payload"]["body"] == {"approved": "for real"}
     assert len(stack.adapter.resumed_calls) == 1
+
+
+@pytest.mark.parametrize("via", ["activity", "signal"])
+async def test_a_callback_of_another_execution_does_not_pass_for_the_wait(
+    stack: Stack, via: str
+) -> None:
+    """An API key holder points a second execution at the waiting run (its customData copied):
+    its resume reaches Temporal (it is genuinely signed), but the run does not take it as the
+    outcome of its own wait."""
+    handle = await stack.start(Ask(via=via))
+    links = await paused(stack, handle, via)
+    own = await stack.execution(links["executionId"])
+    created = await stack.api.post(
+        "/executions",
+        json={
+            "workflowId": "intruder",
+            "customData": own["customData"],
+            "callbackUrl": stack.relay_url,
+        },
+    )
+    assert created.status_code == 201, created.text
+    intruder = created.json()["id"]
+    parked = await stack.api.post(f"/executions/{intruder}/wait", json={"webhook": {}})
+    assert parked.status_code == 200, parked.text
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(parked.json()["resumeUrl"])).status_code == 200
+
+    async def relayed() -> bool:
+        return len(stack.adapter.resumed_calls) == 1 and all(p.status for p in stack.relay.posted)
+
+    await eventually(relayed, what="the intruder's callback")
+    if via == "activity":
+        # The activity is completed (Temporal cannot tell), and the run refuses the outcome.
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        assert isinstance(failure.value.cause, ApplicationError)
+        assert failure.value.cause.type == "WaitgateMismatch"
+        return
+    # The signal names another execution: the run keeps waiting for its own.
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    async with httpx.AsyncClient() as http:
+        assert (await http.post(links["resumeUrl"], json={"own": True})).status_code == 200
+    result = await handle.result()
+    assert result["executionId"] == links["executionId"]
+    assert result["payload"]["body"] == {"own": True}
