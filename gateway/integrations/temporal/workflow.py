@@ -217,8 +217,7 @@ async def wait_for_signal(
             timeout=timeout + grace,
         )
     except TimeoutError:
-        workflow.logger.warning("no callback for waitgate execution %s: default taken", ended)
-        return Resumed(execution_id=ended, resumed_by="timeout", payload=default, timed_out=True)
+        return await _no_callback(waits, links.key, default, task_queue)
     except asyncio.CancelledError:
         await _stop(waits, links.key, task_queue)
         raise
@@ -245,13 +244,20 @@ async def _failed(
     if isinstance(cause, ApplicationError) and cause.type == CANCELED_ERROR:
         raise _canceled(execution_id) from error
     if isinstance(cause, TemporalTimeout):
-        workflow.logger.warning("no callback for waitgate execution %s: default taken", key)
-        return Resumed(
-            execution_id=execution_id, resumed_by="timeout", payload=default, timed_out=True
-        )
+        return await _no_callback(waits, key, default, task_queue)
     if isinstance(cause, CancelledError):
         await _stop(waits, key, task_queue)
     raise error
+
+
+async def _no_callback(waits: _Waits, key: str, default: Any, task_queue: str | None) -> Resumed:
+    """``timeout + grace`` passed without a callback (waitgate or the relay down that long):
+    the run takes its default, and the execution is stopped so that its link acts no more."""
+    known = waits.links.get(key)
+    execution_id = known.execution_id if known is not None else 0
+    workflow.logger.warning("no callback for waitgate execution %s: default taken", execution_id)
+    await _stop(waits, key, task_queue)
+    return Resumed(execution_id=execution_id, resumed_by="timeout", payload=default, timed_out=True)
 
 
 async def _finish(resumed: Resumed, task_queue: str | None) -> Resumed:
@@ -279,14 +285,20 @@ def _canceled(execution_id: int) -> ApplicationError:
 
 
 async def _stop(waits: _Waits, key: str, task_queue: str | None) -> None:
-    """The run was cancelled while it waited: stop the execution so nobody answers in vain."""
+    """Stop the wait's execution (the run no longer waits for it) so nobody answers in vain;
+    a gateway out of reach is logged and passed over."""
     known = waits.links.get(key)
     if known is None:
         return
-    await workflow.execute_activity(
-        STOP_ACTIVITY,
-        known.execution_id,
-        start_to_close_timeout=CALL_TIMEOUT,
-        schedule_to_close_timeout=CALL_TIMEOUT * 4,
-        task_queue=task_queue,
-    )
+    try:
+        await workflow.execute_activity(
+            STOP_ACTIVITY,
+            known.execution_id,
+            start_to_close_timeout=CALL_TIMEOUT,
+            schedule_to_close_timeout=CALL_TIMEOUT * 4,
+            task_queue=task_queue,
+        )
+    except ActivityError as error:
+        workflow.logger.warning(
+            "waitgate execution %s was not stopped: %s", known.execution_id, error.cause
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
@@ -50,6 +51,28 @@ async def test_deadline_resumes_with_the_default(stack: Stack, via: str) -> None
     finished = await stack.execution(links["executionId"])
     assert finished["status"] == "success"
     assert finished["data"]["waits"][0]["resumedBy"] == "timeout"
+
+
+@pytest.mark.parametrize("via", VIAS)
+async def test_no_callback_at_all_still_takes_the_default(stack: Stack, via: str) -> None:
+    """The relay never calls (here: waitgate's clock never reaches the deadline): past
+    ``timeout + grace`` in Temporal's own time the run takes its default, and stops the
+    execution so that its link acts no more. (Seconds of real time: Temporal's timer.)"""
+    handle = await stack.start(Ask(via=via, timeout_seconds=2, grace_seconds=1, default=DEFAULT))
+    links = await paused(stack, handle, via)
+
+    result = await handle.result()
+    assert result == {
+        "executionId": links["executionId"],
+        "resumedBy": "timeout",
+        "payload": DEFAULT,
+        "timedOut": True,
+    }
+    assert (await stack.execution(links["executionId"]))["status"] == "canceled"
+    assert stack.adapter.resumed_calls == []
+    async with httpx.AsyncClient() as http:
+        late = await http.post(links["resumeUrl"], json={"approved": True})
+    assert late.status_code in (404, 409, 410), late.text
 
 
 @pytest.mark.parametrize("via", VIAS)

@@ -35,6 +35,7 @@ class Ask:
     kind: str = "webhook"
     """A key of ``WAITS``."""
     timeout_seconds: float = 3600.0
+    grace_seconds: float = 600.0
     default: Any = None
     linger: bool = False
     """After the wait, stay open until the ``finish`` signal."""
@@ -61,6 +62,7 @@ class Gate:
         waiting = asyncio.create_task(
             helper(
                 timeout=timedelta(seconds=ask.timeout_seconds),
+                grace=timedelta(seconds=ask.grace_seconds),
                 default=ask.default,
                 key="gate",
                 custom_data={"orderId": "A-1001"},
