@@ -112,7 +112,7 @@ def _request(
     if timeout <= timedelta(0):
         raise ValueError("timeout must be positive")
     waits.count += 1
-    spec = {name: value for name, value in wait.items() if value is not None}
+    spec = {kind: value for kind, value in wait.items() if value is not None}
     return ParkRequest(
         key=key or str(waits.count),
         wait=spec or {"webhook": {"httpMethod": "POST"}},
@@ -208,18 +208,18 @@ async def wait_for_signal(
         task_queue=task_queue,
         retry_policy=retry_policy,
     )
-    links = Links.from_wire(raw_links)
-    waits.links[links.key] = links
-    ended = links.execution_id
+    parked = Links.from_wire(raw_links)
+    waits.links[parked.key] = parked
+    ended = parked.execution_id
     try:
         await workflow.wait_condition(
             lambda: ended in waits.resumed or ended in waits.canceled,
             timeout=timeout + grace,
         )
     except TimeoutError:
-        return await _no_callback(waits, links.key, default, task_queue)
+        return await _no_callback(waits, parked.key, default, task_queue)
     except asyncio.CancelledError:
-        await _stop(waits, links.key, task_queue)
+        await _stop(waits, parked.key, task_queue)
         raise
     if ended in waits.resumed:
         return await _finish(Resumed.from_wire(waits.resumed[ended], default), task_queue)
