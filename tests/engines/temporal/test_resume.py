@@ -107,6 +107,28 @@ async def test_approval_page_decides(stack: Stack, via: str) -> None:
     assert len(stack.adapter.resumed_calls) == 1
 
 
+@pytest.mark.parametrize("via", VIAS)
+async def test_partner_event_resumes_the_matching_wait(stack: Stack, via: str) -> None:
+    source = {"name": "orders", "verify": {"type": "none", "allowedIps": ["127.0.0.0/8"]}}
+    assert (await stack.api.post("/event-sources", json=source)).status_code == 201
+    handle = await stack.start(Ask(via=via, kind="event"))
+    await paused(stack, handle, via)
+
+    async with httpx.AsyncClient() as http:
+        other = {"id": "evt_0", "orderId": "B-2002", "status": "paid"}
+        sent = await http.post(f"{stack.gateway.url}/events/orders", json=other)
+        assert sent.json()["matched"] == 0  # another order's event leaves this run waiting
+        mine = {"id": "evt_1", "orderId": "A-1001", "status": "paid"}
+        sent = await http.post(f"{stack.gateway.url}/events/orders", json=mine)
+        assert sent.json()["matched"] == 1, sent.text
+
+    result = await handle.result()
+    assert result["resumedBy"] == "event"
+    assert "B-2002" not in json.dumps(result["payload"])
+    assert "A-1001" in json.dumps(result["payload"])
+    assert len(stack.adapter.resumed_calls) == 1
+
+
 async def test_form_submission_continues_with_values(stack: Stack) -> None:
     handle = await stack.start(Ask(via="signal", kind="form"))
     links = await paused(stack, handle, "signal")

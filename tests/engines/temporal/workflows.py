@@ -22,6 +22,7 @@ WAITS: dict[str, dict[str, Any]] = {
             "fields": [{"label": "Street", "name": "street", "required": True}],
         }
     },
+    "event": {"events": [{"source": "orders", "match": {"orderId": {"customData": "orderId"}}}]},
     "refused": {"webhook": {"httpMethod": "BREW"}},
 }
 
