@@ -3,13 +3,16 @@ same delivery, and the run resumes once Temporal is back."""
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.service import RetryConfig
+from temporalio.worker import Worker
 
-from gateway.integrations.temporal import TemporalAdapter
+from gateway.integrations.temporal import TemporalAdapter, WaitgateActivities
 from tests.engines.temporal.conftest import (
     ON_SESSION_LOOP,
     Stack,
@@ -17,7 +20,7 @@ from tests.engines.temporal.conftest import (
     eventually,
     paused,
 )
-from tests.engines.temporal.workflows import Ask
+from tests.engines.temporal.workflows import Ask, Gate
 from tests.receiver import free_port
 
 pytestmark = ON_SESSION_LOOP
@@ -75,3 +78,36 @@ async def test_a_wait_waitgate_refuses_fails_the_run_once(stack: Stack, via: str
     # The execution it had created is not left running.
     page = (await stack.api.get("/executions")).json()["data"]
     assert [e["status"] for e in page] == ["canceled"]
+
+
+@pytest.mark.parametrize("via", ["activity", "signal"])
+async def test_the_wait_outlives_a_worker_restart(stack: Stack, via: str) -> None:
+    """No worker runs while the wait ends: Temporal keeps the outcome (the completed activity,
+    the signal), and the next worker continues the run with it."""
+    queue = f"restart-{uuid.uuid4()}"
+    activities = WaitgateActivities(stack.gateway.url, stack.gateway.admin_key, stack.relay_url)
+    try:
+        async with Worker(
+            stack.client, task_queue=queue, workflows=[Gate], activities=activities.all()
+        ):
+            handle = await stack.client.start_workflow(
+                Gate.run, Ask(via=via), id=f"restart-{uuid.uuid4()}", task_queue=queue
+            )
+            links = await paused(stack, handle, via)
+        # The worker is gone. The partner calls; the relay hands it to Temporal all the same.
+        async with httpx.AsyncClient() as http:
+            assert (await http.post(links["resumeUrl"], json={"late": True})).status_code == 200
+
+        async def relayed() -> bool:
+            return any(p.status == 200 for p in stack.relay.posted)
+
+        await eventually(relayed, what="the relay to take the callback")
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        async with Worker(
+            stack.client, task_queue=queue, workflows=[Gate], activities=activities.all()
+        ):
+            result = await handle.result()
+    finally:
+        await activities.aclose()
+    assert result["payload"]["body"] == {"late": True}
+    assert (await stack.execution(links["executionId"]))["status"] == "success"
