@@ -102,8 +102,6 @@ class GatewayThread:
         """Stop serving and wait for the thread."""
         self._server.should_exit = True
         self._thread.join(20)
-        if not self._thread.is_alive():
-            self._loop.close()
 
     def __enter__(self) -> GatewayThread:
         return self.start()
