@@ -50,7 +50,7 @@ $(ENGINE_VENVS)/%/.installed: pyproject.toml
 	$(ENGINE_VENVS)/$*/bin/pip install --quiet -e '.[engine-test,$*]'
 	touch $@
 
-# A static pattern rule: make never applies a plain pattern rule to a .PHONY target.
+# A static pattern rule: make looks up no implicit (%) rule for a .PHONY target.
 $(addprefix test-engine-,$(ENGINES)): test-engine-%: $(ENGINE_VENVS)/%/.installed
 	$(ENGINE_VENVS)/$*/bin/pytest -p no:cacheprovider tests/engines/$*
 
