@@ -328,3 +328,11 @@ def test_a_synchronous_flow_waits_the_same_way(loop: Loop) -> None:
     link, _ = paused_run(loop)
     httpx.post(link.link, data={"address": "Trondheim"})
     assert result.result(timeout=60) == {**DEFAULTS, "address": "Trondheim"}
+
+
+def test_waitgate_relay_builds_the_prefect_adapter() -> None:
+    """``waitgate relay --engine prefect`` finds ``relay_adapter`` in this package."""
+    from gateway.cli_relay import adapter_factory
+    from gateway.integrations.prefect import relay_adapter
+
+    assert adapter_factory("prefect") is relay_adapter
