@@ -10,6 +10,8 @@ span its child; an invalid one is ignored.
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
@@ -33,6 +35,14 @@ if TYPE_CHECKING:
 KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+
+
+@functools.cache
+def template(path: str) -> str:
+    """A route's path as its template is written in the OpenAPI document (``{id:int}`` as
+    ``{id}``)."""
+    return _CONVERTOR.sub(r"{\1}", path)
 
 
 def remote(context: TraceContext) -> Context:
@@ -110,6 +120,7 @@ class HttpSpans:
             finally:
                 route = getattr(scope.get("route"), "path", None)
                 if isinstance(route, str):
+                    route = template(route)
                     span.set_attribute("http.route", route)
                     span.update_name(f"{name} {route}")
                 span.set_attribute("http.response.status_code", status)
