@@ -72,9 +72,17 @@ class Tracing:
 
     @contextlib.contextmanager
     def span(self, name: str) -> Iterator[Span]:
-        """A span ``name`` around a block, child of the current span."""
-        with self.tracer.start_as_current_span(name) as current:
-            yield current
+        """A span ``name`` around a block, child of the current span. An exception marks it
+        failed with its type only (its message may quote what a caller sent)."""
+        with self.tracer.start_as_current_span(
+            name, record_exception=False, set_status_on_exception=False
+        ) as current:
+            try:
+                yield current
+            except BaseException as exc:
+                current.set_attribute("error.type", type(exc).__qualname__)
+                current.set_status(Status(StatusCode.ERROR))
+                raise
 
     def annotate(self, execution_id: int, seq: int | None) -> None:
         """Name the execution (and wait) on the current span."""
@@ -151,6 +159,7 @@ class Tracing:
             context=parent,
             kind=SpanKind.CLIENT,
             attributes=_delivery_attributes(delivery),
+            record_exception=False,
         ) as span:
             yield _Attempt(span)
 
