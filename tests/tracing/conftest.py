@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -79,3 +80,8 @@ def hex_span(span: ReadableSpan) -> str:
 
 def parent_of(span: ReadableSpan) -> str | None:
     return None if span.parent is None else f"{span.parent.span_id:016x}"
+
+
+def attrs(span: ReadableSpan) -> Mapping[str, Any]:
+    """The span's attributes (none: empty)."""
+    return span.attributes or {}

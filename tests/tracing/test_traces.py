@@ -16,6 +16,7 @@ from tests.tracing.conftest import (
     ENGINE_SPAN,
     TRACE,
     TRACEPARENT,
+    attrs,
     hex_span,
     hex_trace,
     named,
@@ -205,3 +206,53 @@ async def test_a_context_given_at_create_is_continued_by_a_park_without_one(
     for span in (resume, delivery):
         assert hex_trace(span) == TRACE
         assert parent_of(span) == hex_span(create_span)
+
+
+async def test_event_and_approval_resumes_continue_each_wait_s_trace(
+    exporter: InMemorySpanExporter,
+    callback_settings: Settings,
+    clock: ManualClock,
+    receiver: Receiver,
+) -> None:
+    other_trace = "a" * 31 + "b"
+    async with running_gateway(callback_settings, clock) as (_, client):
+        source = {"name": "orders", "verify": {"type": "none", "allowedIps": ["10.0.0.0/8"]}}
+        assert (await client.post("/api/v1/event-sources", json=source)).status_code == 201
+        by_event = (await create(client, callbackUrl=receiver.url))["id"]
+        events = [{"source": "orders", "name": "shipped", "match": {"order.id": "42"}}]
+        await park_traced(client, by_event, ENGINE, events=events)
+        by_approval = (await create(client, callbackUrl=receiver.url))["id"]
+        approval = {"title": "Deploy?", "approvers": [{"id": "ada"}]}
+        headers = {"traceparent": f"00-{other_trace}-{ENGINE_SPAN}-01"}
+        await park_traced(client, by_approval, headers, approval=approval)
+
+        event = {"source": "orders", "name": "shipped", "data": {"order": {"id": 42}}}
+        published = await client.post("/api/v1/events", json=event)
+        assert published.json()["matched"] == 1
+        decided = await client.post(
+            f"/api/v1/executions/{by_approval}/decisions",
+            json={"approver": "ada", "decision": "approve"},
+        )
+        assert decided.status_code == 201, decided.text
+        await receiver.wait_for(2)
+        await one_span(exporter, "waitgate.delivery", count=2)
+
+    parks = {attrs(s)["waitgate.execution.id"]: s for s in named(exporter, "waitgate.park")}
+    resumes = named(exporter, "waitgate.resume")
+    waits = named(exporter, "waitgate.wait")
+    for eid, trace_id, by in ((by_event, TRACE, "event"), (by_approval, other_trace, "approval")):
+        park = parks[eid]
+        for found in (resumes, waits):
+            (span,) = [s for s in found if attrs(s)["waitgate.execution.id"] == eid]
+            assert hex_trace(span) == trace_id
+            assert parent_of(span) == hex_span(park)
+            assert attrs(span)["waitgate.wait.resumed_by"] == by
+        (delivery,) = [
+            s
+            for s in named(exporter, "waitgate.delivery")
+            if attrs(s)["waitgate.execution.id"] == eid
+        ]
+        assert parent_of(delivery) == hex_span(park)
+    publish = await one_span(exporter, "POST /api/v1/events")
+    (event_resume,) = [s for s in resumes if attrs(s)["waitgate.execution.id"] == by_event]
+    assert [hex_span_of(link) for link in event_resume.links] == [hex_span(publish)]
