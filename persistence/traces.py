@@ -3,7 +3,7 @@ park) and the delivery's (copied when its transition writes the callback), so th
 wherever and whenever the wait ends (another replica, after a restart, a retry of the callback).
 
 Each write is a statement only when there is a context to keep: without tracing and without a
-``traceparent`` from the caller nothing here runs.
+``traceparent`` from the caller nothing here runs, and nothing here reads.
 """
 
 from __future__ import annotations
@@ -28,23 +28,23 @@ def context_of(row: Row | None) -> TraceContext | None:
 
 
 def keep_for_execution(execution_id: int, context: TraceContext | None) -> Script[None]:
-    """Keep the context given at create with the execution."""
+    """Keep the context given at create with the execution (its current context)."""
     if context is not None:
         yield from q.count("set_execution_trace", {"id": execution_id, **_params(context)})
 
 
 def keep_for_wait(execution_id: int, seq: int, context: TraceContext | None) -> Script[None]:
-    """Keep the context given at park with the wait."""
+    """Keep the context given at park with the wait, and as its execution's current context
+    (which later waits parked without one, and the execution's other callbacks, continue)."""
     if context is not None:
         params = {"id": execution_id, "seq": seq, **_params(context)}
         yield from q.count("set_wait_trace", params)
+        yield from q.count("set_execution_trace", params)
 
 
 def keep_for_delivery(delivery_id: str, execution: Row, wait: Row | None) -> Script[None]:
-    """Copy the context a callback continues to its delivery: the wait's it announces (for an
-    event not about one wait, the execution's current wait's), else the execution's."""
-    if wait is None and execution["wait_seq"] > 0:
-        wait = yield from q.row("get_wait", {"id": execution["id"], "seq": execution["wait_seq"]})
+    """Copy the context a callback continues to its delivery: the wait's it announces, else
+    the execution's current one (both rows are read already: this adds no read)."""
     context = context_of(wait) or context_of(execution)
     if context is not None:
         yield from q.count("set_delivery_trace", {"id": delivery_id, **_params(context)})

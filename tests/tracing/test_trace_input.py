@@ -195,8 +195,19 @@ async def test_without_tracing_a_given_context_passes_through(
         for eid in (at_park, at_create, bad):
             await client.post(f"/api/v1/executions/{eid}/resume", json={})
         await receiver.wait_for(3)
+        # the next wait, parked without a context, and the cancel continue the latest one
+        await client.post(f"/api/v1/executions/{at_park}/wait", json={"webhook": {}})
+        await client.post(f"/api/v1/executions/{at_park}/resume", json={})
+        await receiver.wait_for(4)
+        await client.post(f"/api/v1/executions/{at_park}/stop")
+        await receiver.wait_for(5)
 
-    by_execution = {json.loads(r.body)["data"]["executionId"]: r.headers for r in receiver.received}
+    later = [r.headers for r in receiver.received[3:]]
+    assert [h["traceparent"] for h in later] == [TRACEPARENT, TRACEPARENT]
+    assert json.loads(receiver.received[4].body)["type"] == "execution.canceled"
+    by_execution = {
+        json.loads(r.body)["data"]["executionId"]: r.headers for r in receiver.received[:3]
+    }
     assert by_execution[at_park]["traceparent"] == TRACEPARENT
     assert by_execution[at_park]["tracestate"] == "engine=a1,other=b"
     assert by_execution[at_create]["traceparent"] == from_create

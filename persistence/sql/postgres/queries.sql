@@ -50,7 +50,8 @@ WHERE execution_id = :id AND seq = :seq;
 UPDATE deliveries SET trace_parent = :traceparent, trace_state = :tracestate WHERE id = :id;
 
 -- name: wait_trace
--- An ended wait's instants and the trace context it continues: its park's, else its create's.
+-- An ended wait's instants and the trace context it continues: its park's, else its
+-- execution's current one (its latest park's that gave one, or its create's).
 SELECT w.execution_id, w.seq, w.parked_at, w.resumed_at, w.resumed_by,
        CASE WHEN w.trace_parent IS NULL THEN e.trace_parent ELSE w.trace_parent END
            AS trace_parent,
