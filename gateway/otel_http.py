@@ -27,7 +27,7 @@ from opentelemetry.trace import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.trace_context import TraceContext, parse
+from gateway.trace_context import TraceContext, from_raw
 
 if TYPE_CHECKING:
     from gateway.otel import Tracing
@@ -58,18 +58,6 @@ def remote(context: TraceContext) -> Context:
     return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
-def incoming(scope: Scope) -> TraceContext | None:
-    """The request's trace context, if its headers carry a valid one."""
-    parents: list[str] = []
-    states: list[str] = []
-    for name, value in scope.get("headers", ()):
-        if name == b"traceparent":
-            parents.append(value.decode("latin-1"))
-        elif name == b"tracestate":
-            states.append(value.decode("latin-1"))
-    return parse(parents, states) if parents else None
-
-
 class HttpSpans:
     """ASGI middleware: one server span per HTTP request, current while the app answers it."""
 
@@ -82,7 +70,7 @@ class HttpSpans:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = incoming(scope)
+        given = from_raw(scope.get("headers", ()))
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "_OTHER"
         client = scope.get("client")
         attributes: dict[str, str | int] = {

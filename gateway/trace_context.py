@@ -13,7 +13,7 @@ is dropped on its own. What is kept is rebuilt from the parsed parts, never the 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 _PARENT_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -130,15 +130,24 @@ def parse(traceparent: Sequence[str], tracestate: Sequence[str] = ()) -> TraceCo
 def from_headers(headers: Mapping[str, str]) -> TraceContext | None:
     """The context of a request's headers (Starlette's ``Headers``: each value of a repeated
     header counts)."""
-    getlist = getattr(headers, "getlist", None)
-    if getlist is None:
+    raw = getattr(headers, "raw", None)
+    if raw is None:
         parent = headers.get("traceparent")
         state = headers.get("tracestate")
         return parse([] if parent is None else [parent], [] if state is None else [state])
-    parents: list[str] = getlist("traceparent")
-    if not parents:
-        return None
-    return parse(parents, getlist("tracestate"))
+    return from_raw(raw)
+
+
+def from_raw(raw: Iterable[tuple[bytes, bytes]]) -> TraceContext | None:
+    """The context of ASGI headers (lowercase names, as servers give them)."""
+    parents: list[str] = []
+    states: list[str] = []
+    for name, value in raw:
+        if name == b"traceparent":
+            parents.append(value.decode("latin-1"))
+        elif name == b"tracestate":
+            states.append(value.decode("latin-1"))
+    return parse(parents, states) if parents else None
 
 
 def stored(traceparent: str | None, tracestate: str | None) -> TraceContext | None:
