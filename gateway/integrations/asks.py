@@ -195,10 +195,15 @@ async def park(
 ) -> Parked:
     """Create an execution whose callbacks go to ``callback_url`` and park it on ``ask``."""
     created = await client.create(workflow_id, custom_data=custom_data, callback_url=callback_url)
-    body = {k: v for k, v in ask.wait_body().items() if v is not None}
-    # The SDK's ``wait`` has no ``form``: the same call, with the whole body.
-    raw = await client._call("POST", f"/executions/{created.id}/wait", body)
-    return _parked(Execution(client, raw), ask.kind)
+    body = ask.wait_body()
+    parked = await client.wait(
+        created.id,
+        wait_till=body.get("waitTill"),
+        webhook=body.get("webhook"),
+        approval=body.get("approval"),
+        form=body.get("form"),
+    )
+    return _parked(parked, ask.kind)
 
 
 async def find_parked(
