@@ -172,6 +172,7 @@ def delivery_from_row(row: Mapping[str, Any]) -> Delivery:
         delivered_at=row["delivered_at"],
         last_error=row["last_error"],
         channel=row["channel"],
+        endpoint=row["endpoint"],
     )
 
 
