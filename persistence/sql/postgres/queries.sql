@@ -672,7 +672,7 @@ SELECT e.endpoint, e.state, e.consecutive_failures, e.last_success_at, e.last_fa
 FROM endpoints e
 JOIN deliveries d ON d.endpoint = e.endpoint
 JOIN executions x ON x.id = d.execution_id
-WHERE (:project_id IS NULL OR (x.project_id = :project_id AND d.event NOT IN
+WHERE (:project_id::text IS NULL OR (x.project_id = :project_id AND d.event NOT IN
        ('delivery.exhausted', 'endpoint.disabled', 'endpoint.recovered')))
 GROUP BY e.endpoint, e.state, e.consecutive_failures, e.last_success_at, e.last_failure_at,
          e.open_until, e.opened_at
@@ -690,8 +690,8 @@ SET status = 'pending', next_attempt_at = :now, window_start = :now, lease_until
 WHERE id IN (
     SELECT d.id FROM deliveries d JOIN executions x ON x.id = d.execution_id
     WHERE d.status = :status AND d.created_at >= :since AND d.created_at < :until
-      AND (:endpoint IS NULL OR d.endpoint = :endpoint)
-      AND (:project_id IS NULL OR (x.project_id = :project_id AND d.event NOT IN
+      AND (:endpoint::text IS NULL OR d.endpoint = :endpoint)
+      AND (:project_id::text IS NULL OR (x.project_id = :project_id AND d.event NOT IN
            ('delivery.exhausted', 'endpoint.disabled', 'endpoint.recovered')))
     ORDER BY d.created_at, d.id
     LIMIT :limit
