@@ -132,6 +132,11 @@ class Dispatcher(Loop):
         """Something was added to the outbox (or made due again)."""
         self.wake.set()
 
+    @property
+    def in_flight(self) -> int:
+        """How many attempts this process is making right now."""
+        return len(self._in_flight)
+
     async def run_due(self) -> int:
         """Send every delivery due now and wait for those attempts; how many were made."""
         total = 0

@@ -111,10 +111,16 @@ def ops_events(receiver: Receiver) -> list[dict[str, Any]]:
 
 
 async def settle(svc: Services) -> None:
-    """Run the dispatcher until nothing is due (the app's own loop may be sending too)."""
-    for _ in range(3):
-        await svc.dispatcher.run_due()
+    """Run the dispatcher until nothing is due and nothing in flight, twice in a row (the app's
+    own dispatcher loop may be sending at the same time)."""
+    idle = 0
+    for _ in range(500):
+        sent = await svc.dispatcher.run_due()
+        idle = idle + 1 if sent == 0 and svc.dispatcher.in_flight == 0 else 0
+        if idle == 2:
+            return
         await asyncio.sleep(0.01)
+    raise AssertionError("the dispatcher never settled")
 
 
 async def test_a_failing_endpoint_trips_while_a_healthy_one_goes_on_then_a_probe_closes_it(
