@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +22,8 @@ from gateway.config import Secret, Settings
 from gateway.domain import format_instant
 from gateway.origins import origin_of
 from gateway.services import Services
-from tests.conftest import create, get, park, running_gateway
+from tests.api.test_ui import signed_in
+from tests.conftest import create, get, make_key, park, running_gateway
 from tests.receiver import Received, Receiver, running_receiver
 
 NEW_SECRET = "whsec_" + "bmV3LXNlY3JldC1vZi10aGlydHktdHdvLWJ5dGVzISE="
@@ -382,3 +384,32 @@ async def test_endpoint_states_are_metrics(
     assert 'waitgate_delivery_endpoints{state="open"} 1.0' in text
     assert 'waitgate_delivery_endpoints{state="closed"}' in text
     assert 'waitgate_delivery_breaker_transitions_total{transition="endpoint.disabled"}' in text
+
+
+async def test_the_overview_page_lists_the_endpoints_with_their_breakers(
+    gateway: tuple[Starlette, httpx.AsyncClient], peers: Peers
+) -> None:
+    app, client = gateway
+    svc: Services = app.state.services
+    peers.failing.default_status = 503
+    for _ in range(THRESHOLD):
+        await resumed(client, peers.failing.url)
+    await resumed(client, peers.healthy.url)
+    await settle(svc)
+    ui = await signed_in(app, await make_key(svc, "execution:list", "execution:read"))
+    text = (await ui.get("/ui/overview")).text
+    await ui.aclose()
+    assert "Delivery endpoints" in text
+    rows = re.findall(
+        r"<tr><td><code>([^<]+)</code></td>\s*<td><span class=\"status ([a-z-]+)\"", text
+    )
+    assert sorted(rows) == sorted(
+        [
+            (origin_of(peers.failing.url), "breaker-open"),
+            (origin_of(peers.healthy.url), "breaker-closed"),
+            (origin_of(peers.operator.url), "breaker-closed"),  # it was told of the failing one
+        ]
+    )
+    lister = await signed_in(app, await make_key(svc, "execution:list"))
+    assert "Delivery endpoints" not in (await lister.get("/ui/overview")).text
+    await lister.aclose()

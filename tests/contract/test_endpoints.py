@@ -107,6 +107,7 @@ async def test_a_probe_whose_replica_died_is_taken_again_after_its_lease(store: 
     assert await store.claim_deliveries(NOW + 10_000 + LEASE - 1, 100, LEASE, 4) == []
     (again,) = await store.claim_deliveries(NOW + 10_000 + LEASE, 100, LEASE, 4)
     assert again.probe
+    assert again.id == probe.id
 
 
 async def test_the_time_open_does_not_count_towards_the_maximum_age(store: Store) -> None:
