@@ -413,3 +413,23 @@ async def test_the_overview_page_lists_the_endpoints_with_their_breakers(
     lister = await signed_in(app, await make_key(svc, "execution:list"))
     assert "Delivery endpoints" not in (await lister.get("/ui/overview")).text
     await lister.aclose()
+
+
+async def test_a_rate_limit_spaces_one_endpoints_deliveries_in_injected_time(
+    ops_settings: Settings, peers: Peers, clock: ManualClock
+) -> None:
+    settings = dataclasses.replace(ops_settings, endpoint_rate_limit=1.0)
+    async with running_gateway(settings, clock) as (app, client):
+        svc: Services = app.state.services
+        limited = [await resumed(client, peers.failing.url) for _ in range(3)]
+        await settle(svc)
+        assert len(peers.failing.received) == 1
+        clock.advance(1000)
+        await settle(svc)
+        assert len(peers.failing.received) == 2
+        clock.advance(1000)
+        await settle(svc)
+        assert len(peers.failing.received) == 3
+        for eid in limited:
+            (delivery,) = await deliveries(client, eid)
+            assert len(delivery["attempts"]) == 1  # deferring is not an attempt
