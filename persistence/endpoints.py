@@ -127,7 +127,8 @@ def recover(
     limit: int,
 ) -> Script[list[str]]:
     """Make the ``status`` (dead or aborted) deliveries created in ``[since, until)`` pending
-    again, at most ``limit`` (oldest first); the ids of those sent again."""
+    again, at most ``limit`` (oldest first), and end their open endpoints' cool-downs; the ids
+    of those sent again."""
     params: dict[str, Any] = {
         "since": since,
         "until": until,
@@ -138,9 +139,17 @@ def recover(
         "limit": limit,
     }
     found = yield from q.rows("recover_deliveries", params)
+    for endpoint in sorted({str(r["endpoint"]) for r in found}):
+        yield from hasten_probe(endpoint, now)
     if found:
         yield q.OUTBOX
     return [str(r["id"]) for r in found]
+
+
+def hasten_probe(endpoint: str, now: int) -> Script[None]:
+    """A delivery to ``endpoint`` was sent again by hand: if it is open, its cool-down ends now,
+    so the next probe (one delivery) goes at once."""
+    yield from q.count("hasten_probe", {"endpoint": endpoint, "now": now})
 
 
 def endpoint_from_row(row: Any) -> Endpoint:

@@ -239,11 +239,13 @@ def execution_deliveries(execution_id: int) -> Script[tuple[list[Delivery], list
 
 
 def redeliver(delivery_id: str, now: int) -> Script[Delivery | None]:
-    """Make a dead, aborted or delivered delivery pending again, with a fresh maximum age;
-    ``None`` if it is pending or unknown."""
+    """Make a dead, aborted or delivered delivery pending again, with a fresh maximum age (an
+    open endpoint's cool-down ends: the next probe goes now); ``None`` if it is pending or
+    unknown."""
     found = yield from q.row("redeliver", {"id": delivery_id, "now": now})
     if found is None:
         return None
+    yield from endpoints.hasten_probe(found["endpoint"], now)
     yield q.OUTBOX
     return rows.delivery_from_row(found)
 

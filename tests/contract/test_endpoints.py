@@ -135,3 +135,18 @@ async def test_deliveries_written_before_endpoints_get_theirs_before_any_claim(
     await store.db.write(_forget_endpoints())
     legacy = await store.claim_deliveries(NOW, 1, LEASE, 4)
     assert [d.endpoint for d in legacy] == ["https://legacy.example:443"]
+
+
+async def test_a_redelivery_to_an_open_endpoint_is_probed_at_once(store: Store) -> None:
+    await pending_callbacks(store, SLOW, 2)
+    for delivery in await store.claim_deliveries(NOW, 2, LEASE, 2):
+        attempt = DeliveryAttempt(delivery.id, NOW, 5, 503, "answered 503")
+        await store.record_attempt(
+            attempt, next_attempt_at=None, now=NOW, endpoint=SLOW, breaker=BREAKER
+        )
+    assert await state(store, SLOW) is EndpointState.OPEN
+    assert await store.claim_deliveries(NOW + 1, 100, LEASE, 4) == []
+    again = await store.redeliver(delivery.id, NOW + 2)
+    assert again is not None
+    (probe,) = await store.claim_deliveries(NOW + 3, 100, LEASE, 4)
+    assert (probe.id, probe.probe) == (delivery.id, True)

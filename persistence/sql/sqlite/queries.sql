@@ -692,7 +692,7 @@ WHERE id IN (
     ORDER BY d.created_at, d.id
     LIMIT :limit
 )
-RETURNING id;
+RETURNING id, endpoint;
 
 -- name: lock_endpoint
 SELECT * FROM endpoints WHERE endpoint = :endpoint;
@@ -736,3 +736,8 @@ SELECT min(due) AS due FROM (
 -- name: defer_delivery
 UPDATE deliveries SET lease_until = NULL, next_attempt_at = :until
 WHERE id = :id AND status = 'pending';
+
+-- name: hasten_probe
+-- An operator sent a delivery again: an open endpoint's cool-down ends now (one probe decides).
+UPDATE endpoints SET open_until = :now
+WHERE endpoint = :endpoint AND state = 'open' AND open_until > :now;
