@@ -139,8 +139,8 @@ def recover(
         "limit": limit,
     }
     found = yield from q.rows("recover_deliveries", params)
-    for endpoint in sorted({str(r["endpoint"]) for r in found}):
-        yield from hasten_probe(endpoint, now)
+    for touched in sorted({str(r["endpoint"]) for r in found}):
+        yield from hasten_probe(touched, now)
     if found:
         yield q.OUTBOX
     return [str(r["id"]) for r in found]
