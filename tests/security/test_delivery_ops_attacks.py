@@ -192,3 +192,28 @@ async def test_a_huge_window_recovers_a_bounded_batch_at_a_time_and_never_twice(
     assert sorted(first["ids"] + second["ids"]) == sorted(dead)
     third = (await admin.post("/api/v1/deliveries/recover", json=everything)).json()
     assert third == {"recovered": 0, "more": False, "ids": []}
+
+
+async def test_a_project_key_cannot_redeliver_an_operational_event(
+    settings: Settings, clock: ManualClock, receivers: tuple[Receiver, Receiver]
+) -> None:
+    mine, operator = receivers
+    changed = dataclasses.replace(
+        settings,
+        callback_allowed_origins=(origin_of(mine.url),),
+        callback_max_age_seconds=0.1,
+        operations_url=operator.url,
+    )
+    mine.default_status = 503
+    async with running_gateway(changed, clock) as (app, admin):
+        svc: Services = app.state.services
+        bound = keyed(app, await make_key(svc, "admin", project="p1"))
+        async with bound:
+            await dead_callback(bound, svc, mine.url)
+            await operator.wait_for(1)
+            told = operator.received[0].headers["webhook-id"]
+            assert (await bound.post(f"/api/v1/deliveries/{told}/redeliver")).status_code == 404
+            assert (await admin.post(f"/api/v1/deliveries/{told}/redeliver")).status_code in {
+                202,
+                409,
+            }
