@@ -72,8 +72,10 @@ def claim(now: int, limit: int, lease_ms: int, per_endpoint: int) -> Script[list
 def settle(endpoint: str, succeeded: bool, now: int, breaker: Breaker) -> Script[Transition | None]:
     """Count an attempt's outcome against its endpoint's breaker (``succeeded``: the endpoint
     answered as it should, with a 2xx or an abort); the transition the operator is told of."""
-    yield from q.count("add_endpoint", {"endpoint": endpoint})
-    found = yield from q.one("lock_endpoint", {"endpoint": endpoint})
+    found = yield from q.row("lock_endpoint", {"endpoint": endpoint})
+    if found is None:
+        yield from q.count("add_endpoint", {"endpoint": endpoint})
+        found = yield from q.one("lock_endpoint", {"endpoint": endpoint})
     was = EndpointState(found["state"])
     key = {"endpoint": endpoint, "now": now, "was": was.value}
     if succeeded:
