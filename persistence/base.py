@@ -25,6 +25,7 @@ from persistence import (
     audit,
     channels,
     decisions,
+    endpoints,
     events,
     executions,
     keys,
@@ -176,6 +177,10 @@ class Store:
     get_delivery = _reads(outbox.get_delivery)
     execution_deliveries = _reads(outbox.execution_deliveries)
     redeliver = _writes(outbox.redeliver)
+    defer_delivery = _writes(outbox.defer_delivery)
+    recover_deliveries = _writes(endpoints.recover)
+    list_endpoints = _reads(endpoints.list_endpoints)
+    count_endpoints_by_state = _reads(endpoints.count_endpoints_by_state)
 
     put_held_answer = _writes(answers.put_held_answer)
     get_held_answer = _reads(answers.get_held_answer)

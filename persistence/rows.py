@@ -174,6 +174,7 @@ def delivery_from_row(row: Mapping[str, Any]) -> Delivery:
         last_error=row["last_error"],
         channel=row["channel"],
         trace=traces_stored(row["trace_parent"], row["trace_state"]),
+        endpoint=row["endpoint"],
     )
 
 

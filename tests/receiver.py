@@ -27,7 +27,8 @@ class Received:
 class Receiver:
     """Records every POST; answers with the queued status codes, then ``default_status``.
 
-    With ``answer_bytes`` set, the answer's body is that many bytes, streamed in 64 KiB chunks.
+    With ``answer_bytes`` set, the answer's body is that many bytes, streamed in 64 KiB chunks;
+    ``answer_headers`` go with every answer (``webhook-delivery: abort-message``, say).
     """
 
     url: str = ""
@@ -37,6 +38,7 @@ class Receiver:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     answering: asyncio.Event = field(default_factory=asyncio.Event)
     answer_bytes: int = 0
+    answer_headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.answering.set()
@@ -48,8 +50,11 @@ class Receiver:
         await self.answering.wait()
         status = self.answers.pop(0) if self.answers else self.default_status
         if self.answer_bytes:
-            return StreamingResponse(self._stream(), status_code=status)
-        return Response(b"{}" if status < 300 else b"nope", status_code=status)
+            return StreamingResponse(
+                self._stream(), status_code=status, headers=self.answer_headers
+            )
+        body = b"{}" if status < 300 else b"nope"
+        return Response(body, status_code=status, headers=self.answer_headers)
 
     async def _stream(self) -> AsyncIterator[bytes]:
         chunk = b"x" * 65536

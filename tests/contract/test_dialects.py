@@ -27,6 +27,7 @@ PERSISTENCE_MAY_USE = {
     "gateway.channels",
     "gateway.domain",
     "gateway.early",
+    "gateway.endpoints",
     "gateway.errors",
     "gateway.event_model",
     "gateway.event_paths",
