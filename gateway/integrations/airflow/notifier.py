@@ -47,7 +47,7 @@ def approver(given: ApproverGiven) -> dict[str, str]:
     return person
 
 
-class WaitgateNotifier(BaseNotifier):  # type: ignore[misc]
+class WaitgateNotifier(BaseNotifier):
     """Publish a HITL request to waitgate as an approval whose answer the relay returns.
 
     :param approvers: waitgate approvers (ids or mappings); default: ``assigned_users``.
@@ -92,7 +92,9 @@ class WaitgateNotifier(BaseNotifier):  # type: ignore[misc]
                 body["channels"] = self.channels
         elif self.channels:
             raise ValueError("channels tell named approvers: give approvers (or assigned_users)")
-        body.update(approval_fields(task.options, multiple=task.multiple, named_approvers=bool(people)))
+        body.update(
+            approval_fields(task.options, multiple=task.multiple, named_approvers=bool(people))
+        )
         return {**body, **self.approval}
 
     def notify(self, context: Any) -> None:

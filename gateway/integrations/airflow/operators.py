@@ -48,7 +48,7 @@ def coordinates(context: Mapping[str, Any]) -> TaskCoordinates:
     return TaskCoordinates(ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else map_index)
 
 
-class WaitgateOperator(BaseOperator):  # type: ignore[misc]
+class WaitgateOperator(BaseOperator):
     """Park in waitgate, defer until the wait ends, return its payload (or ``default``).
 
     :param webhook: the resume URL's rules (``{"httpMethod": "POST", ...}``).
@@ -157,6 +157,9 @@ class WaitgateOperator(BaseOperator):  # type: ignore[misc]
         )
         try:
             finish(self._gateway(), eid, result)
-        except (WaitgateError, httpx.HTTPError) as exc:  # the result stands; waitgate's row only lags
+        except (
+            WaitgateError,
+            httpx.HTTPError,
+        ) as exc:  # the result stands; waitgate's row only lags
             self.log.warning("could not mark waitgate execution %s done: %s", eid, exc)
         return result

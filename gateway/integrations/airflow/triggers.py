@@ -27,7 +27,7 @@ PERMANENT = frozenset({401, 403, 404, 413})
 """Answers that no later read changes: the task fails with waitgate's message."""
 
 
-class WaitgateTrigger(BaseTrigger):  # type: ignore[misc]
+class WaitgateTrigger(BaseTrigger):
     """Fires once, with ``{status, executionId, seq, resumedBy, payload}``, when wait ``seq``
     of execution ``execution_id`` has resumed (or the execution ended without resuming it)."""
 

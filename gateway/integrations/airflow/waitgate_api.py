@@ -144,7 +144,9 @@ def park(
     return ParkedWait(eid, int(waits[-1]["seq"]), link, parked.get("waitTill"))
 
 
-def finish(gateway: Gateway, execution_id: int, data: Any, timeout: float = TIMEOUT_SECONDS) -> None:
+def finish(
+    gateway: Gateway, execution_id: int, data: Any, timeout: float = TIMEOUT_SECONDS
+) -> None:
     """Mark the execution done in waitgate (``success``, with what the task returns)."""
     body = msgspec.json.encode({"status": "success", "data": data})
     with httpx.Client(base_url=gateway.api, headers=gateway.headers, timeout=timeout) as http:
