@@ -37,7 +37,7 @@ os.environ.update(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME / 'airflow.db'}",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{RELAY_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(HOME / "passwords.json"),
-        "AIRFLOW__API_AUTH__JWT_SECRET": "airflow-tests-jwt-secret-of-32-characters",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "airflow-tests-jwt-secret-" + "x" * 64,
         "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     }
@@ -61,8 +61,10 @@ AIRFLOW_WARNINGS = [
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Airflow's own deprecation warnings are not errors here (``filterwarnings = error``)."""
+    """Airflow's own deprecation warnings are not errors here (``filterwarnings = error``).
+    The timeout runs in a thread: ``dag.test()`` installs its own signal handlers."""
     for item in items:
+        item.add_marker(pytest.mark.timeout(180, method="thread"))
         for rule in AIRFLOW_WARNINGS:
             item.add_marker(pytest.mark.filterwarnings(rule))
 
@@ -155,3 +157,13 @@ def relay(gateway: GatewayThread, airflow_api: ServedApp, relay_port: int) -> It
     )
     with ServedApp(app, "relay", port=relay_port) as served:
         yield served
+
+
+@pytest.fixture(autouse=True)
+def _real_time_again(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with waitgate's ManualClock at the real time: Airflow computes deadlines
+    from its own (real) clock, and an earlier test may have moved waitgate's hours ahead."""
+    yield
+    if "gateway" in request.fixturenames:
+        gateway: GatewayThread = request.getfixturevalue("gateway")
+        gateway.advance(int(time.time() * 1000) - gateway.clock.now_ms())

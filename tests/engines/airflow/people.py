@@ -3,6 +3,7 @@ partners acting on waitgate from a thread of their own."""
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,7 +28,9 @@ def waiting(gateway: GatewayThread, workflow_id: str) -> dict[str, Any]:
             if not found:
                 return None
             assert len(found) == 1, found
-            one: dict[str, Any] = api.get(f"/executions/{found[0]['id']}").json()
+            # includeData: without it the view leaves out approvalUrl(s) and resumeFormUrl
+            params = {"includeData": "true"}
+            one: dict[str, Any] = api.get(f"/executions/{found[0]['id']}", params=params).json()
             return one
 
     found: dict[str, Any] = gateway.wait_until(find, within=60, what=f"{workflow_id} waiting")
@@ -44,16 +47,25 @@ def stop_waiting(gateway: GatewayThread, workflow_id: str) -> None:
 
 
 def run_while(
-    gateway: GatewayThread, workflow_id: str, run: Callable[[], Any], act: Callable[[], T]
+    gateway: GatewayThread,
+    workflow_id: str,
+    run: Callable[[], Any],
+    act: Callable[[], T],
+    *,
+    abort: Callable[[], None] | None = None,
 ) -> tuple[Any, T]:
     """``run()`` (the DAG run) here while ``act()`` (the people) runs in another thread;
-    both results. If ``act`` fails, its wait is stopped so that the run ends too."""
+    both results. If ``act`` fails, its wait is stopped (and ``abort()`` ends what else the run
+    waits for) so that the run ends and the failure is reported."""
 
     def guarded() -> T:
         try:
             return act()
         except BaseException:
+            traceback.print_exc()
             stop_waiting(gateway, workflow_id)
+            if abort is not None:
+                abort()
             raise
 
     with ThreadPoolExecutor(1, thread_name_prefix="people") as pool:
