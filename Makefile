@@ -50,7 +50,8 @@ $(ENGINE_VENVS)/%/.installed: pyproject.toml
 	$(ENGINE_VENVS)/$*/bin/pip install --quiet -e '.[engine-test,$*]'
 	touch $@
 
-test-engine-%: $(ENGINE_VENVS)/%/.installed
+# A static pattern rule: make looks up no implicit (%) rule for a .PHONY target.
+$(addprefix test-engine-,$(ENGINES)): test-engine-%: $(ENGINE_VENVS)/%/.installed
 	$(ENGINE_VENVS)/$*/bin/pytest -p no:cacheprovider tests/engines/$*
 
 test-engines: $(addprefix test-engine-,$(ENGINES))

@@ -62,7 +62,10 @@ class GatewayThread:
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._server.serve())
+        try:
+            self._loop.run_until_complete(self._server.serve())
+        finally:
+            self._loop.close()  # else its self-pipe leaks: a ResourceWarning, an error here
 
     @property
     def services(self) -> Services:

@@ -137,7 +137,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, relay_port: int) -> Iterat
         )
         yield served
     os.environ.pop("AIRFLOW_CONN_WAITGATE_DEFAULT", None)
-    served._loop.close()  # the harness leaves its loop open (a ResourceWarning at exit)
 
 
 @pytest.fixture(scope="session")
