@@ -9,13 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-from airflow.utils.state import DagRunState
+from airflow.utils.state import DagRunState, TaskInstanceState
 
 from gateway.integrations.airflow.triggers import WaitgateTrigger
 from tests.engines.airflow.dags.waitgate_dags import (
     DEFAULT,
     approval_dag,
     deadline_dag,
+    stopped_dag,
     webhook_dag,
 )
 from tests.engines.airflow.people import recording_triggers, run_while, waiting
@@ -156,3 +157,18 @@ def test_the_deadline_resumes_the_task_with_its_default(
     assert waits[0]["waitTill"] == wait_till
     assert xcom(run, "received") == DEFAULT
     assert execution["data"]["result"] == DEFAULT
+
+
+def test_an_execution_stopped_in_waitgate_fails_the_task(gateway: GatewayThread) -> None:
+    workflow = "wg_stopped.wait_then_stopped"
+
+    def operator() -> None:
+        execution = waiting(gateway, workflow)
+        with gateway.client() as api:
+            assert api.post(f"/executions/{execution['id']}/stop").status_code == 200
+
+    run, _ = run_while(gateway, workflow, stopped_dag.test, operator)
+
+    assert run.state == DagRunState.FAILED  # not left deferred forever, not a silent default
+    assert run.get_task_instance("wait_then_stopped").state == TaskInstanceState.FAILED
+    assert run.get_task_instance("received").state == TaskInstanceState.UPSTREAM_FAILED

@@ -74,3 +74,7 @@ with DAG("wg_hitl_deadline", schedule=None, catchup=False) as hitl_deadline_dag:
         notifiers=[WaitgateNotifier(approvers=["ana", "ben"], timeout=timedelta(hours=2))],
     )
     received(choose.output)
+
+with DAG("wg_stopped", schedule=None, catchup=False) as stopped_dag:
+    stopped = WaitgateOperator(task_id="wait_then_stopped", **FAST)
+    received(stopped.output)
