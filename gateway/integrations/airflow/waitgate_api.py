@@ -137,7 +137,11 @@ def park(
         execution = _answer(http.post("/executions", content=msgspec.json.encode(created)))
         eid: int = execution["id"]
         body = msgspec.json.encode(dict(wait))
-        parked = _answer(http.post(f"/executions/{eid}/wait", content=body))
+        try:
+            parked = _answer(http.post(f"/executions/{eid}/wait", content=body))
+        except WaitgateError:
+            http.post(f"/executions/{eid}/stop")  # a refused wait leaves no running execution
+            raise
         seen = _answer(http.get(f"/executions/{eid}", params={"includeData": "true"}))
     waits = seen.get("data", {}).get("waits") or [{"seq": 1}]
     link = next((parked[f] for f in LINK_FIELDS if parked.get(f)), None)

@@ -11,7 +11,9 @@ import httpx
 import pytest
 from airflow.utils.state import DagRunState, TaskInstanceState
 
+from gateway.client import WaitgateError
 from gateway.integrations.airflow.triggers import WaitgateTrigger
+from gateway.integrations.airflow.waitgate_api import Gateway, TaskCoordinates, park
 from tests.engines.airflow.dags.waitgate_dags import (
     DEFAULT,
     approval_dag,
@@ -172,3 +174,20 @@ def test_an_execution_stopped_in_waitgate_fails_the_task(gateway: GatewayThread)
     assert run.state == DagRunState.FAILED  # not left deferred forever, not a silent default
     assert run.get_task_instance("wait_then_stopped").state == TaskInstanceState.FAILED
     assert run.get_task_instance("received").state == TaskInstanceState.UPSTREAM_FAILED
+
+
+def test_a_refused_wait_fails_the_park_and_leaves_no_running_execution(
+    gateway: GatewayThread,
+) -> None:
+    where = TaskCoordinates("wg_refused", "manual__1", "bad_wait", -1)
+    with pytest.raises(WaitgateError) as refused:
+        park(
+            Gateway(gateway.url, gateway.admin_key),
+            workflow_id="wg_refused.bad_wait",
+            custom_data=where.custom_data("operator"),
+            wait={"approval": {"description": "no title"}},
+        )
+    assert refused.value.status == 400
+    with gateway.client() as api:
+        found = api.get("/executions", params={"workflowId": "wg_refused.bad_wait"}).json()
+    assert [e["status"] for e in found["data"]] == ["canceled"]

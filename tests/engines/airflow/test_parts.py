@@ -181,3 +181,40 @@ def test_the_example_dags_parse(airflow_db: object) -> None:
     bag = DagBag(dag_folder=str(EXAMPLES))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {"waitgate_refund", "waitgate_shipment"}
+
+
+def test_the_relay_logs_in_again_once_when_its_token_expires() -> None:
+    """A 401 with a username and password: one new login, the call again; a refused login is
+    an error (503 to waitgate, which retries), never a loop."""
+    seen: list[str] = []
+    logins = iter(["first", "second"])
+
+    def airflow(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path} {request.headers.get('authorization')}")
+        if request.url.path == "/auth/token":
+            token = next(logins, None)
+            if token is None:
+                return httpx.Response(401, text="bad password")
+            return httpx.Response(201, json={"access_token": token})
+        if request.headers["authorization"] == "Bearer first":
+            return httpx.Response(401, text="expired")
+        return httpx.Response(200, json={"ok": True})
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(airflow)) as http:
+            api = AirflowApi(http, "http://airflow/", username="waitgate", password="pw")
+            assert (await api.request("GET", "/x")).status_code == 200
+            with pytest.raises(ValueError, match="token, or a username"):
+                AirflowApi(http, "http://airflow")
+            again = AirflowApi(http, "http://airflow", username="waitgate", password="pw")
+            with pytest.raises(Exception, match="refused the login"):
+                await again.request("GET", "/x")
+
+    asyncio.run(scenario())
+    assert seen == [
+        "POST /auth/token None",
+        "GET /api/v2/x Bearer first",
+        "POST /auth/token None",
+        "GET /api/v2/x Bearer second",
+        "POST /auth/token None",
+    ]
