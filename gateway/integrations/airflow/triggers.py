@@ -2,10 +2,10 @@
 
 It runs in Airflow's triggerer (or inline in ``dag.test()``) and reads the execution from
 waitgate's API until the wait has resumed: every ``poll_interval`` seconds at first, backing off
-by half each time up to ``max_poll_interval``, and starting over fast after a failed read. The
-deadline is waitgate's own timer (it resumes the wait with ``resumedBy: "timeout"``), so the
-trigger keeps no timer of its own and survives a triggerer restart: it is rebuilt from
-``serialize()`` and reads the same wait again.
+by half each time up to ``max_poll_interval``, after a failed read too (a 429 or an outage is
+not hammered). The deadline is waitgate's own timer (it resumes the wait with ``resumedBy:
+"timeout"``), so the trigger keeps no timer of its own and survives a triggerer restart: it is
+rebuilt from ``serialize()`` and reads the same wait again.
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ class WaitgateTrigger(BaseTrigger):
                         yield TriggerEvent(self._failed(f"waitgate answered {exc}"))
                         return
                     self.log.warning("waitgate answered %s; reading again", exc)
-                    outcome, interval = None, self.poll_interval
+                    outcome = None
                 except httpx.TransportError as exc:
                     self.log.warning("cannot reach waitgate (%r); reading again", exc)
-                    outcome, interval = None, self.poll_interval
+                    outcome = None
                 if outcome is not None:
                     yield TriggerEvent(outcome.as_event(self.execution_id, self.seq))
                     return

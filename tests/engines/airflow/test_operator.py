@@ -5,6 +5,7 @@ task receives that through XCom. The attacks first: a forged resume call, a repl
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -191,3 +192,16 @@ def test_a_refused_wait_fails_the_park_and_leaves_no_running_execution(
     with gateway.client() as api:
         found = api.get("/executions", params={"workflowId": "wg_refused.bad_wait"}).json()
     assert [e["status"] for e in found["data"]] == ["canceled"]
+
+
+def test_a_trigger_whose_execution_is_gone_fires_a_failure_instead_of_reading_forever(
+    gateway: GatewayThread,
+) -> None:
+    trigger = WaitgateTrigger(execution_id=987_654, seq=1, poll_interval=0.01)
+
+    async def first_event() -> Any:
+        return await anext(trigger.run())
+
+    event = asyncio.run(asyncio.wait_for(first_event(), 30))
+    assert event.payload["status"] == "canceled"
+    assert event.payload["error"].startswith("waitgate answered 404")
