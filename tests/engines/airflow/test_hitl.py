@@ -39,6 +39,17 @@ def airflow_client(airflow_api: ServedApp) -> httpx.Client:
     )
 
 
+def task_state(airflow_api: ServedApp, custom: dict[str, str]) -> str:
+    """The task instance's state as Airflow's API shows it."""
+    path = (
+        f"/dags/{custom['airflow_dagId']}/dagRuns/{custom['airflow_runId']}/taskInstances/"
+        f"{custom['airflow_taskId']}"
+    )
+    with airflow_client(airflow_api) as api:
+        state: str = api.get(path).json()["state"]
+        return state
+
+
 def hitl_detail(airflow_api: ServedApp, custom: dict[str, str]) -> dict[str, Any]:
     """The task's HITL request as Airflow's API shows it."""
     path = (
@@ -118,6 +129,9 @@ def test_an_approval_in_waitgate_answers_the_hitl_request_once(
         }
         seen["forged"] = post_callback(gateway, relay, "msg_forged", claim, FORGED_SECRET)
         seen["open"] = hitl_detail(airflow_api, custom)  # the forged claim answered nothing
+        seen["parked"] = gateway.wait_until(
+            lambda: task_state(airflow_api, custom) == "awaiting_input", what="the task parked"
+        )  # Airflow 3.3 parks a HITL task without a worker slot or a trigger
         with gateway.client() as api:
             decided = api.post(
                 f"/executions/{execution['id']}/decisions",
