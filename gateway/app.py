@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from gateway import tracing
 from gateway.access_log import AccessLog
 from gateway.answers import AnswerPolicy
 from gateway.audit import AuditTrail
@@ -278,6 +279,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             *trusted_proxies(settings),
+            *tracing.middleware(),
             Middleware(AccessLog),
             Middleware(SeparateUiOrigin, origin=ui_origin),
             Middleware(AnswerPolicy),
@@ -291,4 +293,5 @@ def app_from_env() -> Starlette:
     """Factory for uvicorn: settings from the environment (``waitgate serve`` uses this)."""
     settings = Settings.from_env().with_secret_keys()
     configure_logging(settings.log_level)
+    tracing.configure_from_env()
     return create_app(settings)

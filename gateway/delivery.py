@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import httpx
 import msgspec
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.clock import Clock
 from gateway.notify import JSON, Notifier, post
 from gateway.origins import CallbackOrigins, OriginRefused
@@ -119,7 +119,9 @@ class Dispatcher(Loop):
 
     async def _attempt(self, delivery: Delivery) -> None:
         async with self._slots:
-            attempt = await self._send(delivery)
+            with tracing.delivery_attempt(delivery) as traced:
+                attempt = await self._send(delivery)
+                traced.done(attempt)
         now = self._clock.now_ms()
         next_at = (
             None if attempt.succeeded else self._policy.next_attempt_at(delivery, now, self._rng)
@@ -182,6 +184,7 @@ class Dispatcher(Loop):
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self._secret, delivery.id, timestamp, body),
+            **tracing.callback_headers(delivery),
         }
 
     async def step(self) -> int:

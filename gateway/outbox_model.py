@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from gateway.domain import JSON
+from gateway.trace_context import TraceContext
 
 
 class Event(StrEnum):
@@ -49,6 +50,8 @@ class Delivery:
     last_error: str | None = None
     channel: str | None = None
     """The channel that sends it (a notification); ``None``: a callback to the engine."""
+    trace: TraceContext | None = None
+    """The trace context the callback continues (``gateway.trace_context``)."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from persistence import (
     outbox,
     reminders,
     tags,
+    traces,
     waits,
 )
 from persistence.script import Script, Wake, WakeKind
@@ -153,6 +154,7 @@ class Store:
     prune = _writes(executions.prune)
 
     get_wait = _reads(waits.get_wait)
+    wait_traces = _reads(traces.wait_traces)
     park = _writes(waits.park)
     resume = _writes(waits.resume)
     resume_by_call = _writes(waits.resume_by_call)

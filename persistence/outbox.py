@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.domain import Execution, Wait, format_instant
 from gateway.outbox_model import CRASHES_ON_DEATH, Delivery, DeliveryAttempt, Event
-from persistence import rows
+from persistence import rows, traces
 from persistence import script as q
 from persistence.script import Script
 
@@ -77,17 +77,20 @@ def retry_payload(execution: Execution, now: int) -> dict[str, Any]:
 
 def emit(execution_id: int, event: Event, now: int, seq: int = 0) -> Script[None]:
     """Write the outbox row for ``event`` (the caller knows the execution has a callback URL)."""
-    execution = rows.execution_from_row((yield from q.one("get_execution", {"id": execution_id})))
+    execution_row = yield from q.one("get_execution", {"id": execution_id})
+    execution = rows.execution_from_row(execution_row)
     assert execution.callback_url is not None
+    wait_row = None
     if event is Event.RESUMED:
-        wait = rows.wait_from_row((yield from q.one("get_wait", {"id": execution_id, "seq": seq})))
-        payload = resumed_payload(execution, wait, now)
+        wait_row = yield from q.one("get_wait", {"id": execution_id, "seq": seq})
+        payload = resumed_payload(execution, rows.wait_from_row(wait_row), now)
     elif event is Event.CANCELED:
         payload = canceled_payload(execution, now)
     else:
         payload = retry_payload(execution, now)
+    delivery_id = "msg_" + secrets.token_hex(12)
     params = {
-        "id": "msg_" + secrets.token_hex(12),
+        "id": delivery_id,
         "execution_id": execution.id,
         "event": event.value,
         "target_url": execution.callback_url,
@@ -95,6 +98,7 @@ def emit(execution_id: int, event: Event, now: int, seq: int = 0) -> Script[None
         "now": now,
     }
     yield from q.count("insert_delivery", params)
+    yield from traces.keep_for_delivery(delivery_id, execution_row, wait_row)
     yield q.OUTBOX
 
 

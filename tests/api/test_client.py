@@ -59,6 +59,21 @@ async def test_an_approval_wait_has_the_url_of_its_page(
     assert "Ship order A-1?" in page.text
 
 
+async def test_form_and_event_waits_are_parked_through_the_sdk(
+    gate: WaitgateClient, anon: httpx.AsyncClient
+) -> None:
+    schema = {"type": "object", "properties": {"qty": {"type": "integer", "title": "Quantity"}}}
+    execution = await gate.create("order-form")
+    parked = await gate.wait(execution.id, form={"title": "How many?", "schema": schema})
+    form_url = parked.raw["resumeFormUrl"]
+    assert "Quantity" in (await anon.get(form_url)).text
+    other = await gate.create("order-event")
+    with pytest.raises(WaitgateError) as refused:
+        await gate.wait(other.id, events=[{"source": "nope"}])
+    assert refused.value.status == 400
+    assert "no event source 'nope'" in refused.value.message
+
+
 async def test_errors_and_local_limits_use_the_gateway_messages(gate: WaitgateClient) -> None:
     execution = await gate.create("wf")
     with pytest.raises(InvalidInput, match="'bad key' may only contain"):

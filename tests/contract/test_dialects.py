@@ -34,6 +34,7 @@ PERSISTENCE_MAY_USE = {
     "gateway.outbox_model",
     "gateway.overview",
     "gateway.stored",
+    "gateway.trace_context",
 }
 """The domain types the store keeps (approvals', channels' and events' included, and how an
 event is read at a path; the dashboard overview's), its errors, and file modes: nothing of HTTP

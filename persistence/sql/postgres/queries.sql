@@ -39,6 +39,27 @@ RETURNING wait_seq;
 INSERT INTO waits (execution_id, seq, parked_at, wait_till, webhook)
 VALUES (:id, :seq, :now, :wait_till, :webhook);
 
+-- name: set_execution_trace
+UPDATE executions SET trace_parent = :traceparent, trace_state = :tracestate WHERE id = :id;
+
+-- name: set_wait_trace
+UPDATE waits SET trace_parent = :traceparent, trace_state = :tracestate
+WHERE execution_id = :id AND seq = :seq;
+
+-- name: set_delivery_trace
+UPDATE deliveries SET trace_parent = :traceparent, trace_state = :tracestate WHERE id = :id;
+
+-- name: wait_trace
+-- An ended wait's instants and the trace context it continues: its park's, else its
+-- execution's current one (its latest park's that gave one, or its create's).
+SELECT w.execution_id, w.seq, w.parked_at, w.resumed_at, w.resumed_by,
+       CASE WHEN w.trace_parent IS NULL THEN e.trace_parent ELSE w.trace_parent END
+           AS trace_parent,
+       CASE WHEN w.trace_parent IS NULL THEN e.trace_state ELSE w.trace_state END
+           AS trace_state
+FROM waits w JOIN executions e ON e.id = w.execution_id
+WHERE w.execution_id = :id AND w.seq = :seq;
+
 -- name: take_early_resumes
 DELETE FROM early_resumes WHERE execution_id = :id AND seq = :seq
 RETURNING n, method, suffix, payload, received_at, caller;
