@@ -12,6 +12,7 @@ adapter). ``dag.test()`` runs in the test's thread; people act from another one.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import json
 import os
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 
 HOME = Path(tempfile.mkdtemp(prefix="waitgate-airflow-"))
+atexit.register(shutil.rmtree, HOME, ignore_errors=True)
 DAGS = Path(__file__).parent / "dags"
 RELAY_USER, RELAY_PASSWORD = "waitgate", "relay-password-for-tests"
 (HOME / "passwords.json").write_text(json.dumps({RELAY_USER: RELAY_PASSWORD}))
@@ -97,13 +99,12 @@ class ServedApp:
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Iterator[Path]:
-    """Airflow's metadata database, created once (and the home removed after the session)."""
+def airflow_db() -> Path:
+    """Airflow's metadata database, created once (the home goes when the session ends)."""
     from airflow.utils.db import resetdb
 
     resetdb()
-    yield HOME
-    shutil.rmtree(HOME, ignore_errors=True)
+    return HOME
 
 
 @pytest.fixture(scope="session")
