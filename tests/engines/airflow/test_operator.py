@@ -19,6 +19,7 @@ from tests.engines.airflow.dags.waitgate_dags import (
     DEFAULT,
     approval_dag,
     deadline_dag,
+    form_dag,
     stopped_dag,
     webhook_dag,
 )
@@ -160,6 +161,27 @@ def test_the_deadline_resumes_the_task_with_its_default(
     assert waits[0]["waitTill"] == wait_till
     assert xcom(run, "received") == DEFAULT
     assert execution["data"]["result"] == DEFAULT
+
+
+def test_a_form_resumes_the_task_with_its_values(gateway: GatewayThread) -> None:
+    workflow = "wg_form.ask_address"
+    answers: dict[str, int] = {}
+
+    def customer() -> str:
+        execution = waiting(gateway, workflow)
+        url: str = execution["resumeFormUrl"]
+        with httpx.Client(timeout=10) as http:
+            answers["first"] = http.post(url, data={"city": "Lyon"}).status_code
+            answers["again"] = http.post(url, data={"city": "Paris"}).status_code
+        return url
+
+    run, url = run_while(gateway, workflow, form_dag.test, customer)
+
+    assert answers == {"first": 200, "again": 409}
+    assert run.state == DagRunState.SUCCESS
+    payload = xcom(run, "received")
+    assert payload == {"formData": {"city": "Lyon"}, "resumedBy": "form"}
+    assert xcom(run, "ask_address", "waitgate_url") == url
 
 
 def test_an_execution_stopped_in_waitgate_fails_the_task(gateway: GatewayThread) -> None:

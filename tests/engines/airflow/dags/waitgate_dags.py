@@ -78,3 +78,12 @@ with DAG("wg_hitl_deadline", schedule=None, catchup=False) as hitl_deadline_dag:
 with DAG("wg_stopped", schedule=None, catchup=False) as stopped_dag:
     stopped = WaitgateOperator(task_id="wait_then_stopped", **FAST)
     received(stopped.output)
+
+with DAG("wg_form", schedule=None, catchup=False) as form_dag:
+    address = WaitgateOperator(
+        task_id="ask_address",
+        form={"title": "Where to deliver?", "fields": [{"label": "City", "name": "city"}]},
+        timeout=timedelta(days=1),
+        **FAST,
+    )
+    received(address.output)
