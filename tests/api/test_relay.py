@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
 
 from gateway.cli import main
@@ -29,7 +28,7 @@ from gateway.integrations.relay import Callback, handle_callback, relay_app
 from gateway.integrations.seen_ids import MemorySeenIds, SqliteSeenIds
 from gateway.origins import origin_of
 from tests.conftest import create, park, running_gateway
-from tests.receiver import free_port
+from tests.receiver import serving
 
 SECRET = "whsec_" + base64.b64encode(b"relay-tests-callback-secret-32-b").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"relay-tests-old-callback-secret!").decode()
@@ -227,16 +226,9 @@ async def test_sqlite_ids_survive_a_restart_and_a_dead_relays_claim_expires(
 async def relay_url(clock: ManualClock) -> AsyncIterator[tuple[str, RecordingAdapter]]:
     """A relay on a loopback socket whose time is the gateway's (the manual clock)."""
     adapter = RecordingAdapter()
-    port = free_port()
     app = relay_app(adapter, (SECRET,), max_body_bytes=64 * 1024, now=lambda: clock.now_ms() / 1000)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(5):
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
-            await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}/callbacks", adapter
-    server.should_exit = True
-    await task
+    async with serving(app, lifespan="on") as origin:
+        yield f"{origin}/callbacks", adapter
 
 
 async def test_over_a_socket_oversized_bodies_are_413_and_health_answers(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextvars
 import threading
 import time
 from collections.abc import Coroutine
@@ -29,6 +30,62 @@ from tests.receiver import free_port
 
 T = TypeVar("T")
 CALLBACK_SECRET = "whsec_" + base64.b64encode(b"engine-tests-callback-secret-32b").decode()
+
+
+class ServedApp:
+    """An ASGI app served by uvicorn on a loopback port, in a thread and event loop of its own
+    (run in a copy of ``context`` when given: an engine's settings may live in context vars)."""
+
+    def __init__(
+        self,
+        app: Any,
+        name: str,
+        *,
+        port: int | None = None,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.loop = asyncio.new_event_loop()
+        self._context = context
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+
+    def _serve(self) -> None:
+        if self._context is not None:
+            self._context.copy().run(self._run)
+        else:
+            self._run()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._server.serve())
+        finally:
+            self.loop.close()  # else its self-pipe leaks: a ResourceWarning, an error here
+
+    def start(self, within: float = 60.0) -> None:
+        """Serve; returns when the socket answers."""
+        self._thread.start()
+        deadline = time.monotonic() + within
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"{self._thread.name} did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread."""
+        self._server.should_exit = True
+        self._thread.join(20)
+
+    def __enter__(self) -> ServedApp:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class GatewayThread:
@@ -54,18 +111,7 @@ class GatewayThread:
             align_clock_to_database=False,
         )
         self._app = create_app(self.settings, clock=self.clock)
-        self._loop = asyncio.new_event_loop()
-        self._server = uvicorn.Server(
-            uvicorn.Config(self._app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self._thread = threading.Thread(target=self._serve, name="waitgate", daemon=True)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._server.serve())
-        finally:
-            self._loop.close()  # else its self-pipe leaks: a ResourceWarning, an error here
+        self._served = ServedApp(self._app, "waitgate", port=self.port)
 
     @property
     def services(self) -> Services:
@@ -75,21 +121,18 @@ class GatewayThread:
 
     def run(self, work: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         """Run ``work`` on the gateway's loop and wait for its result (from any thread)."""
-        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(work, self._loop)
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(
+            work, self._served.loop
+        )
         return future.result(timeout)
 
     def advance(self, ms: int) -> None:
         """Move the gateway's time forward (due timers fire, backoffs pass)."""
-        self._loop.call_soon_threadsafe(self.clock.advance, ms)
+        self._served.loop.call_soon_threadsafe(self.clock.advance, ms)
 
     def start(self) -> GatewayThread:
         """Serve, and make the admin key; returns when the socket answers."""
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.02)
+        self._served.start(within=20)
         now = self.clock.now_ms()
         key_hash = hash_key(self.admin_key)
         store = self.services.store
@@ -100,8 +143,7 @@ class GatewayThread:
 
     def stop(self) -> None:
         """Stop serving and wait for the thread."""
-        self._server.should_exit = True
-        self._thread.join(20)
+        self._served.stop()
 
     def __enter__(self) -> GatewayThread:
         return self.start()

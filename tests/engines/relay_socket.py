@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 
 from gateway.delivery import sign
 from gateway.integrations.relay import Adapter, AdapterFactory, relay_app
 from gateway.integrations.seen_ids import MemorySeenIds
 from tests.engines.harness import GatewayThread
-from tests.receiver import free_port
+from tests.receiver import free_port, serving
 
 
 @dataclass
@@ -51,22 +50,8 @@ async def running_relay(
         seen=MemorySeenIds(),
         now=lambda: gateway.clock.now_ms() / 1000,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(20):
-        while not server.started:
-            if task.done():
-                await task
-                raise RuntimeError("the relay did not start")
-            await asyncio.sleep(0.01)
-    origin = f"http://127.0.0.1:{port}"
-    try:
+    async with serving(app, port, lifespan="on") as origin:
         yield RelaySocket(url=f"{origin}/callbacks", origin=origin)
-    finally:
-        server.should_exit = True
-        await task
 
 
 def signed_headers(secret: str, message_id: str, body: bytes, at: float) -> dict[str, str]:

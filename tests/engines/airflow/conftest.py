@@ -11,18 +11,15 @@ adapter). ``dag.test()`` runs in the test's thread; people act from another one.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import base64
 import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -45,11 +42,10 @@ os.environ.update(
     }
 )
 
-import uvicorn  # noqa: E402 - after Airflow's environment
 
 from gateway.integrations.airflow import relay_adapter  # noqa: E402
 from gateway.integrations.relay import relay_app  # noqa: E402
-from tests.engines.harness import GatewayThread  # noqa: E402
+from tests.engines.harness import GatewayThread, ServedApp  # noqa: E402
 from tests.receiver import free_port  # noqa: E402
 
 AIRFLOW_WARNINGS = [
@@ -69,33 +65,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.timeout(180, method="thread"))
         for rule in AIRFLOW_WARNINGS:
             item.add_marker(pytest.mark.filterwarnings(rule))
-
-
-class ServedApp:
-    """An ASGI app served by uvicorn on a loopback port in a thread of its own."""
-
-    def __init__(self, app: Any, name: str, *, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-
-    def _serve(self) -> None:
-        asyncio.run(self._server.serve())
-
-    def __enter__(self) -> ServedApp:
-        self._thread.start()
-        deadline = time.monotonic() + 60
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"{self._thread.name} did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(20)
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,10 @@ import pytest
 from airflow.utils.state import DagRunState
 
 from gateway.delivery import sign
-from tests.engines.airflow.conftest import RELAY_PASSWORD, RELAY_USER, ServedApp
+from tests.engines.airflow.conftest import RELAY_PASSWORD, RELAY_USER
 from tests.engines.airflow.dags.waitgate_dags import hitl_approval_dag, hitl_deadline_dag
 from tests.engines.airflow.people import run_while, waiting
-from tests.engines.harness import GatewayThread
+from tests.engines.harness import GatewayThread, ServedApp
 
 FORGED_SECRET = "whsec_" + "Zm9yZ2VkLXNlY3JldC1mb3ItdGhlLXJlbGF5LXRlc3Q="
 

@@ -11,8 +11,6 @@ import asyncio
 import contextvars
 import gc
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -26,12 +24,11 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 prefect = pytest.importorskip("prefect", reason="the Prefect adapter needs waitgate[prefect]")
 
-import uvicorn  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from gateway.integrations.prefect import Waitgate, relay_adapter  # noqa: E402
 from gateway.integrations.relay import relay_app  # noqa: E402
-from tests.engines.harness import GatewayThread  # noqa: E402
+from tests.engines.harness import GatewayThread, ServedApp  # noqa: E402
 from tests.receiver import free_port  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,46 +58,16 @@ def prefect_server() -> Iterator[contextvars.Context]:
     gc.collect()
 
 
-class RelayThread:
-    """``relay_app`` with the Prefect adapter, served on a loopback port in its own thread."""
-
-    def __init__(
-        self, context: contextvars.Context, port: int, secret: str, now: Callable[[], float]
-    ) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{self.port}/callbacks"
-        app = relay_app(relay_adapter, [secret], now=now)
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(
-            target=context.copy().run, args=(asyncio.run, self.server.serve()), daemon=True
-        )
-
-    def __enter__(self) -> RelayThread:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the relay did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
-
-
 class Loop:
     """A real waitgate, the relay between it and Prefect, and a way to run flows."""
 
     def __init__(
-        self, context: contextvars.Context, gateway: GatewayThread, relay: RelayThread
+        self, context: contextvars.Context, gateway: GatewayThread, relay_url: str
     ) -> None:
         self.context = context
         self.gateway = gateway
-        self.relay = relay
-        self.gate = Waitgate(gateway.url, gateway.admin_key, relay.url)
+        self.relay_url = relay_url
+        self.gate = Waitgate(gateway.url, gateway.admin_key, relay_url)
         self.pool = ThreadPoolExecutor(4, thread_name_prefix="flow")
 
     def start(self, flow: Callable[..., Any], **parameters: Any) -> Future[Any]:
@@ -133,13 +100,12 @@ def loop(prefect_server: contextvars.Context, tmp_path: Path) -> Iterator[Loop]:
     relay_port = free_port()
     origin = f"http://127.0.0.1:{relay_port}"
     with GatewayThread(tmp_path, allowed_origins=(origin,)) as gateway:
-        relay = RelayThread(
-            prefect_server,
-            relay_port,
-            gateway.callback_secret,
-            lambda: gateway.clock.now_ms() / 1000,
+        app = relay_app(
+            relay_adapter,
+            [gateway.callback_secret],
+            now=lambda: gateway.clock.now_ms() / 1000,
         )
-        with relay:
-            the_loop = Loop(prefect_server, gateway, relay)
+        with ServedApp(app, "relay", port=relay_port, context=prefect_server) as relay:
+            the_loop = Loop(prefect_server, gateway, f"{relay.url}/callbacks")
             yield the_loop
             the_loop.pool.shutdown(wait=False, cancel_futures=True)

@@ -77,7 +77,7 @@ def post_to_relay(loop: Loop, body: bytes, message_id: str, secret: str) -> http
         "webhook-signature": sign(key, message_id, stamp, body),
         "content-type": "application/json",
     }
-    return httpx.post(loop.relay.url, content=body, headers=headers)
+    return httpx.post(loop.relay_url, content=body, headers=headers)
 
 
 def failure(result: Future[Any]) -> BaseException:
@@ -90,14 +90,14 @@ def failure(result: Future[Any]) -> BaseException:
 def start_shipping(loop: Loop, **parameters: Any) -> Future[Any]:
     gw = loop.gateway
     return loop.start(
-        ask_shipping, url=gw.url, key=gw.admin_key, relay=loop.relay.url, **parameters
+        ask_shipping, url=gw.url, key=gw.admin_key, relay=loop.relay_url, **parameters
     )
 
 
 def start_approval(loop: Loop, **parameters: Any) -> Future[Any]:
     gw = loop.gateway
     return loop.start(
-        ask_approval, url=gw.url, key=gw.admin_key, relay=loop.relay.url, **parameters
+        ask_approval, url=gw.url, key=gw.admin_key, relay=loop.relay_url, **parameters
     )
 
 
@@ -236,7 +236,7 @@ def test_a_suspended_run_ends_its_process_and_runs_again_with_the_answer(loop: L
     process ends; after the resume the worker (here the test) runs it again, and the same wait
     returns the answer without parking a second time."""
     gw = loop.gateway
-    parameters = {"url": gw.url, "key": gw.admin_key, "relay": loop.relay.url, "mode": "suspend"}
+    parameters = {"url": gw.url, "key": gw.admin_key, "relay": loop.relay_url, "mode": "suspend"}
 
     async def deploy(client: Any) -> Any:
         flow_id = await client.create_flow(ask_shipping)
@@ -324,7 +324,7 @@ def test_a_callback_before_the_pause_is_answered_503_for_a_retry(loop: Loop) -> 
 
 def test_a_synchronous_flow_waits_the_same_way(loop: Loop) -> None:
     gw = loop.gateway
-    result = loop.start(ask_shipping_sync, url=gw.url, key=gw.admin_key, relay=loop.relay.url)
+    result = loop.start(ask_shipping_sync, url=gw.url, key=gw.admin_key, relay=loop.relay_url)
     link, _ = paused_run(loop)
     httpx.post(link.link, data={"address": "Trondheim"})
     assert result.result(timeout=60) == {**DEFAULTS, "address": "Trondheim"}

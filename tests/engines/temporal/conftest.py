@@ -15,12 +15,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from gateway.delivery import sign
 from gateway.integrations.relay import Callback, MemorySeenIds, relay_app
 from tests.engines.harness import GatewayThread
-from tests.receiver import free_port
+from tests.receiver import free_port, serving
 
 temporalio = pytest.importorskip("temporalio", reason="the temporal extra is not installed")
 
@@ -282,27 +281,22 @@ async def stack(
             now=lambda: gate.clock.now_ms() / 1000,
         )
     )
-    server = uvicorn.Server(
-        uvicorn.Config(recorder, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    serving = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
-            await asyncio.sleep(0.01)
-    relay_url = f"http://127.0.0.1:{port}/"
-    activities = WaitgateActivities(gate.url, gate.admin_key, relay_url)
-    queue = f"waitgate-{uuid.uuid4()}"
-    try:
-        async with (
-            httpx.AsyncClient(
-                base_url=f"{gate.url}/api/v1", headers={"X-N8N-API-KEY": gate.admin_key}
-            ) as api,
-            Worker(
-                temporal.client, task_queue=queue, workflows=[Gate], activities=activities.all()
-            ),
-        ):
-            yield Stack(gate, temporal.client, api, relay_url, recorder, adapter, queue)
-    finally:
-        await activities.aclose()
-        server.should_exit = True
-        await serving
+    async with serving(recorder, port, lifespan="on") as origin:
+        relay_url = f"{origin}/"
+        activities = WaitgateActivities(gate.url, gate.admin_key, relay_url)
+        queue = f"waitgate-{uuid.uuid4()}"
+        try:
+            async with (
+                httpx.AsyncClient(
+                    base_url=f"{gate.url}/api/v1", headers={"X-N8N-API-KEY": gate.admin_key}
+                ) as api,
+                Worker(
+                    temporal.client,
+                    task_queue=queue,
+                    workflows=[Gate],
+                    activities=activities.all(),
+                ),
+            ):
+                yield Stack(gate, temporal.client, api, relay_url, recorder, adapter, queue)
+        finally:
+            await activities.aclose()
