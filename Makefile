@@ -7,7 +7,12 @@ PORT := 5678
 RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+# Engines whose adapters (gateway/integrations) are tested against the real engine, each in its
+# own venv (.venv-engines/<engine>) because their pins clash with each other and with ours.
+ENGINES := temporal prefect airflow langgraph celery
+ENGINE_VENVS := .venv-engines
+
+.PHONY: run test lint format bench clean test-engines $(addprefix test-engine-,$(ENGINES))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +42,23 @@ format: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+	$(MAKE) test-engines
+
+$(ENGINE_VENVS)/%/.installed: pyproject.toml
+	$(PYTHON) -m venv $(ENGINE_VENVS)/$*
+	$(ENGINE_VENVS)/$*/bin/pip install --quiet --upgrade pip
+	$(ENGINE_VENVS)/$*/bin/pip install --quiet -e '.[engine-test,$*]'
+	touch $@
+
+# A static pattern rule: make looks up no implicit (%) rule for a .PHONY target.
+$(addprefix test-engine-,$(ENGINES)): test-engine-%: $(ENGINE_VENVS)/%/.installed
+	$(ENGINE_VENVS)/$*/bin/pytest -p no:cacheprovider tests/engines/$*
+
+test-engines: $(addprefix test-engine-,$(ENGINES))
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m tests.load
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(ENGINE_VENVS) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

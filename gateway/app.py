@@ -14,13 +14,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from gateway import tracing
 from gateway.access_log import AccessLog
 from gateway.answers import AnswerPolicy
 from gateway.audit import AuditTrail
 from gateway.auth import Authenticator, KeyCache
 from gateway.clock import AlignedClock, Clock, SystemClock
-from gateway.config import Settings, check_callback_secret
+from gateway.config import Settings, callback_keys
 from gateway.delivery import DeliveryPolicy, Dispatcher
+from gateway.endpoints import Breaker
 from gateway.errors import ConfigError
 from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse, error_response
@@ -36,6 +38,7 @@ from gateway.routes import (
     channels,
     deliveries,
     docs,
+    endpoints,
     engine,
     event_sources,
     events,
@@ -115,7 +118,7 @@ def build_services(
         store,
         clock,
         http,
-        check_callback_secret(settings.callback_secret.reveal()),
+        callback_keys(settings.callback_secret.reveal()),
         DeliveryPolicy(
             timeout_ms=int(settings.callback_timeout_seconds * 1000),
             max_age_ms=int(settings.callback_max_age_seconds * 1000),
@@ -123,9 +126,16 @@ def build_services(
             backoff_base_ms=int(settings.callback_backoff_base_seconds * 1000),
             backoff_max_ms=int(settings.callback_backoff_max_seconds * 1000),
             max_sleep_ms=int(settings.scheduler_max_sleep_seconds * 1000),
+            endpoint_concurrency=settings.endpoint_concurrency,
+            endpoint_rate=settings.endpoint_rate_limit,
+            breaker=Breaker(
+                threshold=settings.endpoint_failure_threshold,
+                cooldown_ms=int(settings.endpoint_cooldown_seconds * 1000),
+            ),
         ),
         origins,
         notifier=Notifier(store, signer, origins, http),
+        operations_url=settings.operations_url,
     )
     audit_trail = AuditTrail(store, clock)
     pruner = Pruner(store, clock, RetentionPolicy.from_settings(settings))
@@ -259,6 +269,7 @@ def create_app(
         *engine.routes,
         *tags.routes,
         *deliveries.routes,
+        *endpoints.routes,
         *audit.routes,
         *ops.routes,
         *approval.routes,
@@ -277,6 +288,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             *trusted_proxies(settings),
+            *tracing.middleware(),
             Middleware(AccessLog),
             *([] if ui_origin is None else [Middleware(SeparateUiOrigin, origin=ui_origin)]),
             Middleware(AnswerPolicy),
@@ -292,4 +304,5 @@ def app_from_env() -> Starlette:
     """Factory for uvicorn: settings from the environment (``waitgate serve`` uses this)."""
     settings = Settings.from_env().with_secret_keys()
     configure_logging(settings.log_level)
+    tracing.configure_from_env()
     return create_app(settings)

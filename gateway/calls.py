@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.answers import configured_answer, json_answer
 from gateway.caller_auth import checker
 from gateway.confirm import wants_confirmation
@@ -144,6 +144,7 @@ async def _resume(svc: Services, call: Call) -> Outcome:
     """Resume the wait optimistically (one transaction); a call for a wait not parked yet is
     kept for it, and if the engine parks it meanwhile the call is tried once more."""
     eid, seq, nonce = call.target.execution_id, call.target.wait_seq, call.target.nonce
+    started = tracing.started()
     payload = {**call.payload, "resumedBy": ResumedBy.WEBHOOK.value}
     admit = checker(call.headers, call.body, call.ip, svc.clock.now_ms() / 1000)
     seen: Execution | None = None
@@ -155,6 +156,7 @@ async def _resume(svc: Services, call: Call) -> Outcome:
             return Refused(Why.CALLER_REFUSED, refusal=outcome.refusal)
         if outcome.resumed and outcome.wait is not None and outcome.wait.webhook is not None:
             resumed(eid, seq, ResumedBy.WEBHOOK)
+            await tracing.resumed(svc.store, [(eid, seq)], ResumedBy.WEBHOOK, started)
             metrics.RESUME_LATENCY.observe(time.perf_counter() - call.started)
             return await _answer_resumed(svc, eid, seq, outcome.wait.webhook)
         if outcome.wait is not None and not outcome.accepted:

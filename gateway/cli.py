@@ -14,6 +14,7 @@ import uvicorn
 
 from gateway.auth import SCOPES, check_scopes, generate_key, hash_key
 from gateway.cli_executions import executions
+from gateway.cli_relay import relay
 from gateway.clock import SystemClock
 from gateway.config import Settings
 from gateway.domain import ApiKey, format_instant
@@ -230,3 +231,4 @@ def api_key_revoke(key_id: int) -> None:
 
 
 main.add_command(executions)
+main.add_command(relay)

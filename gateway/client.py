@@ -16,7 +16,7 @@ import binascii
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -202,9 +202,13 @@ class WaitgateClient:
         wait_till: datetime | str | None = None,
         webhook: Mapping[str, Any] | None = None,
         approval: Mapping[str, Any] | None = None,
+        form: Mapping[str, Any] | None = None,
+        events: Sequence[Mapping[str, Any]] | None = None,
     ) -> Execution:
         """Park the execution until ``wait_till``, a call of its resume URL, an answer on its
-        approval page (``approval``: ``{title, description?, onReject?}``), or the first."""
+        approval page (``approval``: ``{title, description?, approvers?, …}``) or form
+        (``form``: ``{title, schema, …}``), a partner's event matching one of ``events``, or
+        the first of them (the fields of ``POST /executions/{id}/wait``)."""
         body: dict[str, Any] = {}
         if wait_till is not None:
             body["waitTill"] = _instant(wait_till)
@@ -212,6 +216,10 @@ class WaitgateClient:
             body["webhook"] = dict(webhook)
         if approval is not None:
             body["approval"] = dict(approval)
+        if form is not None:
+            body["form"] = dict(form)
+        if events is not None:
+            body["events"] = [dict(e) for e in events]
         return Execution(self, await self._call("POST", f"/executions/{execution_id}/wait", body))
 
     async def finish(

@@ -136,10 +136,23 @@ def _origin(name: str, raw: str) -> str | None:
 
 
 def _callback_secret(name: str, raw: str) -> Secret | None:
-    if not raw:
+    if not raw.strip():
         return None
-    check_callback_secret(raw)
-    return Secret(raw)
+    callback_keys(raw)
+    return Secret(raw.strip())
+
+
+def _rate(name: str, raw: str) -> float | None:
+    """A number of events a second, zero allowed (zero turns the limit off)."""
+    if raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be zero or a positive number, got {raw!r}")
+    return value
 
 
 def _positive(name: str, raw: str, convert: Callable[[str], N], what: str) -> N | None:
@@ -200,6 +213,11 @@ class Settings:
     callback_concurrency: int = setting("WAITGATE_CALLBACK_CONCURRENCY", 16, _int)
     callback_backoff_base_seconds: float = setting("WAITGATE_CALLBACK_BACKOFF_BASE", 1.0, _float)
     callback_backoff_max_seconds: float = setting("WAITGATE_CALLBACK_BACKOFF_MAX", 600.0, _float)
+    endpoint_failure_threshold: int = setting("WAITGATE_ENDPOINT_FAILURE_THRESHOLD", 5, _int)
+    endpoint_cooldown_seconds: float = setting("WAITGATE_ENDPOINT_COOLDOWN", 60.0, _float)
+    endpoint_concurrency: int = setting("WAITGATE_ENDPOINT_CONCURRENCY", 4, _int)
+    endpoint_rate_limit: float = setting("WAITGATE_ENDPOINT_RATE_LIMIT", 0.0, _rate)
+    operations_url: str | None = setting("WAITGATE_OPERATIONS_URL", None, _http_url)
     response_timeout_seconds: float = setting("WAITGATE_RESPONSE_TIMEOUT", 30.0, _float)
     jwt_secret: Secret | None = setting("WAITGATE_JWT_SECRET", None, _secret)
     jwt_public_key: Secret | None = setting("WAITGATE_JWT_PUBLIC_KEY", None, _secret)
@@ -293,6 +311,16 @@ def check_secret_keys(keys: tuple[Secret, ...]) -> None:
                 f"URL signing key must be at least {MIN_SECRET_KEY_LENGTH} characters (make one "
                 "with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+
+
+def callback_keys(value: str) -> tuple[bytes, ...]:
+    """The key bytes of each secret ``WAITGATE_CALLBACK_SECRET`` lists, newest first (separated
+    by spaces or commas: rotation signs with the new and the old secret while receivers
+    switch); ``ConfigError`` if one is not a Standard Webhooks secret or none is given."""
+    entries = value.replace(",", " ").split()
+    if not entries:
+        raise ConfigError("WAITGATE_CALLBACK_SECRET lists no secret")
+    return tuple(check_callback_secret(entry) for entry in entries)
 
 
 def check_callback_secret(value: str) -> bytes:

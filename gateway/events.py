@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.domain import ResumedBy, format_instant
 from gateway.event_model import EventOutcome, EventSource, IncomingEvent, StoredEvent
 from gateway.event_paths import lookup
@@ -123,6 +123,7 @@ def provider_event(
 async def record(svc: Services, event: IncomingEvent) -> EventOutcome | None:
     """Record a verified event and resume every wait it matches (one transaction); ``None``
     if its source is gone (or is another project's, for an event published over the API)."""
+    started = tracing.started()
     outcome = await svc.store.record_event(event, svc.clock.now_ms())
     if outcome is None:
         return None
@@ -130,6 +131,7 @@ async def record(svc: Services, event: IncomingEvent) -> EventOutcome | None:
     metrics.EVENTS.labels(status).inc()
     for eid, seq in outcome.resumed:
         resumed(eid, seq, ResumedBy.EVENT)
+    await tracing.resumed(svc.store, outcome.resumed, ResumedBy.EVENT, started)
     log.info(
         "event recorded",
         extra={
@@ -155,11 +157,13 @@ async def replay(svc: Services, event_id: int, project_id: str | None) -> EventO
     """Match a kept event again and resume every open wait it matches now: the one path of
     ``POST /api/v1/events/{id}/replay`` and the dashboard's Replay button. ``None`` for a
     duplicate (replay the event it duplicates) or an event ``project_id`` may not see."""
+    started = tracing.started()
     outcome = await svc.store.replay_event(event_id, svc.clock.now_ms(), project_id)
     if outcome is None:
         return None
     for eid, seq in outcome.resumed:
         resumed(eid, seq, ResumedBy.EVENT)
+    await tracing.resumed(svc.store, outcome.resumed, ResumedBy.EVENT, started)
     log.info(
         "event replayed",
         extra={"action": "event.replayed", "event_id": event_id, "matched": len(outcome.resumed)},

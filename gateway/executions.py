@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from prometheus_client import Counter
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.answers import explicit_answer, finished_answer, json_answer
 from gateway.approvals import ApprovalSpec, Decided, Decision, Via, check_decision
 from gateway.caller_auth import kept_checker
@@ -44,6 +44,7 @@ from gateway.event_model import EventCondition
 from gateway.form_schema import Refused, refusal
 from gateway.services import Services
 from gateway.stored import MAX_HEADER_VALUE, clip_optional
+from gateway.trace_context import TraceContext
 from gateway.views import next_wait_view
 
 log = logging.getLogger("waitgate.executions")
@@ -102,13 +103,17 @@ async def _answer_held(svc: Services, execution: Execution, seq: int, answer: St
     await svc.store.put_held_answer(execution.id, seq, answer, svc.clock.now_ms())
 
 
-async def create(svc: Services, new: NewExecution) -> Execution:
-    """A new ``running`` execution."""
-    execution = await svc.store.create_execution(new, svc.clock.now_ms())
+@tracing.traced("waitgate.create")
+async def create(svc: Services, new: NewExecution, trace: TraceContext | None = None) -> Execution:
+    """A new ``running`` execution, keeping the ``trace`` context its creator gave."""
+    kept = tracing.kept(trace, always=True)
+    execution = await svc.store.create_execution(new, svc.clock.now_ms(), kept)
+    tracing.annotate(execution.id)
     log.info("created", extra={"action": "execution.created", "execution_id": execution.id})
     return execution
 
 
+@tracing.traced("waitgate.park")
 async def park(
     svc: Services,
     project: str | None,
@@ -116,30 +121,41 @@ async def park(
     wait_till: int | None,
     webhook: WebhookSpec | None,
     events: tuple[EventCondition, ...] = (),
+    trace: TraceContext | None = None,
 ) -> ParkOutcome | Unchanged:
     """Park a running execution at a new wait, which may also end on ``events``; a call kept
-    for it is judged and applied, or else an event kept for it within its lookback.
+    for it is judged and applied, or else an event kept for it within its lookback. The wait
+    keeps the ``trace`` context the request gave, for what ends it to continue.
 
     A caller still held by the previous wait (lastNode / responseNode) is answered with the
     new wait: its status, deadline and resume URL.
     """
     if await _hidden(svc, project, eid):
         return GONE
-    now = svc.clock.now_ms()
+    now, started = svc.clock.now_ms(), tracing.started()
     outcome = await svc.store.park(
-        eid, wait_till, webhook, now, admit_early=kept_checker, events=events
+        eid,
+        wait_till,
+        webhook,
+        now,
+        admit_early=kept_checker,
+        events=events,
+        trace=tracing.kept(trace),
     )
     if isinstance(outcome, Unchanged):
         return outcome
     metrics.PARKS.inc()
     execution = outcome.execution
     seq = max(w.seq for w in execution.waits)
+    tracing.annotate(eid, seq)
     parked = json_answer(200, next_wait_view(execution, svc.signer), "parked")
     await _answer_held(svc, execution, seq - 1, parked)
     if outcome.early_resume_applied:
         resumed(eid, seq, ResumedBy.WEBHOOK)
+        await tracing.resumed(svc.store, [(eid, seq)], ResumedBy.WEBHOOK, started)
     if outcome.kept_event is not None:
         resumed(eid, seq, ResumedBy.EVENT)
+        await tracing.resumed(svc.store, [(eid, seq)], ResumedBy.EVENT, started)
     for early, why in outcome.refused_early:
         svc.audit.record(refused_early_attempt(eid, seq, early, why, now))
     if outcome.refused_early:
@@ -216,9 +232,11 @@ async def resume(
 ) -> Execution | Unchanged:
     """End wait ``seq`` now (not by a call of its URL: see ``gateway.calls``); the execution
     after, with its waits. Counted by what resumed it."""
+    started = tracing.started()
     outcome = await svc.store.resume(eid, seq, by, payload, svc.clock.now_ms())
     if outcome:
         resumed(eid, seq, by)
+        await tracing.resumed(svc.store, [(eid, seq)], by, started)
     return outcome
 
 
@@ -301,12 +319,14 @@ async def decide(
     caller, see ``gateway.approvals.check_decision``); when it meets the approval's rule the
     wait is resumed, or the execution canceled, in the same transaction."""
     decision = dataclasses.replace(decision, at=svc.clock.now_ms())
+    started = tracing.started()
     outcome = await svc.store.decide(eid, seq, approval, decision)
     if isinstance(outcome, Unchanged) or outcome.duplicate:
         return outcome
     canceled = outcome.ended == "rejected" and approval.on_reject == "cancel"
     if outcome.ended is not None and not canceled:
         resumed(eid, seq, ResumedBy.APPROVAL)
+        await tracing.resumed(svc.store, [(eid, seq)], ResumedBy.APPROVAL, started)
     log.info(
         "approval decided",
         extra={

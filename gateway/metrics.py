@@ -22,8 +22,21 @@ TIMER_LATENESS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 60, 600),
 )
 DELIVERIES = Counter(
-    "waitgate_delivery_attempts_total", "Callback delivery attempts, by result", ["result"]
+    "waitgate_delivery_attempts_total",
+    "Callback delivery attempts, by result (delivered, failed, dead, aborted)",
+    ["result"],
 )
+BREAKER_TRANSITIONS = Counter(
+    "waitgate_delivery_breaker_transitions_total",
+    "Endpoint circuit breakers opened (endpoint.disabled) or closed (endpoint.recovered)",
+    ["transition"],
+)
+ENDPOINTS = Gauge(
+    "waitgate_delivery_endpoints",
+    "Delivery endpoints by circuit breaker state (closed, open, half_open)",
+    ["state"],
+)
+ENDPOINT_STATES = ("closed", "open", "half_open")
 SIGNATURE_FAILURES = Counter(
     "waitgate_signature_failures_total", "Resume URL calls refused: bad signature"
 )

@@ -32,7 +32,7 @@ import msgspec
 from gateway.channels import SLACK_POST_MESSAGE, Channel
 from gateway.notify_messages import email_message, slack_message, teams_message
 from gateway.origins import PORTS, CallbackOrigins, OriginRefused
-from gateway.outbox_model import Delivery
+from gateway.outbox_model import ABORT_HEADER, ABORT_VALUE, Delivery
 from gateway.signing import ResumeSigner
 from persistence.base import Store
 
@@ -59,6 +59,16 @@ def _send_mail(url: str, starttls: bool, message: EmailMessage, seconds: float) 
 
 class SlackRefused(RuntimeError):
     """``chat.postMessage`` answered without ``"ok": true``."""
+
+
+class DeliveryAborted(RuntimeError):
+    """The receiver answered a non-2xx status with ``webhook-delivery: abort-message``: stop
+    retrying this delivery."""
+
+    def __init__(self, status_code: int, error: str) -> None:
+        super().__init__(error)
+        self.status_code = status_code
+        self.error = error
 
 
 class Notifier:
@@ -112,7 +122,7 @@ class Notifier:
         try:
             encoded = msgspec.json.encode(message)
             _, error = await post(self._http, self._origins.check(url), encoded, JSON, seconds)
-        except (OriginRefused, httpx.HTTPError, OSError, TimeoutError) as exc:
+        except (OriginRefused, DeliveryAborted, httpx.HTTPError, OSError, TimeoutError) as exc:
             return f"{type(exc).__name__}: {exc}"
         return error
 
@@ -181,7 +191,8 @@ async def exchange(
     keep: int,
 ) -> tuple[int, str | None, bytes]:
     """POST ``body`` under one deadline, no redirects; the status code, the error if it is not
-    a 2xx, and at most ``keep`` bytes of the answer (the rest is never read)."""
+    a 2xx, and at most ``keep`` bytes of the answer (the rest is never read).
+    ``DeliveryAborted`` if a non-2xx answer carries the abort header."""
     async with (
         asyncio.timeout(seconds),
         http.stream(
@@ -196,7 +207,10 @@ async def exchange(
         if 200 <= response.status_code < 300:
             return response.status_code, None, bytes(kept)
         prefix = bytes(kept[:200]).decode("utf-8", "replace")
-        return response.status_code, f"answered {response.status_code}: {prefix}", bytes(kept)
+        error = f"answered {response.status_code}: {prefix}"
+        if response.headers.get(ABORT_HEADER, "").strip().lower() == ABORT_VALUE:
+            raise DeliveryAborted(response.status_code, f"aborted by the receiver ({error})")
+        return response.status_code, error, bytes(kept)
 
 
 async def post(

@@ -3,10 +3,10 @@
 An origin is written ``scheme://host:port`` with the port always explicit and the host in
 lower case, so ``https://Engine.example.com`` and ``https://engine.example.com:443`` are the
 same origin. ``WAITGATE_CALLBACK_ALLOWED_ORIGINS`` lists origins; the origin of
-``WAITGATE_CALLBACK_URL`` is always allowed; the deprecated
-``WAITGATE_CALLBACK_ALLOWED_HOSTS`` allows ``https://host:443`` and ``http://host:80`` of each
-host, but never the gateway's own origin (``WAITGATE_PUBLIC_URL``), which only an explicit
-origin entry can allow.
+``WAITGATE_CALLBACK_URL`` and that of ``WAITGATE_OPERATIONS_URL`` are always allowed; the
+deprecated ``WAITGATE_CALLBACK_ALLOWED_HOSTS`` allows ``https://host:443`` and
+``http://host:80`` of each host, but never the gateway's own origin
+(``WAITGATE_PUBLIC_URL``), which only an explicit origin entry can allow.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ class CallbackOrigins:
         explicit = {parse_origin(o) for o in settings.callback_allowed_origins}
         if settings.callback_url:
             explicit.add(origin_of(settings.callback_url))
+        if settings.operations_url:
+            explicit.add(origin_of(settings.operations_url))
         legacy = {
             origin_of(f"{scheme}://{f'[{host}]' if ':' in host else host}")
             for host in settings.callback_allowed_hosts

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from gateway.domain import JSON
+from gateway.trace_context import TraceContext
 
 
 class Event(StrEnum):
@@ -17,10 +18,28 @@ class Event(StrEnum):
     CANCELED = "execution.canceled"
     APPROVAL_REQUESTED = "approval.requested"
     """A notification of the approvers, sent through a channel (``gateway.channels``)."""
+    DELIVERY_EXHAUSTED = "delivery.exhausted"
+    """Operational (to ``WAITGATE_OPERATIONS_URL``): a delivery died or was aborted."""
+    ENDPOINT_DISABLED = "endpoint.disabled"
+    """Operational: an endpoint's breaker opened."""
+    ENDPOINT_RECOVERED = "endpoint.recovered"
+    """Operational: an endpoint's breaker closed after a probe."""
+
+
+OPERATIONAL = frozenset(
+    {Event.DELIVERY_EXHAUSTED, Event.ENDPOINT_DISABLED, Event.ENDPOINT_RECOVERED}
+)
+"""Events for the operator, not the engine: they never cause operational events themselves."""
 
 
 CRASHES_ON_DEATH = frozenset({Event.RESUMED, Event.RETRY})
-"""Events whose dead delivery leaves a running execution the engine never heard of."""
+"""Events whose dead (or aborted) delivery leaves a running execution the engine never heard
+of."""
+
+ABORT_HEADER = "webhook-delivery"
+ABORT_VALUE = "abort-message"
+"""A receiver stops the retries of one delivery by answering a non-2xx status with this header
+(Svix's delivery control); the delivery is then ``aborted``."""
 
 
 class DeliveryStatus(StrEnum):
@@ -29,6 +48,8 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
+    ABORTED = "aborted"
+    """The receiver asked to stop retrying (``ABORT_HEADER``)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,12 @@ class Delivery:
     last_error: str | None = None
     channel: str | None = None
     """The channel that sends it (a notification); ``None``: a callback to the engine."""
+    trace: TraceContext | None = None
+    """The trace context the callback continues (``gateway.trace_context``)."""
+    endpoint: str = ""
+    """Where it goes (``gateway.endpoints.endpoint_of``); '' if written before endpoints."""
+    probe: bool = False
+    """Claimed as its endpoint's half-open probe (a property of the claim, not stored)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +87,8 @@ class DeliveryAttempt:
     latency_ms: int
     status_code: int | None = None
     error: str | None = None
+    aborted: bool = False
+    """The receiver answered with ``ABORT_HEADER``: no more retries."""
 
     @property
     def succeeded(self) -> bool:

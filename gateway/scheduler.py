@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.clock import Clock
 from gateway.supervisor import Loop
 from persistence.base import Store
@@ -44,7 +44,9 @@ class Scheduler(Loop):
         waits were resumed."""
         total = 0
         while True:
+            started = tracing.started()
             claimed = await self._store.claim_due(self._clock.now_ms(), self._batch_size)
+            await tracing.timers_fired(self._store, claimed, started)
             total += len(claimed)
             for execution_id, seq, late_ms in claimed:
                 metrics.TIMER_LATENESS.observe(late_ms / 1000)

@@ -25,12 +25,14 @@ from persistence import (
     audit,
     channels,
     decisions,
+    endpoints,
     events,
     executions,
     keys,
     outbox,
     reminders,
     tags,
+    traces,
     waits,
 )
 from persistence.script import Script, Wake, WakeKind
@@ -153,6 +155,7 @@ class Store:
     prune = _writes(executions.prune)
 
     get_wait = _reads(waits.get_wait)
+    wait_traces = _reads(traces.wait_traces)
     park = _writes(waits.park)
     resume = _writes(waits.resume)
     resume_by_call = _writes(waits.resume_by_call)
@@ -174,6 +177,10 @@ class Store:
     get_delivery = _reads(outbox.get_delivery)
     execution_deliveries = _reads(outbox.execution_deliveries)
     redeliver = _writes(outbox.redeliver)
+    defer_delivery = _writes(outbox.defer_delivery)
+    recover_deliveries = _writes(endpoints.recover)
+    list_endpoints = _reads(endpoints.list_endpoints)
+    count_endpoints_by_state = _reads(endpoints.count_endpoints_by_state)
 
     put_held_answer = _writes(answers.put_held_answer)
     get_held_answer = _reads(answers.get_held_answer)

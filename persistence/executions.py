@@ -26,7 +26,8 @@ from gateway.domain import (
 from gateway.errors import StoreError
 from gateway.outbox_model import Event
 from gateway.overview import HOUR_MS, HOURS, MAX_APPROVALS, Overview, WaitingApproval
-from persistence import event_waits, rows, timers
+from gateway.trace_context import TraceContext
+from persistence import event_waits, rows, timers, traces
 from persistence import script as q
 from persistence.outbox import emit
 from persistence.script import Script
@@ -37,10 +38,14 @@ CUSTOM_DATA_EQUALS = {
 }
 
 
-def create_execution(new: NewExecution, now: int) -> Script[Execution]:
-    """Insert a ``running`` execution (a retry with a callback URL is announced to the engine)."""
+def create_execution(
+    new: NewExecution, now: int, trace: TraceContext | None = None
+) -> Script[Execution]:
+    """Insert a ``running`` execution (a retry with a callback URL is announced to the engine),
+    keeping the ``trace`` context its creator gave."""
     found = yield from q.one("create_execution", rows.new_execution_params(new, now))
     execution = rows.execution_from_row(found)
+    yield from traces.keep_for_execution(execution.id, trace)
     if new.retry_of is not None and new.callback_url is not None:
         yield from emit(execution.id, Event.RETRY, now)
     return execution

@@ -33,6 +33,7 @@ from gateway.domain import (
 from gateway.early import CallEvidence, EarlyResume
 from gateway.outbox_model import Delivery, DeliveryAttempt, DeliveryStatus, Event
 from gateway.stored import AUDIT_ROWS_KEPT, clip_attempt
+from gateway.trace_context import stored as traces_stored
 from persistence.event_rows import load_conditions
 
 _encoder = msgspec.json.Encoder()
@@ -172,6 +173,8 @@ def delivery_from_row(row: Mapping[str, Any]) -> Delivery:
         delivered_at=row["delivered_at"],
         last_error=row["last_error"],
         channel=row["channel"],
+        trace=traces_stored(row["trace_parent"], row["trace_state"]),
+        endpoint=row["endpoint"],
     )
 
 

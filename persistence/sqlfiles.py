@@ -26,16 +26,21 @@ class Migration:
     sql: str
 
 
-def load_queries(dialect: str) -> dict[str, str]:
-    """The ``-- name: X`` blocks of ``sql/<dialect>/queries.sql``, by name."""
-    text = resources.files("persistence").joinpath("sql", dialect, "queries.sql").read_text()
+def named_queries(text: str, origin: str) -> dict[str, str]:
+    """The ``-- name: X`` blocks of one ``.sql`` text, by name (``origin`` names it in errors)."""
     parts = _NAME.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in queries:
-            raise ValueError(f"query {name!r} is defined twice for {dialect}")
+            raise ValueError(f"query {name!r} is defined twice in {origin}")
         queries[name] = body.strip().rstrip(";")
     return queries
+
+
+def load_queries(dialect: str) -> dict[str, str]:
+    """The ``-- name: X`` blocks of ``sql/<dialect>/queries.sql``, by name."""
+    text = resources.files("persistence").joinpath("sql", dialect, "queries.sql").read_text()
+    return named_queries(text, dialect)
 
 
 def load_migrations(dialect: str) -> list[Migration]:

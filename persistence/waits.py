@@ -31,7 +31,8 @@ from gateway.early import (
 )
 from gateway.event_model import EventCondition
 from gateway.outbox_model import Event
-from persistence import event_rows, event_waits, rows, timers
+from gateway.trace_context import TraceContext
+from persistence import event_rows, event_waits, rows, timers, traces
 from persistence import script as q
 from persistence.channels import check_channels, notify
 from persistence.executions import get_execution, unchanged
@@ -78,6 +79,7 @@ def park(
     now: int,
     admit_early: EarlyAdmission | None = None,
     events: tuple[EventCondition, ...] = (),
+    trace: TraceContext | None = None,
 ) -> Script[ParkOutcome | Unchanged]:
     """Move a ``running`` execution to ``waiting`` at a new wait (waking the timers).
 
@@ -90,6 +92,7 @@ def park(
     ``events`` are the events the wait may also end on (see ``persistence.event_waits``): they
     are checked (``InvalidInput`` rolls the park back) and, unless the early resume was applied,
     registered; the oldest event kept for one of them within its lookback resumes it at once.
+    ``trace`` is the trace context the park continues, kept with the wait.
     """
     park_params = rows.park_params(execution_id, wait_till, webhook, events=bool(events))
     parked = yield from q.row("park", park_params)
@@ -99,6 +102,7 @@ def park(
     key = {"id": execution_id, "seq": seq}
     wait = {"now": now, "wait_till": wait_till, "webhook": rows.dump_webhook(webhook)}
     yield from q.count("insert_wait", {**key, **wait})
+    yield from traces.keep_for_wait(execution_id, seq, trace)
     if wait_till is not None:
         yield q.deadline(wait_till)
     if events:

@@ -22,7 +22,7 @@ TABLES = (
     "idempotent_answers, held_responses, delivery_attempts, deliveries, execution_tags, tags, "
     "early_resumes, waits, executions, api_keys, event_sources, events, event_dedup, "
     "event_source_paths, event_source_shapes, event_values, wait_events, wait_match_keys, "
-    "event_matches, channels"
+    "event_matches, channels, endpoints"
 )
 
 

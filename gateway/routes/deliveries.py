@@ -11,7 +11,7 @@ from starlette.responses import Response
 from gateway.auth import Principal, Scope
 from gateway.domain import Wait, format_instant
 from gateway.http import ApiError, JSONResponse
-from gateway.outbox_model import Delivery, DeliveryAttempt, DeliveryStatus
+from gateway.outbox_model import OPERATIONAL, Delivery, DeliveryAttempt, DeliveryStatus
 from gateway.redaction import shown_event
 from gateway.routes.common import AN_EXECUTION, execution_target, load_execution
 from gateway.routes.public import redaction
@@ -69,7 +69,8 @@ async def redeliver(request: Request, principal: Principal) -> Response:
     svc = services(request)
     delivery_id: str = request.path_params["id"]
     delivery = await svc.store.get_delivery(delivery_id)
-    if delivery is None:
+    if delivery is None or (delivery.event in OPERATIONAL and principal.project_id is not None):
+        # an operational event is the operator's, whatever execution it rides on
         raise ApiError(404, f'The delivery "{delivery_id}" does not exist.')
     execution = await load_execution(svc, principal, delivery.execution_id, with_waits=True)
     again = await svc.store.redeliver(delivery_id, svc.clock.now_ms())

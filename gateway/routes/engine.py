@@ -31,6 +31,7 @@ from gateway.schemas import (
 )
 from gateway.services import Services, services
 from gateway.signed import audit_attempt
+from gateway.trace_context import from_headers
 from gateway.views import execution_view
 
 WRITE = Scope.EXECUTION_WRITE
@@ -52,7 +53,8 @@ async def create_execution(request: Request, principal: Principal) -> Response:
     svc = services(request)
     body = await decode_json(request, CreateExecution, svc.settings.max_body_bytes)
     new = body.to_new(principal.project_id, svc.settings.callback_url, svc.dispatcher.origins)
-    return _view(svc, await executions.create(svc, new), 201)
+    trace = from_headers(request.headers)
+    return _view(svc, await executions.create(svc, new, trace), 201)
 
 
 async def park_execution(request: Request, principal: Principal) -> Response:
@@ -61,7 +63,10 @@ async def park_execution(request: Request, principal: Principal) -> Response:
     body = await decode_json(request, ParkBody, svc.settings.max_body_bytes)
     wait_till, webhook = body.validated()
     events = body.event_conditions()
-    outcome = await executions.park(svc, principal.project_id, eid, wait_till, webhook, events)
+    trace = from_headers(request.headers)
+    outcome = await executions.park(
+        svc, principal.project_id, eid, wait_till, webhook, events, trace
+    )
     if isinstance(outcome, Unchanged):
         raise refused(outcome, eid, "Only running executions can be parked")
     return _view(svc, outcome.execution, warnings=outcome.warnings)

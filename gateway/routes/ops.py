@@ -27,6 +27,9 @@ async def metrics_endpoint(request: Request) -> Response:
     for status in metrics.STATUSES:
         metrics.EXECUTIONS.labels(status).set(counts.get(status, 0))
     metrics.OVERDUE.set(await svc.store.count_overdue(svc.clock.now_ms()))
+    endpoints = await svc.store.count_endpoints_by_state()
+    for state in metrics.ENDPOINT_STATES:
+        metrics.ENDPOINTS.labels(state).set(endpoints.get(state, 0))
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

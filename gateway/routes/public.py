@@ -75,6 +75,9 @@ async def get_execution(request: Request, principal: Principal) -> Response:
     svc, eid = execution_target(request)
     options = _data_options(request, svc, principal)
     execution = await load_execution(svc, principal, eid, with_waits=options["include_data"])
+    if options["signed_urls"] and execution.status is Status.WAITING and not execution.waits:
+        # the approval and form URLs are the current wait's: the same fields as the park answer
+        execution = await load_execution(svc, principal, eid, with_waits=True)
     return JSONResponse(execution_view(execution, svc.signer, **options))
 
 

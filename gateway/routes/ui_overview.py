@@ -1,7 +1,8 @@
 """The dashboard's overview, ``/ui/overview``: executions by status, the approvals waiting
-longest, and the deadlines of the next 24 hours as a chart drawn on the server (no script, no
-asset). Signed in as the other dashboard pages (``gateway.routes.ui``); it needs
-``execution:list``, and a project-bound key sees its project only."""
+longest, the deadlines of the next 24 hours as a chart drawn on the server (no script, no
+asset), and the delivery endpoints with their breakers (for a key with ``execution:read``).
+Signed in as the other dashboard pages (``gateway.routes.ui``); it needs ``execution:list``, and
+a project-bound key sees its project only."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from gateway.domain import Status
 from gateway.overview import BAR_WIDTH, CHART_HEIGHT, GAP, HOURS, MAX_APPROVALS, bars
 from gateway.pages import page as render
 from gateway.relative import absolute, relative
+from gateway.routes.endpoints import MAX_ENDPOINTS
 from gateway.routes.ui import signed_in
 
 
@@ -26,6 +28,11 @@ async def overview(request: Request) -> Response:
     now = svc.clock.now_ms()
     seen = await svc.store.overview(principal.project_id, now)
     due = sum(seen.due_by_hour)
+    endpoints = (
+        await svc.store.list_endpoints(principal.project_id, MAX_ENDPOINTS)
+        if principal.allows(Scope.EXECUTION_READ)
+        else None
+    )
     return render(
         "ui_overview.html",
         signed_in=True,
@@ -49,6 +56,23 @@ async def overview(request: Request) -> Response:
         bars=bars(seen.due_by_hour),
         due=due,
         chart={"width": HOURS * (BAR_WIDTH + GAP), "height": CHART_HEIGHT, "bar": BAR_WIDTH},
+        endpoints=None
+        if endpoints is None
+        else [
+            {
+                "endpoint": e.endpoint,
+                "state": e.state.value.replace("_", "-"),
+                "failures": e.consecutive_failures,
+                "last_success": relative(e.last_success_at, now) if e.last_success_at else "never",
+                "last_failure": relative(e.last_failure_at, now) if e.last_failure_at else "never",
+                "open_until": relative(e.open_until, now) if e.open_until else "",
+                "pending": e.pending,
+                "delivered": e.delivered,
+                "dead": e.dead,
+                "aborted": e.aborted,
+            }
+            for e in endpoints
+        ],
     )
 
 

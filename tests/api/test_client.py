@@ -54,9 +54,26 @@ async def test_an_approval_wait_has_the_url_of_its_page(
     parked = await gate.wait(execution.id, approval={"title": "Ship order A-1?"})
     assert parked.approvalUrl == parked.approval_url
     assert parked.approval_url is not None
+    assert (await gate.get(execution.id)).approval_url == parked.approval_url  # not only at park
     page = await anon.get(parked.approval_url)
     assert page.status_code == 200
     assert "Ship order A-1?" in page.text
+
+
+async def test_form_and_event_waits_are_parked_through_the_sdk(
+    gate: WaitgateClient, anon: httpx.AsyncClient
+) -> None:
+    schema = {"type": "object", "properties": {"qty": {"type": "integer", "title": "Quantity"}}}
+    execution = await gate.create("order-form")
+    parked = await gate.wait(execution.id, form={"title": "How many?", "schema": schema})
+    form_url = parked.raw["resumeFormUrl"]
+    assert (await gate.get(execution.id)).raw["resumeFormUrl"] == form_url
+    assert "Quantity" in (await anon.get(form_url)).text
+    other = await gate.create("order-event")
+    with pytest.raises(WaitgateError) as refused:
+        await gate.wait(other.id, events=[{"source": "nope"}])
+    assert refused.value.status == 400
+    assert "no event source 'nope'" in refused.value.message
 
 
 async def test_errors_and_local_limits_use_the_gateway_messages(gate: WaitgateClient) -> None:

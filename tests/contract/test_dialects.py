@@ -27,6 +27,7 @@ PERSISTENCE_MAY_USE = {
     "gateway.channels",
     "gateway.domain",
     "gateway.early",
+    "gateway.endpoints",
     "gateway.errors",
     "gateway.event_model",
     "gateway.event_paths",
@@ -34,6 +35,7 @@ PERSISTENCE_MAY_USE = {
     "gateway.outbox_model",
     "gateway.overview",
     "gateway.stored",
+    "gateway.trace_context",
 }
 """The domain types the store keeps (approvals', channels' and events' included, and how an
 event is read at a path; the dashboard overview's), its errors, and file modes: nothing of HTTP

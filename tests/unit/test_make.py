@@ -1,5 +1,6 @@
 """The Makefile: ``make run`` installs what serving needs (no test tools) and serves on the
-``HOST`` and ``PORT`` given; ``make lint`` and ``make test`` install the test extras."""
+``HOST`` and ``PORT`` given; ``make lint`` and ``make test`` install the test extras, and ``make
+test`` a venv per engine whose adapter it tests."""
 
 from __future__ import annotations
 
@@ -47,6 +48,13 @@ def test_make_run_serves_on_the_port_and_host_given(tmp_path: Path) -> None:
     assert serve[1:] == ["serve", "--host", "0.0.0.0", "--port", "5701"]
 
 
-@pytest.mark.parametrize("target", ["lint", "test"])
-def test_make_lint_and_test_install_the_test_extras(tmp_path: Path, target: str) -> None:
-    assert installs(planned(tmp_path, target)) == [".[test,postgres]"]
+def test_make_lint_installs_the_test_extras(tmp_path: Path) -> None:
+    assert installs(planned(tmp_path, "lint")) == [".[test,postgres]"]
+
+
+def test_make_test_installs_the_test_extras_and_a_venv_per_engine(tmp_path: Path) -> None:
+    commands = planned(tmp_path, "test", f"ENGINE_VENVS={tmp_path / 'engines'}")
+    engines = ["temporal", "prefect", "airflow", "langgraph", "celery"]
+    assert installs(commands) == [".[test,postgres]", *(f".[engine-test,{e}]" for e in engines)]
+    runs = [c for c in commands if c[0].endswith("/pytest") and "tests/engines/temporal" in c]
+    assert runs[0][0] == str(tmp_path / "engines" / "temporal" / "bin" / "pytest")

@@ -40,6 +40,27 @@ RETURNING wait_seq;
 INSERT INTO waits (execution_id, seq, parked_at, wait_till, webhook)
 VALUES (:id, :seq, :now, :wait_till, :webhook);
 
+-- name: set_execution_trace
+UPDATE executions SET trace_parent = :traceparent, trace_state = :tracestate WHERE id = :id;
+
+-- name: set_wait_trace
+UPDATE waits SET trace_parent = :traceparent, trace_state = :tracestate
+WHERE execution_id = :id AND seq = :seq;
+
+-- name: set_delivery_trace
+UPDATE deliveries SET trace_parent = :traceparent, trace_state = :tracestate WHERE id = :id;
+
+-- name: wait_trace
+-- An ended wait's instants and the trace context it continues: its park's, else its
+-- execution's current one (its latest park's that gave one, or its create's).
+SELECT w.execution_id, w.seq, w.parked_at, w.resumed_at, w.resumed_by,
+       CASE WHEN w.trace_parent IS NULL THEN e.trace_parent ELSE w.trace_parent END
+           AS trace_parent,
+       CASE WHEN w.trace_parent IS NULL THEN e.trace_state ELSE w.trace_state END
+           AS trace_state
+FROM waits w JOIN executions e ON e.id = w.execution_id
+WHERE w.execution_id = :id AND w.seq = :seq;
+
 -- name: take_early_resumes
 DELETE FROM early_resumes WHERE execution_id = :id AND seq = :seq
 RETURNING n, method, suffix, payload, received_at, caller;
@@ -189,23 +210,8 @@ SELECT count(*) AS n FROM tags WHERE id IN (SELECT value FROM json_each(:tag_ids
 
 -- name: insert_delivery
 INSERT INTO deliveries (id, execution_id, event, target_url, payload, created_at, window_start,
-                        next_attempt_at)
-VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now);
-
--- name: claim_deliveries
-UPDATE deliveries SET lease_until = :lease_until
-WHERE id IN (
-    SELECT id FROM deliveries
-    WHERE status = 'pending' AND next_attempt_at <= :now
-      AND (lease_until IS NULL OR lease_until <= :now)
-    ORDER BY next_attempt_at
-    LIMIT :limit
-)
-RETURNING *;
-
--- name: next_delivery_due
-SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) AS due FROM deliveries
-WHERE status = 'pending';
+                        next_attempt_at, endpoint)
+VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now, :endpoint);
 
 -- name: insert_attempt
 INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, error, latency_ms)
@@ -224,8 +230,9 @@ SET attempts = attempts + 1, next_attempt_at = :next_attempt_at, lease_until = N
 WHERE id = :id AND status = 'pending';
 
 -- name: delivery_dead
+-- Dead (retries exhausted) or aborted (the receiver asked to stop): :status.
 UPDATE deliveries
-SET status = 'dead', attempts = attempts + 1, lease_until = NULL, last_error = :error
+SET status = :status, attempts = attempts + 1, lease_until = NULL, last_error = :error
 WHERE id = :id AND status = 'pending'
 RETURNING execution_id, event;
 
@@ -237,7 +244,11 @@ WHERE id = :id AND status = 'running';
 SELECT * FROM deliveries WHERE id = :id;
 
 -- name: execution_deliveries
-SELECT * FROM deliveries WHERE execution_id = :id ORDER BY created_at, id;
+-- The operational events an execution's deliveries caused are the operator's, not its own.
+SELECT * FROM deliveries
+WHERE execution_id = :id
+  AND event NOT IN ('delivery.exhausted', 'endpoint.disabled', 'endpoint.recovered')
+ORDER BY created_at, id;
 
 -- name: execution_attempts
 SELECT a.* FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
@@ -246,7 +257,7 @@ WHERE d.execution_id = :id ORDER BY a.id;
 -- name: redeliver
 UPDATE deliveries
 SET status = 'pending', next_attempt_at = :now, window_start = :now, lease_until = NULL
-WHERE id = :id AND status IN ('dead', 'delivered')
+WHERE id = :id AND status IN ('dead', 'aborted', 'delivered')
 RETURNING *;
 
 -- name: put_held_answer
@@ -580,8 +591,9 @@ DELETE FROM channels WHERE name = :name AND (:project_id IS NULL OR project_id =
 
 -- name: insert_notification
 INSERT INTO deliveries (id, execution_id, event, target_url, payload, created_at, window_start,
-                        next_attempt_at, channel)
-VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now, :channel);
+                        next_attempt_at, channel, endpoint)
+VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now, :channel,
+        'channel:' || :channel);
 
 -- name: insert_wait_timer
 INSERT INTO wait_timers (execution_id, seq, due_at, kind, n)
@@ -602,3 +614,151 @@ DELETE FROM wait_timers WHERE execution_id = :id;
 
 -- name: set_wait_webhook
 UPDATE waits SET webhook = :webhook WHERE execution_id = :id AND seq = :seq;
+
+-- Endpoints and their circuit breakers (issue 17; persistence/endpoints.py).
+
+-- name: legacy_deliveries
+-- Deliveries written before endpoints existed, whose endpoint the dispatcher fills in.
+SELECT id, target_url, channel FROM deliveries WHERE endpoint = '' LIMIT :limit;
+
+-- name: set_delivery_endpoint
+UPDATE deliveries SET endpoint = :endpoint WHERE id = :id AND endpoint = '';
+
+-- name: probe_candidates
+-- Endpoints whose cool-down (or whose probe's lease) is over and that have something to send.
+SELECT e.endpoint FROM endpoints e
+WHERE e.state <> 'closed' AND e.open_until <= :now
+  AND EXISTS (SELECT 1 FROM deliveries d
+              WHERE d.endpoint = e.endpoint AND d.status = 'pending'
+                AND (d.lease_until IS NULL OR d.lease_until <= :now))
+ORDER BY e.endpoint
+LIMIT :limit;
+
+-- name: start_probe
+-- Half-open, for one probe only: of every replica trying, one changes the row.
+UPDATE endpoints SET state = 'half_open', open_until = :lease_until
+WHERE endpoint = :endpoint AND state <> 'closed' AND open_until <= :now
+RETURNING endpoint;
+
+-- name: due_endpoints
+-- The endpoints with deliveries due now whose breaker is closed (or that have none yet),
+-- those waiting longest first.
+SELECT d.endpoint, max(e.endpoint) AS known FROM deliveries d
+LEFT JOIN endpoints e ON e.endpoint = d.endpoint
+WHERE d.status = 'pending' AND d.next_attempt_at <= :now
+  AND (d.lease_until IS NULL OR d.lease_until <= :now)
+  AND (e.state IS NULL OR e.state = 'closed')
+GROUP BY d.endpoint
+ORDER BY min(d.next_attempt_at)
+LIMIT :limit;
+
+-- name: add_endpoint
+INSERT INTO endpoints (endpoint) VALUES (:endpoint) ON CONFLICT DO NOTHING;
+
+-- name: endpoint_busy
+-- How many deliveries to the endpoint are being sent right now (leased, by any replica).
+SELECT count(*) AS n FROM deliveries
+WHERE endpoint = :endpoint AND status = 'pending' AND lease_until > :now;
+
+-- name: endpoint_failed
+UPDATE endpoints
+SET consecutive_failures = consecutive_failures + 1, last_failure_at = :now, state = :state,
+    open_until = :open_until, opened_at = :opened_at
+WHERE endpoint = :endpoint AND state = :was;
+
+-- name: endpoint_succeeded
+UPDATE endpoints
+SET consecutive_failures = 0, last_success_at = :now, state = 'closed', open_until = NULL,
+    opened_at = NULL
+WHERE endpoint = :endpoint AND state = :was;
+
+-- name: resume_endpoint_windows
+-- The time the endpoint was open does not count towards its deliveries' maximum age.
+UPDATE deliveries SET window_start = window_start + :paused
+WHERE endpoint = :endpoint AND status = 'pending';
+
+-- name: list_endpoints
+-- Each endpoint with its deliveries counted by status (those of :project_id's executions
+-- only, and no operational events, when a project is given).
+SELECT e.endpoint, e.state, e.consecutive_failures, e.last_success_at, e.last_failure_at,
+       e.open_until, e.opened_at,
+       coalesce(sum(CASE WHEN d.status = 'pending' THEN 1 ELSE 0 END), 0) AS pending,
+       coalesce(sum(CASE WHEN d.status = 'delivered' THEN 1 ELSE 0 END), 0) AS delivered,
+       coalesce(sum(CASE WHEN d.status = 'dead' THEN 1 ELSE 0 END), 0) AS dead,
+       coalesce(sum(CASE WHEN d.status = 'aborted' THEN 1 ELSE 0 END), 0) AS aborted
+FROM endpoints e
+JOIN deliveries d ON d.endpoint = e.endpoint
+JOIN executions x ON x.id = d.execution_id
+WHERE (:project_id IS NULL OR (x.project_id = :project_id AND d.event NOT IN
+       ('delivery.exhausted', 'endpoint.disabled', 'endpoint.recovered')))
+GROUP BY e.endpoint, e.state, e.consecutive_failures, e.last_success_at, e.last_failure_at,
+         e.open_until, e.opened_at
+ORDER BY e.endpoint
+LIMIT :limit;
+
+-- name: count_endpoints_by_state
+SELECT state, count(*) AS n FROM endpoints GROUP BY state;
+
+-- name: recover_deliveries
+-- Dead (or aborted) deliveries created in [since, until), sent again once each: pending now,
+-- with a fresh maximum age and their webhook-id kept (a second call finds them pending).
+UPDATE deliveries
+SET status = 'pending', next_attempt_at = :now, window_start = :now, lease_until = NULL
+WHERE id IN (
+    SELECT d.id FROM deliveries d JOIN executions x ON x.id = d.execution_id
+    WHERE d.status = :status AND d.created_at >= :since AND d.created_at < :until
+      AND (:endpoint IS NULL OR d.endpoint = :endpoint)
+      AND (:project_id IS NULL OR (x.project_id = :project_id AND d.event NOT IN
+           ('delivery.exhausted', 'endpoint.disabled', 'endpoint.recovered')))
+    ORDER BY d.created_at, d.id
+    LIMIT :limit
+)
+RETURNING id, endpoint;
+
+-- name: lock_endpoint
+SELECT * FROM endpoints WHERE endpoint = :endpoint;
+
+-- name: claim_probe_delivery
+UPDATE deliveries SET lease_until = :lease_until
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE endpoint = :endpoint AND status = 'pending'
+      AND (lease_until IS NULL OR lease_until <= :now)
+    ORDER BY next_attempt_at, id
+    LIMIT 1
+)
+RETURNING *;
+
+-- name: claim_endpoint_deliveries
+UPDATE deliveries SET lease_until = :lease_until
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE endpoint = :endpoint AND status = 'pending' AND next_attempt_at <= :now
+      AND (lease_until IS NULL OR lease_until <= :now)
+    ORDER BY next_attempt_at, id
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: next_delivery_due
+-- The earliest moment something may be sent: a due delivery to a closed endpoint, or the
+-- end of an open endpoint's cool-down (its probe).
+SELECT min(due) AS due FROM (
+    SELECT max(d.next_attempt_at, coalesce(d.lease_until, 0)) AS due
+    FROM deliveries d LEFT JOIN endpoints e ON e.endpoint = d.endpoint
+    WHERE d.status = 'pending' AND (e.state IS NULL OR e.state = 'closed')
+    UNION ALL
+    SELECT e.open_until AS due FROM endpoints e
+    WHERE e.state <> 'closed'
+      AND EXISTS (SELECT 1 FROM deliveries d
+                  WHERE d.endpoint = e.endpoint AND d.status = 'pending')
+);
+
+-- name: defer_delivery
+UPDATE deliveries SET lease_until = NULL, next_attempt_at = :until
+WHERE id = :id AND status = 'pending';
+
+-- name: hasten_probe
+-- An operator sent a delivery again: an open endpoint's cool-down ends now (one probe decides).
+UPDATE endpoints SET open_until = :now
+WHERE endpoint = :endpoint AND state = 'open' AND open_until > :now;

@@ -1,0 +1,1 @@
+"""Airflow example: DAGs that wait in waitgate (``dags/``); see ``README.md``."""

@@ -1,0 +1,1 @@
+"""The example's DAG folder (``AIRFLOW__CORE__DAGS_FOLDER``)."""
