@@ -18,7 +18,7 @@ from gateway import tracing
 from gateway.access_log import AccessLog
 from gateway.answers import AnswerPolicy
 from gateway.audit import AuditTrail
-from gateway.auth import Authenticator, KeyCache
+from gateway.auth import Authenticator, KeyCache, jwt_verifier
 from gateway.clock import AlignedClock, Clock, SystemClock
 from gateway.config import Settings, callback_keys
 from gateway.delivery import DeliveryPolicy, Dispatcher
@@ -26,7 +26,6 @@ from gateway.endpoints import Breaker
 from gateway.errors import ConfigError
 from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse, error_response
-from gateway.jwt_auth import JwtVerifier
 from gateway.logs import configure_logging
 from gateway.notify import Notifier
 from gateway.origins import CallbackOrigins
@@ -156,7 +155,7 @@ def build_services(
         scheduler=scheduler,
         dispatcher=dispatcher,
         held=held,
-        auth=Authenticator(KeyCache(store, clock), JwtVerifier.from_settings(settings)),
+        auth=Authenticator(KeyCache(store, clock), jwt_verifier(settings)),
         audit=audit_trail,
         pruner=pruner,
         limits=limits_from(settings, clock),

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from gateway.http import ApiError
-from gateway.jwt_auth import JwtVerifier
 
 if TYPE_CHECKING:
     from gateway.clock import Clock
+    from gateway.config import Settings
     from gateway.domain import ApiKey
+    from gateway.jwt_auth import JwtVerifier
     from persistence.base import Store
 
 API_KEY_HEADER = "X-N8N-API-KEY"
@@ -168,3 +169,13 @@ class Authenticator:
         if token.startswith(KEY_PREFIX):
             return KEY_AS_BEARER
         return NO_JWT if self._jwt is None else None
+
+
+def jwt_verifier(settings: Settings) -> JwtVerifier | None:
+    """The Bearer JWT verifier the settings describe, or ``None``. PyJWT and cryptography
+    (about 20 MB resident) are imported only when a JWT secret or public key is configured."""
+    if settings.jwt_secret is None and settings.jwt_public_key is None:
+        return None
+    from gateway.jwt_auth import JwtVerifier  # noqa: PLC0415 - loaded only when configured
+
+    return JwtVerifier.from_settings(settings)

@@ -132,3 +132,32 @@ def test_configuration_mistakes_are_refused(settings: Settings) -> None:
     missing_file = dataclasses.replace(settings, jwt_public_key=Secret("/no/such/key.pem"))
     with pytest.raises(ConfigError, match="PEM"):
         JwtVerifier.from_settings(missing_file)
+
+
+def test_jwt_libraries_load_only_when_jwts_are_configured(tmp_path: Any) -> None:
+    """PyJWT and cryptography cost ~20 MB resident: a gateway without JWTs never imports them."""
+    import subprocess
+    import sys
+
+    script = f"""
+import asyncio, dataclasses, sys
+from pathlib import Path
+from gateway.app import create_app
+
+async def started(settings):
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        pass
+
+from gateway.config import Secret, Settings
+settings = Settings(database_url="sqlite:///{tmp_path}/w.db", public_url="http://127.0.0.1:1",
+                    secret_keys=(Secret("k" * 32),), data_dir=Path("{tmp_path}"))
+asyncio.run(started(settings))
+assert "jwt" not in sys.modules and "cryptography" not in sys.modules, "loaded without JWTs"
+asyncio.run(started(dataclasses.replace(settings, jwt_secret=Secret("s" * 32))))
+assert "jwt" in sys.modules, "JWTs configured but PyJWT not loaded"
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
