@@ -61,7 +61,8 @@ def call_gateway(
     try:
         return asyncio.run(run())
     except GatewayError as exc:
-        raise click.ClickException(f"{exc.message} (HTTP {exc.status})") from None
+        hint = f"\n{exc.hint}" if exc.hint else ""
+        raise click.ClickException(f"{exc.message} (HTTP {exc.status}){hint}") from None
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         reason = str(exc) or type(exc).__name__
         raise click.ClickException(f"cannot reach the gateway at {url}: {reason}") from None

@@ -30,12 +30,14 @@ CALLBACK_TOLERANCE_SECONDS = 300
 
 
 class WaitgateError(Exception):
-    """The gateway answered with an error; ``status`` and ``message`` say which."""
+    """The gateway answered with an error; ``status`` and ``message`` say which, ``hint`` what
+    to do about it when the gateway said."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
+    def __init__(self, status: int, message: str, hint: str | None = None) -> None:
+        super().__init__(f"{status}: {message}" + (f" ({hint})" if hint else ""))
         self.status = status
         self.message = message
+        self.hint = hint
 
 
 class CallbackVerificationError(Exception):
@@ -121,6 +123,22 @@ class Execution:
         return f"Execution(id={self.id}, status={self.status!r})"
 
 
+def _error(response: httpx.Response) -> WaitgateError:
+    """The error an answer of the gateway describes (``{message, code, hint?}``)."""
+    try:
+        answer = response.json()
+    except ValueError:
+        return WaitgateError(response.status_code, response.text)
+    if not isinstance(answer, dict):
+        return WaitgateError(response.status_code, response.text)
+    hint = answer.get("hint")
+    return WaitgateError(
+        response.status_code,
+        str(answer.get("message", response.text)),
+        hint if isinstance(hint, str) else None,
+    )
+
+
 def _instant(value: datetime | str | None) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -167,11 +185,7 @@ class WaitgateClient:
             method, self._base + path, content=content, headers=headers, params=params
         )
         if response.status_code >= 400:
-            try:
-                message = str(response.json().get("message", response.text))
-            except ValueError:
-                message = response.text
-            raise WaitgateError(response.status_code, message)
+            raise _error(response)
         return response.json()
 
     async def create(

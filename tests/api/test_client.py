@@ -10,7 +10,13 @@ import pytest
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
 
-from gateway.client import CallbackVerificationError, WaitgateClient, WaitgateError, verify_callback
+from gateway.client import (
+    CallbackVerificationError,
+    WaitgateClient,
+    WaitgateError,
+    _error,
+    verify_callback,
+)
 from gateway.delivery import sign
 from gateway.errors import InvalidInput
 from tests.conftest import BASE_URL
@@ -89,6 +95,20 @@ async def test_errors_and_local_limits_use_the_gateway_messages(gate: WaitgateCl
         404,
         'The execution "999" does not exist.',
     )
+
+
+async def test_an_error_carries_the_gateways_hint(client: httpx.AsyncClient) -> None:
+    answer = await client.post(
+        "/api/v1/deliveries/recover", json={"since": "2026-01-01T00:00:00Z", "endpoint": "ftp:x"}
+    )
+    error = _error(answer)
+    assert error.status == 400
+    assert error.message.startswith("endpoint:")
+    assert error.hint is not None
+    assert "channel:<name>" in error.hint
+    assert error.hint in str(error)
+    plain = _error(httpx.Response(502, text="<html>bad gateway</html>"))
+    assert (plain.message, plain.hint) == ("<html>bad gateway</html>", None)
 
 
 async def test_verify_callback_accepts_our_signature_and_the_reference_library_agrees() -> None:
