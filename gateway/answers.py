@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.domain import JSON, AnswerKind, Ending, StoredAnswer, WebhookSpec
 from gateway.errors import InvalidInput
-from gateway.http import error_body
+from gateway.http import error_body, internal_error
 
 PREFIX = "/webhook-waiting"
 ANSWER_POLICY = "sandbox"
@@ -202,12 +202,23 @@ class AnswerPolicy:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def send_with_policy(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(scope=message)
                 own = headers.get("content-security-policy") == CONFIRM_POLICY
                 headers["content-security-policy"] = CONFIRM_POLICY if own else ANSWER_POLICY
                 headers["x-content-type-options"] = "nosniff"
             await send(message)
 
-        await self.app(scope, receive, send_with_policy)
+        try:
+            await self.app(scope, receive, send_with_policy)
+        except Exception:
+            # The server's own error answer is sent outside every middleware: send the one
+            # error shape here, through the policy, and let the error go on to be logged.
+            if not started:
+                await internal_error()(scope, receive, send_with_policy)
+            raise

@@ -195,13 +195,18 @@ async def handle_waitgate_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, kind):
             return error_response(status, str(exc))
     log.error("unexpected store error", exc_info=exc, extra={"action": "error.internal"})
+    return internal_error()
+
+
+def internal_error() -> JSONResponse:
+    """The answer to a failure nobody expected (its details stay in the log)."""
     return error_response(500, "Internal error")
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: a JSON 500, logged with its traceback."""
     log.error("unhandled error", exc_info=exc, extra={"action": "error.internal"})
-    return error_response(500, "Internal error")
+    return internal_error()
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

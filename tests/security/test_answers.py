@@ -390,3 +390,24 @@ async def test_pages_refuse_to_be_framed(
         assert page.status_code == 200, page.url
         assert page.headers["x-frame-options"] == "DENY"
         assert re.search(r"frame-ancestors 'none'", page.headers["content-security-policy"])
+
+
+async def test_an_unexpected_failure_under_webhook_waiting_is_sandboxed_json(
+    app: Starlette, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the resume path answers the one JSON error shape with the sandbox headers (the
+    server's own 500 page is sent outside every middleware), and is still raised to be logged."""
+    execution = await create(client)
+    parked = await park(client, execution["id"], webhook={"httpMethod": "POST"})
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("gateway.routes.webhook.answer_call", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as caller:
+        answer = await caller.post(parked["resumeUrl"], json={"x": 1})
+    assert answer.status_code == 500
+    assert answer.json() == {"message": "Internal error", "code": 500}
+    assert "a bug" not in answer.text
+    sandboxed(answer)
