@@ -86,3 +86,23 @@ async def deliveries(gateway: GatewayThread, execution_id: int) -> list[dict[str
         assert answer.status_code == 200, answer.text
         found: list[dict[str, Any]] = answer.json()["data"]
         return found
+
+
+async def post_at_once(
+    relay: RelaySocket, gateway: GatewayThread, body: bytes, *message_ids: str
+) -> list[int]:
+    """POST ``body`` to the relay under each of ``message_ids`` at the same time, signed with
+    the gateway's secret at its time; the status codes of the answers."""
+    now = gateway.clock.now_ms() / 1000
+    async with httpx.AsyncClient() as sender:
+        answers = await asyncio.gather(
+            *(
+                sender.post(
+                    relay.url,
+                    content=body,
+                    headers=signed_headers(gateway.callback_secret, message_id, body, now),
+                )
+                for message_id in message_ids
+            )
+        )
+    return [answer.status_code for answer in answers]

@@ -15,7 +15,7 @@ from gateway.integrations.asks import Approval, GatewayLink, Webhook
 from gateway.integrations.celery import DEFAULT_KEY, KEY_KEY, KIND_KEY, TASK_ID_KEY, TASK_KEY, park
 from tests.engines.celery.conftest import World
 from tests.engines.celery.tasks import CONTINUATION, RUNS, barrier, request_refund
-from tests.engines.relay_socket import deliveries, poll, signed_headers
+from tests.engines.relay_socket import deliveries, poll, post_at_once, signed_headers
 
 HOUR_MS = 3600 * 1000
 
@@ -232,16 +232,8 @@ async def test_two_callbacks_at_once_send_the_continuation_once(world: World) ->
     parked = await ask("A-10")
     eid = parked["executionId"]
     body = resumed_event(eid, (await execution(world, eid))["customData"])
-    now = world.gateway.clock.now_ms() / 1000
-    secret = world.gateway.callback_secret
-    async with httpx.AsyncClient() as sender:
-        answers = await asyncio.gather(
-            *(
-                sender.post(
-                    world.relay.url, content=body, headers=signed_headers(secret, msg, body, now)
-                )
-                for msg in ("msg_race_1", "msg_race_2", "msg_race_3")
-            )
-        )
-    assert [a.status_code for a in answers] == [200, 200, 200]
+    statuses = await post_at_once(
+        world.relay, world.gateway, body, "msg_race_1", "msg_race_2", "msg_race_3"
+    )
+    assert statuses == [200, 200, 200]
     assert len(await settled(world)) == 1

@@ -5,6 +5,7 @@ own copy of the graph on the same SQLite checkpoints."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,23 +48,35 @@ def gateway(tmp_path: Path) -> Iterator[tuple[GatewayThread, int]]:
         yield running, port
 
 
+@asynccontextmanager
+async def running_world(
+    graph_path: str,
+    gateway: tuple[GatewayThread, int],
+    checkpoints: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[World]:
+    """The relay in front of the graph at ``graph_path`` (``module:attr``) on a SQLite
+    checkpointer, configured through the environment as a user would."""
+    running, port = gateway
+    monkeypatch.setenv("WAITGATE_URL", running.url)
+    monkeypatch.setenv("WAITGATE_API_KEY", running.admin_key)
+    monkeypatch.setenv("WAITGATE_RELAY_URL", f"http://127.0.0.1:{port}/callbacks")
+    monkeypatch.setenv(GRAPH_ENV, graph_path)
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(checkpoints))
+    async with (
+        running_relay(relay_adapter, running, port) as relay,
+        graph_with_checkpointer(graph_path, str(checkpoints)) as graph,
+    ):
+        yield World(running, relay, graph, checkpoints)
+
+
 @pytest.fixture
 async def world(
     gateway: tuple[GatewayThread, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[World]:
-    """Everything running, configured through the environment as a user would."""
-    running, port = gateway
-    checkpoints = tmp_path / "checkpoints.db"
-    monkeypatch.setenv("WAITGATE_URL", running.url)
-    monkeypatch.setenv("WAITGATE_API_KEY", running.admin_key)
-    monkeypatch.setenv("WAITGATE_RELAY_URL", f"http://127.0.0.1:{port}/callbacks")
-    monkeypatch.setenv(GRAPH_ENV, GRAPH)
-    monkeypatch.setenv(CHECKPOINTS_ENV, str(checkpoints))
-    async with (
-        running_relay(relay_adapter, running, port) as relay,
-        graph_with_checkpointer(GRAPH, str(checkpoints)) as graph,
-    ):
-        yield World(running, relay, graph, checkpoints)
+    """Everything running around the refund graph."""
+    async with running_world(GRAPH, gateway, tmp_path / "checkpoints.db", monkeypatch) as found:
+        yield found
 
 
 async def finished_values(graph: Any, thread_id: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ deadline; duplicates and forged callbacks change nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -12,7 +11,7 @@ import httpx
 
 from gateway.integrations.langgraph import INTERRUPT_KEY, THREAD_KEY
 from tests.engines.langgraph.conftest import World, finished_values
-from tests.engines.relay_socket import deliveries, poll, signed_headers
+from tests.engines.relay_socket import deliveries, poll, post_at_once, signed_headers
 
 HOUR_MS = 3600 * 1000
 
@@ -221,17 +220,9 @@ async def test_two_callbacks_at_once_continue_the_thread_once(world: World) -> N
     eid = asked["waitgate"]["executionId"]
     interrupt_id = (await execution(world, eid))["customData"][INTERRUPT_KEY]
     body = callback_body(eid, "t-race", interrupt_id)
-    now = world.gateway.clock.now_ms() / 1000
-    secret = world.gateway.callback_secret
-    async with httpx.AsyncClient() as sender:
-        answers = await asyncio.gather(
-            *(
-                sender.post(
-                    world.relay.url, content=body, headers=signed_headers(secret, msg, body, now)
-                )
-                for msg in ("msg_race_1", "msg_race_2", "msg_race_3")
-            )
-        )
-    assert [a.status_code for a in answers] == [200, 200, 200]
+    statuses = await post_at_once(
+        world.relay, world.gateway, body, "msg_race_1", "msg_race_2", "msg_race_3"
+    )
+    assert statuses == [200, 200, 200]
     values = await finished(world, "t-race")
     assert values["log"] == ["asked", "after:form"]

@@ -14,7 +14,7 @@ import pytest
 from gateway.integrations.langgraph import CHECKPOINTS_ENV, GRAPH_ENV, graph_with_checkpointer
 from gateway.integrations.langgraph import relay_adapter as langgraph_relay
 from tests.engines.harness import GatewayThread
-from tests.engines.langgraph.conftest import World, finished_values
+from tests.engines.langgraph.conftest import World, finished_values, running_world
 from tests.engines.relay_socket import deliveries, poll, running_relay
 
 NESTED = "tests.engines.langgraph.graphs:nested"
@@ -25,18 +25,8 @@ async def nested_world(
     gateway: tuple[GatewayThread, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[World]:
     """The relay in front of the nested graph."""
-    running, port = gateway
-    checkpoints = tmp_path / "nested.db"
-    monkeypatch.setenv("WAITGATE_URL", running.url)
-    monkeypatch.setenv("WAITGATE_API_KEY", running.admin_key)
-    monkeypatch.setenv("WAITGATE_RELAY_URL", f"http://127.0.0.1:{port}/callbacks")
-    monkeypatch.setenv(GRAPH_ENV, NESTED)
-    monkeypatch.setenv(CHECKPOINTS_ENV, str(checkpoints))
-    async with (
-        running_relay(langgraph_relay, running, port) as relay,
-        graph_with_checkpointer(NESTED, str(checkpoints)) as graph,
-    ):
-        yield World(running, relay, graph, checkpoints)
+    async with running_world(NESTED, gateway, tmp_path / "nested.db", monkeypatch) as found:
+        yield found
 
 
 def thread(name: str) -> dict[str, Any]:
