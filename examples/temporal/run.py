@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import uuid
 from typing import Any
@@ -70,5 +71,10 @@ if __name__ == "__main__":
     try:
         outcome = asyncio.run(main(arguments.order, arguments.timeout))
     except (RuntimeError, RPCError, OSError) as error:
-        sys.exit(f"example stopped: {error}")
+        print(f"example stopped: {error}", file=sys.stderr, flush=True)
+        os._exit(1)
     print(json.dumps(outcome), flush=True)
+    # The SDK's Rust threads may still call into Python while the interpreter finalizes, which
+    # aborts a short-lived process ("PyGILState_Release", temporalio/sdk-python#300): skip the
+    # teardown once everything is printed.
+    os._exit(0)
