@@ -21,9 +21,17 @@ from gateway.services import Services
 from persistence import open_store
 from persistence.base import Store
 from tests.backends import postgres_url, truncate_postgres
+from tests.receiver import Receiver, running_receiver
 
 BASE_URL = "http://127.0.0.1:5678"
 __all__ = ["postgres_url"]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A callback receiver on a loopback socket (``tests.receiver``)."""
+    async with running_receiver() as the_receiver:
+        yield the_receiver
 
 
 @pytest.fixture

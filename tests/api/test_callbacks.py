@@ -21,13 +21,7 @@ from gateway.domain import parse_instant
 from gateway.origins import origin_of
 from gateway.services import Services
 from tests.conftest import BASE_URL, create, get, make_key, park, running_gateway
-from tests.receiver import Receiver, running_receiver
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with running_receiver() as the_receiver:
-        yield the_receiver
+from tests.receiver import Receiver
 
 
 @pytest.fixture

@@ -27,15 +27,9 @@ from gateway.errors import StoreUnavailable
 from gateway.services import Services
 from persistence.base import Store
 from tests.conftest import create, park, running_gateway
-from tests.receiver import Receiver, running_receiver
+from tests.receiver import Receiver
 
 TASKS = ("scheduler", "dispatcher", "audit", "pruner", "clock")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with running_receiver() as the_receiver:
-        yield the_receiver
 
 
 def origin(url: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from gateway import tracing
 from gateway.config import Settings
 from gateway.origins import origin_of
 from gateway.otel import Tracing
-from tests.receiver import Receiver, running_receiver
+from tests.receiver import Receiver
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 ENGINE_SPAN = "00f067aa0ba902b7"
@@ -33,12 +33,6 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     yield memory
     tracing.use(None)
     provider.shutdown()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with running_receiver() as the_receiver:
-        yield the_receiver
 
 
 @pytest.fixture
