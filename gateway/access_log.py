@@ -10,7 +10,10 @@ import logging
 import time
 from urllib.parse import parse_qsl, urlencode
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
+
+from gateway import logs
+from gateway.http import scope_client
 
 log = logging.getLogger("waitgate.access")
 SECRET_PARAMS = frozenset({"signature", "token", "api_key", "apikey"})
@@ -29,39 +32,21 @@ def redacted_target(path: str, query: bytes) -> str:
     return f"{path}?{urlencode(shown, safe='*')}"
 
 
-class AccessLog:
-    """ASGI middleware logging method, redacted target, status and duration."""
+def log_request(scope: Scope, status: int, started: float) -> None:
+    """The access line of one request (``started``: its ``time.perf_counter()``)."""
+    target = redacted_target(scope["path"], scope.get("query_string", b""))
+    logs.info(
+        log,
+        f"{scope['method']} {target} {status}",
+        {
+            "action": "http.request",
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "client": scope_client(scope),
+        },
+    )
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Log after the response has started."""
-        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
-            client = scope.get("client")
-            log.info(
-                "%s %s %s",
-                scope["method"],
-                redacted_target(scope["path"], scope.get("query_string", b"")),
-                status,
-                extra={
-                    "action": "http.request",
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "client": client[0] if client else None,
-                },
-            )
+def logging_requests() -> bool:
+    """Whether access lines are written (the ``info`` level is on)."""
+    return log.isEnabledFor(logging.INFO)

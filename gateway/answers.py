@@ -19,15 +19,16 @@ from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
-from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
 from gateway.domain import JSON, AnswerKind, Ending, StoredAnswer, WebhookSpec
 from gateway.errors import InvalidInput
-from gateway.http import error_body, internal_error
+from gateway.http import error_body
 
 PREFIX = "/webhook-waiting"
+RESUME_PATHS = PREFIX + "/"
+"""What the path of every call of a resume URL starts with."""
 ANSWER_POLICY = "sandbox"
 """The CSP of every engine-controlled answer."""
 CONFIRM_POLICY = "sandbox allow-forms; frame-ancestors 'none'"
@@ -186,39 +187,21 @@ def sendable(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if not forbidden(k)}
 
 
-class AnswerPolicy:
-    """ASGI middleware: every answer under ``/webhook-waiting`` is sandboxed and ``nosniff``.
+def sandbox(start: Message) -> None:
+    """Set the headers every answer under ``/webhook-waiting`` carries on its
+    ``http.response.start`` message: sandboxed and ``nosniff``, whichever route, error handler
+    or replay produced it. Only the gateway's confirmation page keeps its own, as strict, policy
+    that lets its form post."""
+    raw = start.get("headers", ())
+    own = (_CSP, _CONFIRM_POLICY) in raw
+    start["headers"] = [
+        *((name, value) for name, value in raw if name.lower() not in _SANDBOX_HEADERS),
+        (_CSP, _CONFIRM_POLICY if own else _ANSWER_POLICY),
+        (b"x-content-type-options", b"nosniff"),
+    ]
 
-    Its one place: whichever route, error handler or replay produced the answer. Only the
-    gateway's confirmation page keeps its own, as strict, policy that lets its form post.
-    """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on; set the headers of answers under the prefix."""
-        if scope["type"] != "http" or not str(scope["path"]).startswith(PREFIX):
-            await self.app(scope, receive, send)
-            return
-
-        started = False
-
-        async def send_with_policy(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = MutableHeaders(scope=message)
-                own = headers.get("content-security-policy") == CONFIRM_POLICY
-                headers["content-security-policy"] = CONFIRM_POLICY if own else ANSWER_POLICY
-                headers["x-content-type-options"] = "nosniff"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_policy)
-        except Exception:
-            # The server's own error answer is sent outside every middleware: send the one
-            # error shape here, through the policy, and let the error go on to be logged.
-            if not started:
-                await internal_error()(scope, receive, send_with_policy)
-            raise
+_CSP = b"content-security-policy"
+_CONFIRM_POLICY = CONFIRM_POLICY.encode()
+_ANSWER_POLICY = ANSWER_POLICY.encode()
+_SANDBOX_HEADERS = frozenset({_CSP, b"x-content-type-options"})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -12,11 +14,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from gateway import tracing
-from gateway.access_log import AccessLog
-from gateway.answers import AnswerPolicy
 from gateway.audit import AuditTrail
 from gateway.auth import Authenticator, KeyCache, jwt_verifier
 from gateway.clock import AlignedClock, Clock, SystemClock
@@ -24,12 +25,13 @@ from gateway.config import Settings, callback_keys
 from gateway.delivery import DeliveryPolicy, Dispatcher
 from gateway.endpoints import Breaker
 from gateway.errors import ConfigError
+from gateway.front import Front
 from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse, error_response
 from gateway.logs import configure_logging
 from gateway.notify import Notifier
 from gateway.origins import CallbackOrigins
-from gateway.ratelimit import ApiRateLimit, Limits, networks
+from gateway.ratelimit import Limits, networks
 from gateway.retention import Pruner, RetentionPolicy
 from gateway.routes import (
     approval,
@@ -58,7 +60,7 @@ from gateway.services import Services, services
 from gateway.serving import BodyDeadline
 from gateway.signing import ResumeSigner
 from gateway.supervisor import Loop, Supervisor
-from gateway.ui_origin import SeparateUiOrigin, UiOrigin
+from gateway.ui_origin import UiOrigin
 from persistence import open_store
 from persistence.base import Store
 
@@ -222,10 +224,36 @@ class ClockAlignment(Loop):
         return self._interval_ms
 
 
+class GatewayApp(Starlette):
+    """Starlette with the gateway's ``front`` middlewares outside its own stack (its error
+    middleware, exception handlers and router), so that ``gateway.front.Front`` can send resume
+    URLs straight to their endpoint."""
+
+    def __init__(self, *, front: list[Middleware], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.front = front
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """The front middlewares (outermost first) around Starlette's stack."""
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(self.front):
+            app = cls(app, *args, **kwargs)
+        return app
+
+
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, store: Store | None = None
-) -> Starlette:
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    store: Store | None = None,
+    freeze_after_start: bool = False,
+) -> GatewayApp:
     """The gateway app. Secrets missing from ``settings`` are generated into its data dir.
+
+    With ``freeze_after_start`` (a served process), what start-up made (modules, settings,
+    services) is moved out of the garbage collector's sight once started (``gc.freeze``): it
+    lives as long as the process, and scanning it again at every full collection would pause
+    requests for milliseconds.
 
     Every instant comes from ``clock`` shifted by the measured offset to the database's own
     clock (PostgreSQL), so replicas agree on deadlines even when their clocks do not.
@@ -253,6 +281,8 @@ def create_app(
                 app.state.services = build_services(settings, the_store, aligned, http)
                 app.state.limits = app.state.services.limits
                 async with background(app.state.services):
+                    if freeze_after_start:
+                        gc.freeze()
                     log.info("gateway started", extra={"action": "gateway.started"})
                     yield
         finally:
@@ -282,26 +312,23 @@ def create_app(
         *ui_events.routes,
         *ui_overview.routes,
     ]
-    app = Starlette(
+    app = GatewayApp(
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[
+        front=[
             *trusted_proxies(settings),
             *tracing.middleware(),
-            Middleware(AccessLog),
-            *([] if ui_origin is None else [Middleware(SeparateUiOrigin, origin=ui_origin)]),
-            Middleware(AnswerPolicy),
-            Middleware(ApiRateLimit),
-            Middleware(BodyDeadline, timeout_seconds=settings.body_timeout_seconds),
+            Middleware(Front, resume=webhook.resume_endpoint, ui_origin=ui_origin),
         ],
+        middleware=[Middleware(BodyDeadline, timeout_seconds=settings.body_timeout_seconds)],
     )
     app.router = SegmentRouter(one_route_per_path(routes), lifespan=lifespan)
     return app
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> GatewayApp:
     """Factory for uvicorn: settings from the environment (``waitgate serve`` uses this)."""
     settings = Settings.from_env().with_secret_keys()
     configure_logging(settings.log_level)
     tracing.configure_from_env()
-    return create_app(settings)
+    return create_app(settings, freeze_after_start=True)

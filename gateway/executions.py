@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from prometheus_client import Counter
 
-from gateway import metrics, tracing
+from gateway import logs, metrics, tracing
 from gateway.answers import explicit_answer, finished_answer, json_answer
 from gateway.approvals import ApprovalSpec, Decided, Decision, Via, check_decision
 from gateway.caller_auth import kept_checker
@@ -73,11 +74,8 @@ def resumed(eid: int, seq: int, by: ResumedBy) -> None:
     if counter is None:
         counter = _RESUMES[by] = metrics.RESUMES.labels(by.value)
     counter.inc()
-    log.info(
-        "resumed by %s",
-        by.value,
-        extra={"action": "wait.resumed", "execution_id": eid, "seq": seq, "by": by.value},
-    )
+    fields = {"action": "wait.resumed", "execution_id": eid, "seq": seq, "by": by.value}
+    logs.info(log, f"resumed by {by.value}", fields)
 
 
 async def visible(
@@ -95,12 +93,14 @@ async def _hidden(svc: Services, project: str | None, eid: int) -> bool:
     return project is not None and await visible(svc, project, eid) is None
 
 
-async def _answer_held(svc: Services, execution: Execution, seq: int, answer: StoredAnswer) -> None:
-    """Keep ``answer`` for a caller held by wait ``seq``, if that wait holds its caller."""
+async def _answer_held(
+    svc: Services, execution: Execution, seq: int, answer: Callable[[], StoredAnswer]
+) -> None:
+    """Keep ``answer()`` for a caller held by wait ``seq``, if that wait holds its caller."""
     wait = next((w for w in execution.waits if w.seq == seq), None)
     if wait is None or wait.webhook is None or not wait.webhook.holds_caller:
         return
-    await svc.store.put_held_answer(execution.id, seq, answer, svc.clock.now_ms())
+    await svc.store.put_held_answer(execution.id, seq, answer(), svc.clock.now_ms())
 
 
 @tracing.traced("waitgate.create")
@@ -109,7 +109,7 @@ async def create(svc: Services, new: NewExecution, trace: TraceContext | None = 
     kept = tracing.kept(trace, always=True)
     execution = await svc.store.create_execution(new, svc.clock.now_ms(), kept)
     tracing.annotate(execution.id)
-    log.info("created", extra={"action": "execution.created", "execution_id": execution.id})
+    logs.info(log, "created", {"action": "execution.created", "execution_id": execution.id})
     return execution
 
 
@@ -148,8 +148,12 @@ async def park(
     execution = outcome.execution
     seq = max(w.seq for w in execution.waits)
     tracing.annotate(eid, seq)
-    parked = json_answer(200, next_wait_view(execution, svc.signer), "parked")
-    await _answer_held(svc, execution, seq - 1, parked)
+    await _answer_held(
+        svc,
+        execution,
+        seq - 1,
+        lambda: json_answer(200, next_wait_view(execution, svc.signer), "parked"),
+    )
     if outcome.early_resume_applied:
         resumed(eid, seq, ResumedBy.WEBHOOK)
         await tracing.resumed(svc.store, [(eid, seq)], ResumedBy.WEBHOOK, started)
@@ -163,9 +167,10 @@ async def park(
             "early resume refused",
             extra={"action": "wait.early_refused", "execution_id": eid, "seq": seq},
         )
-    log.info(
+    logs.info(
+        log,
         "parked",
-        extra={
+        {
             "action": "execution.parked",
             "execution_id": eid,
             "early_resume_applied": outcome.early_resume_applied,
@@ -199,7 +204,7 @@ async def finish(
     if last is not None and last.webhook is not None:
         choice = last.webhook.response_data if isinstance(last.webhook.response_data, str) else ""
         answer = finished_answer(status, result, choice or "firstEntryJson")
-        await _answer_held(svc, finished, last.seq, answer)
+        await _answer_held(svc, finished, last.seq, lambda: answer)
     log.info("finished", extra={"action": "execution.finished", "execution_id": eid})
     return finished
 

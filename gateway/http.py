@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Message
+from starlette.types import Message, Scope
 
 from gateway.errors import Conflict, InvalidInput, NotFound, StoreUnavailable, WaitgateError
 
@@ -121,7 +121,13 @@ def _too_large(limit: int) -> ApiError:
 def client_address(request: Request) -> str | None:
     """The caller's address: the peer's, or the one a trusted proxy forwarded (the app's
     ``ProxyHeadersMiddleware`` put it in place before any route, log or limit looks at it)."""
-    return request.client.host if request.client else None
+    return scope_client(request.scope)
+
+
+def scope_client(scope: Scope) -> str | None:
+    """``client_address`` of a request's ASGI scope."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -215,3 +221,16 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     WaitgateError: handle_waitgate_error,
     Exception: handle_unexpected,
 }
+
+
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def exception_handler(exc: Exception) -> ExceptionHandler:
+    """The handler of ``EXCEPTION_HANDLERS`` that Starlette would pick for ``exc`` (the most
+    specific class), for an endpoint that answers its own errors."""
+    for kind in type(exc).__mro__:
+        handler: ExceptionHandler | None = EXCEPTION_HANDLERS.get(kind)
+        if handler is not None:
+            return handler
+    return handle_unexpected

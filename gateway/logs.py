@@ -16,6 +16,7 @@ import json
 import logging
 import logging.config
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -33,11 +34,15 @@ _second: list[Any] = [None, ""]
 def timestamp(record: logging.LogRecord) -> str:
     """When the record was made: ISO 8601 in UTC with its offset, to the millisecond
     (``2026-11-28T21:03:00.123+00:00``)."""
-    whole = int(record.created)
+    return _iso(record.created)
+
+
+def _iso(created: float) -> str:
+    whole = int(created)
     if _second[0] != whole:
         text = datetime.fromtimestamp(whole, UTC).isoformat(timespec="seconds")
         _second[:] = [whole, text.removesuffix("+00:00")]
-    millis = int((record.created - whole) * 1000)
+    millis = int((created - whole) * 1000)
     return f"{_second[1]}.{millis:03d}+00:00"
 
 
@@ -92,6 +97,17 @@ class TurnBatchedHandler(logging.StreamHandler[TextIO]):
         except Exception:
             self.handleError(record)
             return
+        self._queue(line)
+
+    def write_line(self, line: str) -> None:
+        """Queue a line formatted already (see ``info``)."""
+        self.acquire()
+        try:
+            self._queue(line)
+        finally:
+            self.release()
+
+    def _queue(self, line: str) -> None:
         self._pending.append(line)
         try:
             loop = asyncio.get_running_loop()
@@ -118,6 +134,40 @@ class TurnBatchedHandler(logging.StreamHandler[TextIO]):
                 self.handleError(logging.makeLogRecord({"msg": text}))
         finally:
             self.release()
+
+
+def info(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """``logger.info(message, extra=fields)`` for a line on the request path. When the logger
+    writes through its parent straight to the JSON handler, as ``waitgate serve`` sets it up,
+    the same line is encoded at once, without a ``LogRecord`` and the handler chain."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _json_handler(logger)
+    if handler is None:
+        logger.info(message, extra=fields)
+        return
+    line = {"time": _iso(time.time()), "level": "info", "logger": logger.name, "message": message}
+    line.update(fields)
+    handler.write_line(_json.encode(line).decode())
+
+
+def _json_handler(logger: logging.Logger) -> TurnBatchedHandler | None:
+    """The JSON handler a child of a configured logger writes to, if nothing else sees its
+    records (no filter, no other handler, no propagation past the parent)."""
+    parent = logger.parent
+    if logger.handlers or logger.filters or not logger.propagate or parent is None:
+        return None
+    if parent.filters or parent.propagate or len(parent.handlers) != 1:
+        return None
+    handler = parent.handlers[0]
+    if (
+        type(handler) is not TurnBatchedHandler
+        or type(handler.formatter) is not JsonFormatter
+        or handler.filters
+        or handler.level > logging.INFO
+    ):
+        return None
+    return handler
 
 
 class TextFormatter(logging.Formatter):

@@ -14,12 +14,15 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import msgspec
+from starlette.datastructures import URL
 from starlette.requests import Request
+from starlette.types import Scope
 
 from gateway.http import ApiError
 from gateway.stored import clip_headers
 
 REDACTED_QUERY = "signature"
+SIGNATURE_PARAM = b"signature="
 MAX_JSON_DEPTH = 64
 
 
@@ -112,13 +115,55 @@ def _binary(body: bytes, mime: str) -> dict[str, Any]:
 
 def build_payload(request: Request, body: bytes, suffix: str) -> dict[str, Any]:
     """The resume payload for a call of a resume URL."""
-    query = [(k, v) for k, v in request.query_params.multi_items() if k != REDACTED_QUERY]
-    url = str(request.url.replace(query=urlencode(query)))
+    query = other_params(request)
+    headers = request.headers
     return {
-        "headers": dict(clip_headers(request.headers.items())),
+        "headers": dict(clip_headers(headers.items())),
         "params": {"suffix": suffix} if suffix else {},
         "query": dict(query),
-        "body": parse_body(request.headers.get("content-type", ""), body),
-        "webhookUrl": url.rstrip("?"),
+        "body": parse_body(headers.get("content-type", ""), body),
+        "webhookUrl": webhook_url(request, query),
         "executionMode": "production",
     }
+
+
+def other_params(request: Request) -> list[tuple[str, str]]:
+    """The query parameters but the signature (most resume URLs have no others: read without
+    parsing)."""
+    raw: bytes = request.scope.get("query_string", b"")
+    if not raw or (raw.startswith(SIGNATURE_PARAM) and b"&" not in raw):
+        return []
+    return [(k, v) for k, v in request.query_params.multi_items() if k != REDACTED_QUERY]
+
+
+def webhook_url(request: Request, query: list[tuple[str, str]]) -> str:
+    """The URL that was called, without its signature: Starlette's ``request.url`` with the
+    other parameters re-encoded. The scheme, host and port are Starlette's, looked up once for
+    each ``Host`` a few callers use (most gateways see one); the path is escaped as it does."""
+    scope = request.scope
+    path: str = scope["path"]
+    if query or not path.isprintable():  # urlsplit drops tabs and newlines: leave it to it
+        return str(request.url.replace(query=urlencode(query))).rstrip("?")
+    host = next((value for key, value in scope["headers"] if key == b"host"), None)
+    key = (scope.get("scheme", "http"), host, scope.get("server"))
+    origin = _origins.get(key)
+    if origin is None:
+        url = URL(
+            scope={"path": "/", "headers": [(b"host", host)] if host else [], **_parts(scope)}
+        )
+        if not url.netloc:
+            return str(request.url.replace(query="")).rstrip("?")
+        origin = f"{url.scheme}://{url.netloc}"
+        if len(_origins) >= MAX_ORIGINS:
+            _origins.clear()
+        _origins[key] = origin
+    return origin + path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
+def _parts(scope: Scope) -> dict[str, Any]:
+    return {k: scope[k] for k in ("scheme", "server") if k in scope}
+
+
+MAX_ORIGINS = 64
+"""Distinct origins remembered (the ``Host`` header is the caller's: the memory is bounded)."""
+_origins: dict[tuple[str, bytes | None, Any], str] = {}

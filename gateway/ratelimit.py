@@ -16,12 +16,9 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
-
 from gateway import metrics
 from gateway.clock import Clock
-from gateway.http import ApiError, client_address
+from gateway.http import ApiError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_TRACKED = 100_000
@@ -124,29 +121,10 @@ class Limits:
         self.bad_signature_ip.check(ip_key)
         self.bad_signature_ip.spend(ip_key)
 
-    def api_call(self, request: Request) -> None:
+    def api_call(self, ip: str | None) -> None:
         """429 if this address has used up its API calls; otherwise spend one."""
         if not self.api.enabled:
             return
-        key = f"ip:{client_address(request)}"
+        key = f"ip:{ip}"
         self.api.check(key)
         self.api.spend(key)
-
-
-class ApiRateLimit:
-    """ASGI middleware: ``Limits.api_call`` for every request under ``/api/``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse with 429 past the limit; pass everything else through."""
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            limits: Limits | None = getattr(scope["app"].state, "limits", None)
-            if limits is not None:
-                try:
-                    limits.api_call(Request(scope))
-                except ApiError as exc:
-                    await exc.response()(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)

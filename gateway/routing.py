@@ -86,35 +86,46 @@ def endpoints_by_method(route: BaseRoute) -> dict[str, Endpoint]:
 class SegmentRouter(Router):
     """Starlette's router, trying for each request only the routes that can match its first
     path segment (a route whose path starts with a fixed segment matches nothing else), in
-    their declared order. The first full match is the one Starlette's own loop would find;
-    anything without a full match (405, redirects, 404, lifespan) is left to Starlette."""
+    their declared order, and of those only the ones whose fixed beginning (the path up to its
+    first parameter) the path has. The first full match is the one Starlette's own loop would
+    find; anything without a full match (405, redirects, 404, lifespan) is left to Starlette."""
 
-    def _candidates(self, path: str) -> list[BaseRoute]:
+    def _candidates(self, path: str) -> list[tuple[str, BaseRoute]]:
         if getattr(self, "_indexed", None) != len(self.routes):
-            index: dict[str, list[BaseRoute]] = {}
-            anywhere: list[BaseRoute] = []
+            index: dict[str, list[tuple[str, BaseRoute]]] = {}
+            anywhere: list[tuple[str, BaseRoute]] = []
             for route in self.routes:
+                fixed = route.path.partition("{")[0] if isinstance(route, Route) else ""
                 first = route.path.split("/")[1] if isinstance(route, Route) else "{"
                 if "{" in first:
-                    anywhere.append(route)
+                    anywhere.append((fixed, route))
                     for routes in index.values():
-                        routes.append(route)
+                        routes.append((fixed, route))
                 else:
-                    index.setdefault(first, [*anywhere]).append(route)
+                    index.setdefault(first, [*anywhere]).append((fixed, route))
             self._index, self._anywhere, self._indexed = index, anywhere, len(self.routes)
         return self._index.get(
             path.split("/", 2)[1] if path.startswith("/") else "", self._anywhere
         )
 
-    async def app(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
-        """Dispatch to the first route that fully matches, else as Starlette does."""
-        if scope["type"] == "http":
-            for route in self._candidates(get_route_path(scope)):
+    def full_match(self, scope: AsgiScope) -> tuple[BaseRoute, AsgiScope] | None:
+        """The first route that fully matches an HTTP request, and what it adds to its scope."""
+        path = get_route_path(scope)
+        for fixed, route in self._candidates(path):
+            if path.startswith(fixed):
                 match, child_scope = route.matches(scope)
                 if match is Match.FULL:
-                    scope.setdefault("router", self)
-                    scope["route"] = route
-                    scope.update(child_scope)
-                    await route.handle(scope, receive, send)
-                    return
-        await super().app(scope, receive, send)
+                    return route, child_scope
+        return None
+
+    async def app(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        """Dispatch to the first route that fully matches, else as Starlette does."""
+        found = self.full_match(scope) if scope["type"] == "http" else None
+        if found is None:
+            await super().app(scope, receive, send)
+            return
+        route, child_scope = found
+        scope.setdefault("router", self)
+        scope["route"] = route
+        scope.update(child_scope)
+        await route.handle(scope, receive, send)

@@ -23,12 +23,12 @@ import hashlib
 import hmac
 import json
 import re
+from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import quote, urlencode
 
 from itsdangerous import Signer
-from itsdangerous.encoding import base64_encode
 
 from gateway.config import Secret
 
@@ -72,7 +72,7 @@ class _Key:
         """Exactly ``Signer.get_signature(value)``."""
         mac = self._keyed.copy()
         mac.update(value)
-        return base64_encode(mac.digest())
+        return urlsafe_b64encode(mac.digest()).rstrip(b"=")  # itsdangerous's base64_encode
 
 
 def _signer(key: Secret, salt: str) -> _Key:
@@ -94,10 +94,10 @@ class ResumeSigner:
     ) -> str:
         """The token key ``index`` makes for one target."""
         if not nonce:
-            message = f"{execution_id}/{seq}/{suffix}/{action.value}"
+            message = f"{execution_id}/{seq}/{suffix}/{action}"
             signature = self._legacy[index].get_signature(message.encode()).decode()
             return f"{seq}.{signature}"
-        message = f"{execution_id}/{seq}/{nonce}/{suffix}/{action.value}"
+        message = f"{execution_id}/{seq}/{nonce}/{suffix}/{action}"
         signature = self._signers[index].get_signature(message.encode()).decode()
         return f"{seq}.{nonce}.{signature}"
 

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from gateway.errors import ConfigError
-from gateway.http import error_response
 
 UI_PREFIX = "/ui"
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -65,20 +64,8 @@ class UiOrigin:
             return False
         return (parts.hostname or "").lower() == self.host and port == self.port
 
-
-class SeparateUiOrigin:
-    """ASGI middleware: with a UI origin set, its host answers ``/ui`` only, others never."""
-
-    def __init__(self, app: ASGIApp, origin: UiOrigin | None) -> None:
-        self.app = app
-        self.origin = origin
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A 404 for the dashboard on another host and for anything else on the UI host."""
-        if self.origin is not None and scope["type"] == "http":
-            on_ui = self.origin.named_by(Headers(scope=scope).get("host", ""))
-            if on_ui != is_ui_path(str(scope["path"])):
-                response = error_response(404, "Not Found")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    def misdirected(self, scope: Scope) -> bool:
+        """Whether a request asks the dashboard's host for something else, or another host for
+        the dashboard (both are answered 404)."""
+        on_ui = self.named_by(Headers(scope=scope).get("host", ""))
+        return on_ui != is_ui_path(str(scope["path"]))

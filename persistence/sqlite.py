@@ -162,7 +162,8 @@ class SqliteDatabase:
         self._pending.append((functools.partial(_run, script=script), done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="waitgate-sqlite-writer")
-        result: tuple[T, list[Wake]] = await asyncio.shield(done)
+        # A cancelled caller cancels only its own notice: the write still runs in its group.
+        result: tuple[T, list[Wake]] = await done
         return result
 
     async def _flush(self) -> None:

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import time
 
-from starlette.requests import Request
+from starlette._utils import get_route_path
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from gateway.answers import to_response
+from gateway.answers import PREFIX, RESUME_PATHS, to_response
 from gateway.calls import Answered, Call, Outcome, Refused, Why, answer_call
 from gateway.confirm import DONE, confirmation_page, from_confirmation, is_browser, notice_page
 from gateway.domain import AttemptOutcome, Execution, Status, WebhookSpec
 from gateway.ended import CLOSED, ended_in_words
-from gateway.http import ApiError, client_address, read_body
+from gateway.http import (
+    ApiError,
+    client_address,
+    exception_handler,
+    handle_unexpected,
+    read_body,
+)
 from gateway.payloads import build_payload
 from gateway.services import Services, services
 from gateway.signed import audit_attempt, check_signature, invalid_token
@@ -117,14 +126,45 @@ async def _call(svc: Services, request: Request, target: SignedTarget, suffix: s
     )
 
 
-async def resume_webhook(request: Request) -> Response:
+class ResumeEndpoint:
+    """The resume URL as a plain ASGI app, below Starlette's router: ``gateway.front`` sends
+    every ``/webhook-waiting/…`` request here. It matches its own path (the two ``routes``),
+    answers its own errors with the app's exception handlers, and serves ``resume_webhook``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one call of a resume URL."""
+        request = Request(scope, receive)
+        try:
+            response = await _routed(request)
+        except ClientDisconnect:
+            return  # nobody waits for an answer
+        except Exception as exc:
+            handler = exception_handler(exc)
+            await (await handler(request, exc))(scope, receive, send)
+            if handler is handle_unexpected:
+                raise  # logged by the server too, as Starlette's error middleware does
+            return
+        await response(scope, receive, send)
+
+
+async def _routed(request: Request) -> Response:
+    """The path's execution id and suffix (Starlette's 404 and 405 otherwise), then the call."""
+    scope = request.scope
+    raw_id, slash, suffix = get_route_path(scope)[len(RESUME_PATHS) :].partition("/")
+    if not raw_id:
+        raise HTTPException(404)
+    scope["route"] = routes[1] if slash else routes[0]
+    if request.method not in ALL_METHODS:
+        raise HTTPException(405, headers={"Allow": ", ".join(ALL_METHODS)})
+    return await resume_webhook(request, raw_id, suffix.strip("/"))
+
+
+async def resume_webhook(request: Request, raw_id: str, suffix: str) -> Response:
     """Resume the wait named by the URL's signature, exactly once; audit every attempt."""
-    method = request.method
-    if method == "OPTIONS":
+    if request.method == "OPTIONS":
         return Response(status_code=204, headers=CORS_HEADERS)
     svc = services(request)
-    suffix: str = request.path_params.get("suffix", "").strip("/")
-    target = check_signature(svc, request, request.path_params["id"], suffix, Action.RESUME)
+    target = check_signature(svc, request, raw_id, suffix, Action.RESUME)
     try:
         call = await _call(svc, request, target, suffix)
     except ApiError as exc:
@@ -184,7 +224,10 @@ def _audit(
     audit_attempt(svc, request, target.execution_id, target.wait_seq, status, reason, outcome)
 
 
+resume_endpoint = ResumeEndpoint()
 routes = [
-    Route("/webhook-waiting/{id}", resume_webhook, methods=ALL_METHODS),
-    Route("/webhook-waiting/{id}/{suffix:path}", resume_webhook, methods=ALL_METHODS),
+    Route(f"{PREFIX}/{{id}}", resume_endpoint, methods=ALL_METHODS),
+    Route(f"{PREFIX}/{{id}}/{{suffix:path}}", resume_endpoint, methods=ALL_METHODS),
 ]
+"""The resume URL's two paths (what the OpenAPI document and the tests list; ``gateway.front``
+sends their requests to ``resume_endpoint`` without the router)."""

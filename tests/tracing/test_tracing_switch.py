@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.middleware import Middleware
 
 from gateway import tracing
-from gateway.app import create_app
+from gateway.app import GatewayApp, create_app
 from gateway.clock import ManualClock
 from gateway.config import Settings
 from gateway.errors import ConfigError
@@ -69,7 +69,7 @@ async def main():
 
 asyncio.run(main())
 loaded = sorted(m for m, v in sys.modules.items() if m.startswith("opentelemetry") and v)
-middleware = [m.cls.__name__ for m in app.user_middleware]
+middleware = [m.cls.__name__ for m in [*app.front, *app.user_middleware]]
 print(json.dumps({"on": on, "statuses": statuses, "loaded": loaded, "middleware": middleware}))
 """
 
@@ -100,15 +100,20 @@ def test_tracing_off_adds_no_middleware_and_on_adds_exactly_one(
 ) -> None:
     assert tracing.active() is None
     assert tracing.middleware() == []
-    off = [middleware_name(m) for m in create_app(settings, clock=clock).user_middleware]
+    off = declared(create_app(settings, clock=clock))
     tracing.use(Tracing(TracerProvider()))
     try:
-        on = [middleware_name(m) for m in create_app(settings, clock=clock).user_middleware]
+        on = declared(create_app(settings, clock=clock))
     finally:
         tracing.use(None)
     assert "HttpSpans" not in off
     assert on.count("HttpSpans") == 1
     assert [name for name in on if name != "HttpSpans"] == off
+
+
+def declared(app: GatewayApp) -> list[str]:
+    """The names of the app's middlewares, its front first."""
+    return [middleware_name(m) for m in [*app.front, *app.user_middleware]]
 
 
 def middleware_name(middleware: Middleware) -> str:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.logs import JsonFormatter, TurnBatchedHandler, timestamp
+from gateway.logs import JsonFormatter, TurnBatchedHandler, info, timestamp
 
 
 class CountingStream(io.StringIO):
@@ -106,3 +106,54 @@ def test_a_loop_that_stopped_before_its_flush_does_not_hold_later_lines() -> Non
 def test_odd_dict_keys_still_make_a_json_line() -> None:
     decoded = json.loads(JsonFormatter().format(_record(odd={None: 1, 2: "x"})))
     assert decoded["odd"] == {"None": 1, "2": "x"}
+
+
+def _configured(name: str) -> tuple[logging.Logger, CountingStream]:
+    """A parent logger set up as ``configure_logging`` sets up ``waitgate``, and its child."""
+    stream = CountingStream()
+    handler = TurnBatchedHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    parent = logging.getLogger(name)
+    parent.handlers[:] = [handler]
+    parent.propagate = False
+    parent.setLevel(logging.INFO)
+    return logging.getLogger(f"{name}.child"), stream
+
+
+def _without_time(text: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in text.splitlines()]
+    for line in lines:
+        assert datetime.fromisoformat(str(line.pop("time"))).tzinfo is not None
+    return lines
+
+
+def test_a_request_line_written_directly_is_the_line_a_record_makes() -> None:
+    child, stream = _configured("waitgate_direct_test")
+    fields = {"action": "http.request", "status": 200, "duration_ms": 1.25, "client": None}
+    info(child, "POST /webhook-waiting/1?signature=*** 200", fields)
+    child.info("POST /webhook-waiting/1?signature=*** 200", extra=fields)
+    direct, recorded = _without_time(stream.getvalue())
+    assert direct == recorded
+    assert list(direct) == list(recorded)  # the same field order too
+
+
+def test_a_request_line_goes_through_the_records_when_anything_else_listens() -> None:
+    child, stream = _configured("waitgate_listened_test")
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    child.addHandler(Keep())
+    info(child, "GET / 200", {"action": "http.request"})
+    assert [r.getMessage() for r in seen] == ["GET / 200"]
+    assert seen[0].action == "http.request"  # type: ignore[attr-defined]
+    assert _without_time(stream.getvalue())[0]["message"] == "GET / 200"
+
+
+def test_nothing_is_written_for_a_level_that_is_off() -> None:
+    child, stream = _configured("waitgate_quiet_test")
+    child.parent.setLevel(logging.WARNING)  # type: ignore[union-attr]
+    info(child, "GET / 200", {"action": "http.request"})
+    assert stream.getvalue() == ""

@@ -3,8 +3,13 @@ database as the start-up line shows it (never with credentials)."""
 
 from __future__ import annotations
 
+import gc
+from pathlib import Path
+
 import pytest
 
+from gateway.app import create_app
+from gateway.config import Secret, Settings
 from gateway.startup import (
     PublicUrl,
     database_shown,
@@ -89,3 +94,22 @@ def test_a_derived_public_url_is_warned_about_only_on_all_interfaces() -> None:
 )
 def test_the_database_is_shown_without_credentials(url: str, shown: str) -> None:
     assert database_shown(url) == shown
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+async def test_a_served_gateway_keeps_what_start_up_made_out_of_the_collectors_sight(
+    tmp_path: Path, freeze: bool
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'w.db'}",
+        secret_keys=(Secret("k" * 40),),
+        data_dir=tmp_path,
+    )
+    app = create_app(settings, freeze_after_start=freeze)
+    gc.unfreeze()
+    try:
+        async with app.router.lifespan_context(app):
+            frozen = gc.get_freeze_count()
+            assert (frozen > 10_000) is freeze, frozen  # the modules' objects and more
+    finally:
+        gc.unfreeze()  # the rest of the test session collects as usual
