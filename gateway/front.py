@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.access_log import log_request, logging_requests
@@ -19,6 +20,11 @@ from gateway.answers import PREFIX, RESUME_PATHS, sandbox
 from gateway.http import ApiError, error_response, internal_error, scope_client
 from gateway.ratelimit import Limits
 from gateway.ui_origin import UiOrigin
+
+
+CLIENT_GONE = 499
+"""The access line's status of a request nobody was answered (the caller went away first), as
+nginx logs it."""
 
 
 class Front:
@@ -36,7 +42,7 @@ class Front:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        path: str = scope["path"]
+        path = get_route_path(scope)
         sandboxed = path.startswith(PREFIX)
         status = 0
 
@@ -61,7 +67,7 @@ class Front:
             raise
         finally:
             if logging_requests():
-                log_request(scope, status or 500, started)
+                log_request(scope, status or CLIENT_GONE, started)
 
 
 async def _api_limited(scope: Scope, receive: Receive, send: Send) -> bool:

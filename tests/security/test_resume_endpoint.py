@@ -105,4 +105,6 @@ async def test_a_caller_gone_before_its_body_resumes_nothing_and_logs_no_error(
         await app(scope, receive, send)
     assert sent == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    access = [r for r in caplog.records if getattr(r, "action", None) == "http.request"]
+    assert [r.status for r in access] == [499]  # type: ignore[attr-defined]
     assert (await get(client, execution["id"]))["status"] == "waiting"
