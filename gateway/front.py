@@ -21,7 +21,6 @@ from gateway.http import ApiError, error_response, internal_error, scope_client
 from gateway.ratelimit import Limits
 from gateway.ui_origin import UiOrigin
 
-
 CLIENT_GONE = 499
 """The access line's status of a request nobody was answered (the caller went away first), as
 nginx logs it."""
