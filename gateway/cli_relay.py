@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 import uvicorn
 
-from gateway.integrations.relay import AdapterFactory, parse_secrets, relay_app
-from gateway.integrations.seen_ids import SqliteSeenIds
+if TYPE_CHECKING:
+    from gateway.integrations.relay import AdapterFactory
 
 ENGINES = ("temporal", "prefect", "airflow", "langgraph", "celery")
 """The engines with an adapter in ``gateway.integrations``."""
@@ -27,12 +27,14 @@ def adapter_factory(engine: str) -> AdapterFactory:
         raise click.ClickException(
             f"the {engine} adapter needs its engine's SDK ({exc}): pip install 'waitgate[{engine}]'"
         ) from None
-    return cast(AdapterFactory, module.relay_adapter)
+    return cast("AdapterFactory", module.relay_adapter)
 
 
 def relay_secrets(secret_file: Path | None) -> tuple[str, ...]:
     """The callback secrets, newest first: ``--secret-file`` (the gateway's
     ``callback.secret``), else ``WAITGATE_CALLBACK_SECRET`` (several separated by spaces)."""
+    from gateway.integrations.relay import parse_secrets  # noqa: PLC0415 - not for `serve`
+
     raw = secret_file.read_text() if secret_file is not None else os.environ.get(SECRET_VARIABLE)
     found = parse_secrets(raw or "")
     if not found:
@@ -62,6 +64,9 @@ def relay_secrets(secret_file: Path | None) -> tuple[str, ...]:
 )
 def relay(engine: str, host: str, port: int, state: Path, secret_file: Path | None) -> None:
     """Take waitgate's callbacks and resume the engine's runs (point callbackUrl here)."""
+    from gateway.integrations.relay import relay_app  # noqa: PLC0415 - not for `serve`
+    from gateway.integrations.seen_ids import SqliteSeenIds  # noqa: PLC0415
+
     secrets = relay_secrets(secret_file)
     factory = adapter_factory(engine)
     seen = SqliteSeenIds(state)

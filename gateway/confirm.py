@@ -14,7 +14,7 @@ from starlette.requests import Request
 from gateway.answers import ANSWER_POLICY, CONFIRM_KIND, CONFIRM_POLICY
 from gateway.domain import StoredAnswer, WebhookSpec
 from gateway.pages import HEADERS as PAGE_HEADERS
-from gateway.pages import own_action, templates
+from gateway.pages import own_action, render
 
 HEADERS = {
     "content-type": "text/html; charset=utf-8",
@@ -36,7 +36,7 @@ def wants_confirmation(method: str, accept: str, spec: WebhookSpec | None) -> bo
 
 def confirmation_page(request: Request) -> StoredAnswer:
     """The page whose button POSTs to the URL the browser opened."""
-    page = templates.get_template("confirm.html").render(action=own_action(request))
+    page = render("confirm.html", action=own_action(request))
     return StoredAnswer(200, dict(HEADERS), page.encode(), CONFIRM_KIND)
 
 
@@ -61,6 +61,6 @@ def from_confirmation(headers: Headers, body: bytes) -> bool:
 
 def notice_page(status: int, title: str, message: str) -> StoredAnswer:
     """A page in words (done, used, expired, canceled) for a browser on a resume URL."""
-    html = templates.get_template("notice.html").render(title=title, message=message)
+    html = render("notice.html", title=title, message=message)
     headers = {**HEADERS, "content-security-policy": ANSWER_POLICY}
     return StoredAnswer(status, headers, html.encode(), CONFIRM_KIND)

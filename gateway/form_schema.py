@@ -12,17 +12,19 @@ for ``email`` and ``date``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
-
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError, ValidationError
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from gateway.domain import FormSpec
 from gateway.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from jsonschema import FormatChecker
+    from jsonschema.exceptions import ValidationError
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 MAX_PROPERTIES = 50
@@ -57,8 +59,18 @@ _ITEMS = frozenset({"type", "enum"})
 _FORMATS = ("email", "date")
 _COUNTS = ("minLength", "maxLength", "minItems", "maxItems")
 
-FORMAT_CHECKER = FormatChecker(formats=("date",))
-"""jsonschema's ``date`` (RFC 3339 full-date) and the email rule of the ``fields`` forms."""
+
+@functools.cache
+def format_checker() -> FormatChecker:
+    """jsonschema's ``date`` (RFC 3339 full-date) and the email rule of the ``fields`` forms.
+
+    jsonschema (with referencing, rpds and attrs: a few MB resident) is imported at the first
+    form schema checked or submission validated, not when the gateway starts."""
+    from jsonschema import FormatChecker  # noqa: PLC0415
+
+    checker = FormatChecker(formats=("date",))
+    checker.checks("email")(_is_email)
+    return checker
 
 
 def is_email(text: str) -> bool:
@@ -67,7 +79,6 @@ def is_email(text: str) -> bool:
     return len(text) <= MAX_EMAIL and EMAIL.fullmatch(text) is not None
 
 
-@FORMAT_CHECKER.checks("email")
 def _is_email(instance: object) -> bool:
     return not isinstance(instance, str) or is_email(instance)
 
@@ -120,6 +131,9 @@ def form_spec(schema: dict[str, Any], title: str | None, description: str) -> Fo
     fields = schema_fields(schema)
     own_title = _text(schema, "title", "form.schema", MAX_TITLE)
     own_description = _text(schema, "description", "form.schema", MAX_DESCRIPTION)
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 - see format_checker
+    from jsonschema.exceptions import SchemaError  # noqa: PLC0415
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -297,7 +311,9 @@ def _typed(kind: JsonType, text: str) -> Any:
 def refusal(schema: Mapping[str, Any], data: Any) -> Refused | None:
     """Why ``data`` does not match a form's schema (one sentence per problem, each naming its
     property), or ``None`` when it does."""
-    validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 - see format_checker
+
+    validator = Draft202012Validator(schema, format_checker=format_checker())
     try:
         errors = list(validator.iter_errors(data))
     except RecursionError:

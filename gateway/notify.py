@@ -19,11 +19,9 @@ the approvers' personal links are signed now (``gateway.signing``).
 from __future__ import annotations
 
 import asyncio
-import smtplib
 import ssl
 from collections.abc import Callable
-from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -36,11 +34,16 @@ from gateway.outbox_model import ABORT_HEADER, ABORT_VALUE, Delivery
 from gateway.signing import ResumeSigner
 from persistence.base import Store
 
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
 SMTP_ACCEPTED = 250
 SLACK_ANSWER_BYTES = 2000
 
 
 def _send_mail(url: str, starttls: bool, message: EmailMessage, seconds: float) -> None:
+    import smtplib  # noqa: PLC0415 - loaded at the first email sent
+
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or PORTS[parts.scheme]
     tls = ssl.create_default_context()  # certificates verified (smtplib's default does not)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -15,10 +15,9 @@ from gateway.services import Services, services
 from gateway.signed import REFUSED_MESSAGE, audit_attempt, check_signature, issued_for
 from gateway.signing import Action
 
-templates = Environment(
-    loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
-)
-templates.filters["when"] = when
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 HEADERS = {
     "cache-control": "no-store",
     "x-robots-tag": "noindex",
@@ -28,10 +27,27 @@ HEADERS = {
 }
 
 
+@functools.cache
+def templates() -> Environment:
+    """The pages' templates (``gateway/templates``). Jinja2 is imported at the first page: a
+    gateway that only parks and resumes never loads it (a few MB resident)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: PLC0415
+
+    environment = Environment(
+        loader=PackageLoader("gateway", "templates"), autoescape=select_autoescape(["html"])
+    )
+    environment.filters["when"] = when
+    return environment
+
+
+def render(template: str, **context: Any) -> str:
+    """A template rendered to text."""
+    return templates().get_template(template).render(**context)
+
+
 def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """A template rendered as an HTML answer that is never cached or indexed."""
-    html = templates.get_template(template).render(**context)
-    return HTMLResponse(html, status_code=status_code, headers=HEADERS)
+    return HTMLResponse(render(template, **context), status_code=status_code, headers=HEADERS)
 
 
 async def signed_wait(

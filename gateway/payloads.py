@@ -9,8 +9,7 @@ values are kept only up to a fixed size (see ``gateway.stored``).
 from __future__ import annotations
 
 import base64
-import xml.etree.ElementTree as ET
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 import msgspec
@@ -20,6 +19,9 @@ from starlette.types import Scope
 
 from gateway.http import ApiError
 from gateway.stored import clip_headers
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 REDACTED_QUERY = "signature"
 SIGNATURE_PARAM = b"signature="
@@ -88,6 +90,8 @@ def parse_body(content_type: str, body: bytes) -> Any:
         except UnicodeDecodeError:
             raise _parse_error("form data is not valid UTF-8") from None
     if mime in {"application/xml", "text/xml"} or mime.endswith("+xml"):
+        import xml.etree.ElementTree as ET  # noqa: PLC0415 - loaded at the first XML body
+
         try:
             root = ET.fromstring(body)  # noqa: S314 - expat refuses entity expansion attacks
         except ET.ParseError as exc:

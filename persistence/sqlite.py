@@ -26,6 +26,10 @@ from persistence.sqlfiles import load_queries
 T = TypeVar("T")
 QUERIES = load_queries("sqlite")
 READERS = 4
+READER_CACHE_KIB = 256
+"""Each reader's page cache (SQLite's default is 2,000 KiB). In WAL mode a reader drops its
+cache at its next read after any commit, and list pages read through the OS's cache cost no
+more CPU (measured at 1,000,000 parked); four full default caches were ~7 MB resident."""
 BUSY_TIMEOUT_MS = 5000
 MAX_GROUP = 256
 
@@ -39,6 +43,7 @@ def _configure(conn: sqlite3.Connection, *, writer: bool, busy_timeout_ms: int) 
         conn.execute("PRAGMA synchronous = FULL")
     else:
         conn.execute("PRAGMA query_only = ON")
+        conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
 
 
 def _translate(exc: sqlite3.Error) -> StoreError:

@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.errors import ConfigError
 from gateway.http import ApiError
-from gateway.pages import HEADERS, page, templates
+from gateway.pages import HEADERS, page, render
 from gateway.services import services
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
@@ -92,6 +91,10 @@ def openapi_text() -> str:
 
 @cache
 def _parsed() -> dict[str, Any]:
+    """The document, parsed once. PyYAML is imported here, at the first request for the JSON
+    document or the reference page (or a test that reads it), not at start."""
+    import yaml  # noqa: PLC0415
+
     document: dict[str, Any] = yaml.safe_load(openapi_text())
     return document
 
@@ -140,9 +143,7 @@ async def openapi_json(request: Request) -> Response:
 def _page() -> str:
     document = _parsed()
     urls = {name: f"{ASSETS_PATH}/{name}?v={asset.digest}" for name, asset in assets().items()}
-    return templates.get_template("docs.html").render(
-        info=document["info"], groups=_groups(document), assets=urls
-    )
+    return render("docs.html", info=document["info"], groups=_groups(document), assets=urls)
 
 
 async def docs_page(request: Request) -> Response:
