@@ -55,7 +55,6 @@ from gateway.routes import (
 from gateway.routing import SegmentRouter, one_route_per_path
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
-from gateway.serving import BodyDeadline
 from gateway.signing import ResumeSigner
 from gateway.supervisor import Loop, Supervisor
 from gateway.ui_origin import SeparateUiOrigin, UiOrigin
@@ -292,7 +291,6 @@ def create_app(
             *([] if ui_origin is None else [Middleware(SeparateUiOrigin, origin=ui_origin)]),
             Middleware(AnswerPolicy),
             Middleware(ApiRateLimit),
-            Middleware(BodyDeadline, timeout_seconds=settings.body_timeout_seconds),
         ],
     )
     app.router = SegmentRouter(one_route_per_path(routes), lifespan=lifespan)

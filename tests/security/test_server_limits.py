@@ -80,6 +80,20 @@ def rest_of_answer(sock: socket.socket, within: float = 2.0) -> bytes:
     return b"".join(chunks)
 
 
+def errors_logged(gateway: GatewayProcess) -> list[str]:
+    """The error records the gateway has written so far."""
+    lines = gateway.stderr_path.read_text().splitlines()
+    return [line for line in lines if '"level":"error"' in line]
+
+
+def logged(gateway: GatewayProcess, text: str, within: float = 2.0) -> None:
+    """Wait until the gateway has logged ``text``."""
+    deadline = time.monotonic() + within
+    while text not in gateway.stderr_path.read_text():
+        assert time.monotonic() < deadline, f"not logged: {text}"
+        time.sleep(0.02)
+
+
 def answered_meanwhile(gateway: GatewayProcess) -> None:
     assert httpx.get(gateway.url + "/healthz", timeout=2).status_code == 200
 
@@ -282,7 +296,9 @@ def api(gateway: GatewayProcess) -> Iterator[httpx.Client]:
 def parked_resume_url(api: httpx.Client) -> tuple[str, str]:
     """A new execution waiting for a webhook call: its id, and its resume URL's target."""
     created = api.post("/api/v1/executions", json={"workflowId": "slow-resume"}).json()
-    wait = api.post(f"/api/v1/executions/{created['id']}/wait", json={"webhook": {"httpMethod": "POST"}}).json()
+    wait = api.post(
+        f"/api/v1/executions/{created['id']}/wait", json={"webhook": {"httpMethod": "POST"}}
+    ).json()
     return created["id"], httpx.URL(wait["resumeUrl"]).raw_path.decode()
 
 
@@ -312,12 +328,17 @@ def test_a_slow_body_on_a_resume_url_gets_408_and_does_not_resume(
     gateway: GatewayProcess, api: httpx.Client
 ) -> None:
     execution, target = parked_resume_url(api)
+    errors = errors_logged(gateway)
     with connect(gateway) as slow:
         slow.sendall(resume_head(target, 200) + b'{"approved": ')
         answer, elapsed = trickle(slow, b"t" * 200)
         assert answer.startswith(b"HTTP/1.1 408"), answer
         assert answer.count(b"HTTP/1.1") == 1, answer
         assert b"Request body not received within 0.5 s" in answer
+        assert b"content-security-policy: sandbox\r\n" in answer  # as every answer there
+        assert b"x-content-type-options: nosniff\r\n" in answer
         assert elapsed < DEADLINE + 2
+        logged(gateway, f"POST /webhook-waiting/{execution}?signature=*** 408")
+        assert errors_logged(gateway) == errors  # a slow client is no failure of the gateway
         assert api.get(f"/api/v1/executions/{execution}").json()["status"] == "waiting"
         assert api.post(target, json={"approved": True}).status_code == 200  # still resumable
