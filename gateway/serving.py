@@ -79,7 +79,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._reading_headers = True
         self._refused = False
-        self._body_due: float | None = None  # loop time; set while a request's body is owed
+        self._body_owed = False  # a request's headers are in, its body not all yet
         self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -105,8 +105,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self._reading_headers and self._header_bytes > self._limits.max_header_bytes:
             self._refuse(431, "Request header fields too large")
-        elif self._body_due is not None and self._body_timer is None and not self.pipeline:
-            self._arm_body()
+        elif self._body_owed and self._body_timer is None and not self.pipeline:
+            self._arm_body()  # in the call that completed the headers: their time, to the µs
 
     def on_headers_complete(self) -> None:
         """The headers are in: stop the deadline, check the size, start the request."""
@@ -118,13 +118,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             raise ValueError("header block too large")  # stops the parser; answered already
         cycle = self.cycle
         super().on_headers_complete()
-        if self.cycle is not cycle:  # a request to serve (not a protocol upgrade)
-            self._body_due = self.loop.time() + self._limits.body_timeout_seconds
+        self._body_owed = self.cycle is not cycle  # a request to serve (not an upgrade)
 
     def on_message_complete(self) -> None:
         """The request is in; the next bytes on this connection are a new header block."""
-        self._body_due = None
-        self._disarm_body()
+        self._body_owed = False
+        if self._body_timer is not None:
+            self._disarm_body()
         super().on_message_complete()
         self._reading_headers = True
         self._header_bytes = 0
@@ -133,12 +133,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """A pipelined request whose body is still owed starts its deadline with its turn."""
         super().on_response_complete()
         if (
-            self._body_due is not None
+            self._body_owed
             and self._body_timer is None
             and not self.pipeline
             and not self.transport.is_closing()
         ):
-            self._body_due = self.loop.time() + self._limits.body_timeout_seconds
             self._arm_body()
 
     def send_400_response(self, msg: str) -> None:
@@ -158,8 +157,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._header_timer = None
 
     def _arm_body(self) -> None:
-        assert self._body_due is not None
-        self._body_timer = self.loop.call_at(self._body_due, self._body_too_slow)
+        self._body_timer = self.loop.call_later(
+            self._limits.body_timeout_seconds, self._body_too_slow
+        )
 
     def _disarm_body(self) -> None:
         if self._body_timer is not None:
@@ -177,7 +177,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _body_too_slow(self) -> None:
         self._body_timer = None
-        if self._body_due is None or self.transport.is_closing():
+        if not self._body_owed or self.transport.is_closing():
             return
         cycle = self.cycle
         if cycle.response_started:
