@@ -58,9 +58,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     just closed). A header block (request line included) over the cap gets 431 and the
     connection is closed.
 
-    The body deadline starts when a request's headers are complete (or, for a pipelined request,
-    when it is its turn to be served): its whole body must have arrived by then. It costs a
-    timer only when the body did not come with the headers. If it is missed, a request not
+    A request's whole body must arrive within the body timeout of its headers (a pipelined
+    request's, of its turn to be served). That costs a timer only when the body did not come
+    with the headers. If it is missed, a request not
     answered yet gets 408 and one answered already (say, refused before its body was read)
     none; either way the connection is closed and the app, if still reading, gets
     ``http.disconnect``, and anything it sends later is dropped.
