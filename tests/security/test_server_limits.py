@@ -324,6 +324,22 @@ def test_a_request_answered_before_its_body_is_closed_at_the_deadline_without_a_
         assert time.monotonic() - started < DEADLINE + 2
 
 
+def test_a_body_trickled_after_an_early_answer_is_cut_off_at_the_deadline(
+    gateway: GatewayProcess, api: httpx.Client
+) -> None:
+    """Answered, the request no longer reads its body; the trickle must not keep the
+    connection (each byte would otherwise put off the keep-alive timeout)."""
+    _, target = parked_resume_url(api)
+    forged = re.sub(r"signature=[^&]*", "signature=forged", target)
+    with connect(gateway) as client:
+        client.sendall(resume_head(forged, 400) + b'{"a": ')
+        head, _ = read_answer(client)
+        assert head.startswith(b"HTTP/1.1 401"), head
+        answer, elapsed = trickle(client, b"b" * 300)
+    assert answer == b""
+    assert elapsed < DEADLINE + 2
+
+
 def test_a_slow_body_on_a_resume_url_gets_408_and_does_not_resume(
     gateway: GatewayProcess, api: httpx.Client
 ) -> None:
