@@ -57,7 +57,6 @@ from gateway.routes import (
 from gateway.routing import SegmentRouter, one_route_per_path
 from gateway.scheduler import Scheduler
 from gateway.services import Services, services
-from gateway.serving import BodyDeadline
 from gateway.signing import ResumeSigner
 from gateway.supervisor import Loop, Supervisor
 from gateway.ui_origin import UiOrigin
@@ -320,7 +319,6 @@ def create_app(
             *tracing.middleware(),
             Middleware(Front, resume=webhook.resume_endpoint, ui_origin=ui_origin),
         ],
-        middleware=[Middleware(BodyDeadline, timeout_seconds=settings.body_timeout_seconds)],
     )
     app.router = SegmentRouter(one_route_per_path(routes), lifespan=lifespan)
     return app

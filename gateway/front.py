@@ -21,10 +21,6 @@ from gateway.http import ApiError, error_response, internal_error, scope_client
 from gateway.ratelimit import Limits
 from gateway.ui_origin import UiOrigin
 
-CLIENT_GONE = 499
-"""The access line's status of a request nobody was answered (the caller went away first), as
-nginx logs it."""
-
 
 class Front:
     """ASGI middleware: the access line, the UI origin, the API rate limit and the answers'
@@ -66,7 +62,7 @@ class Front:
             raise
         finally:
             if logging_requests():
-                log_request(scope, status or CLIENT_GONE, started)
+                log_request(scope, status or 500, started)
 
 
 async def _api_limited(scope: Scope, receive: Receive, send: Send) -> bool:

@@ -209,6 +209,13 @@ def internal_error() -> JSONResponse:
     return error_response(500, "Internal error")
 
 
+async def handle_client_gone(request: Request, exc: Exception) -> Response:
+    """The body stopped coming: the client hung up, or missed the body deadline and the server
+    answered 408 and closed the connection. Nothing went wrong here and nothing more can be
+    sent; the 408 is what the access log records."""
+    return error_response(408, "Request body not received")
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: a JSON 500, logged with its traceback."""
     log.error("unhandled error", exc_info=exc, extra={"action": "error.internal"})
@@ -219,6 +226,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ApiError: handle_api_error,
     HTTPException: handle_http_exception,
     WaitgateError: handle_waitgate_error,
+    ClientDisconnect: handle_client_gone,
     Exception: handle_unexpected,
 }
 

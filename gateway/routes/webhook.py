@@ -6,7 +6,7 @@ import time
 
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -136,8 +136,6 @@ class ResumeEndpoint:
         request = Request(scope, receive)
         try:
             response = await _routed(request)
-        except ClientDisconnect:
-            return  # nobody waits for an answer
         except Exception as exc:
             handler = exception_handler(exc)
             await (await handler(request, exc))(scope, receive, send)

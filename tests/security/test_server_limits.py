@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import socket
 import stat
 import time
@@ -77,6 +78,20 @@ def rest_of_answer(sock: socket.socket, within: float = 2.0) -> bytes:
     except (TimeoutError, OSError):
         pass
     return b"".join(chunks)
+
+
+def errors_logged(gateway: GatewayProcess) -> list[str]:
+    """The error records the gateway has written so far."""
+    lines = gateway.stderr_path.read_text().splitlines()
+    return [line for line in lines if '"level":"error"' in line]
+
+
+def logged(gateway: GatewayProcess, text: str, within: float = 2.0) -> None:
+    """Wait until the gateway has logged ``text``."""
+    deadline = time.monotonic() + within
+    while text not in gateway.stderr_path.read_text():
+        assert time.monotonic() < deadline, f"not logged: {text}"
+        time.sleep(0.02)
 
 
 def answered_meanwhile(gateway: GatewayProcess) -> None:
@@ -200,3 +215,146 @@ async def test_existing_database_files_readable_by_others_are_tightened_at_start
     tightened = [r for r in caplog.records if getattr(r, "action", None) == "files.permissions"]
     assert tightened
     assert tightened[0].levelno == logging.WARNING
+
+
+def read_answer(sock: socket.socket, within: float = 5.0) -> tuple[bytes, bytes]:
+    """One whole answer off the connection (its head and its ``content-length`` body)."""
+    sock.settimeout(within)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before an answer: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed inside an answer: {head!r}"
+        body += chunk
+    assert len(body) == length, "more than one answer"
+    return head, body
+
+
+def send_in_pieces(sock: socket.socket, data: bytes, pieces: int, over: float) -> None:
+    """``data`` in ``pieces`` packets spread evenly over ``over`` seconds."""
+    size = -(-len(data) // pieces)
+    for start in range(0, len(data), size):
+        if start:
+            time.sleep(over / (pieces - 1))
+        sock.sendall(data[start : start + size])
+
+
+def creation(key: str, body: bytes, *, keep_alive: bool = True) -> bytes:
+    """The head of a request creating an execution, for ``body``."""
+    return (
+        "POST /api/v1/executions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"X-N8N-API-KEY: {key}\r\nContent-Length: {len(body)}\r\n"
+        + ("" if keep_alive else "Connection: close\r\n")
+        + "\r\n"
+    ).encode()
+
+
+BODY = b'{"workflowId": "w", "customData": {"a": "' + b"b" * 200 + b'"}}'
+
+
+def test_a_body_sent_in_several_packets_within_the_deadline_is_served(
+    gateway: GatewayProcess,
+) -> None:
+    (key,) = gateway.admin_keys()
+    with connect(gateway) as client:
+        client.sendall(creation(key, BODY))
+        send_in_pieces(client, BODY, pieces=4, over=DEADLINE / 2)
+        head, _ = read_answer(client)
+    assert head.startswith(b"HTTP/1.1 201"), head
+
+
+def test_each_request_of_a_kept_alive_connection_gets_its_own_body_deadline(
+    gateway: GatewayProcess,
+) -> None:
+    """Two slow-but-in-time bodies in a row take longer together than one deadline."""
+    (key,) = gateway.admin_keys()
+    with connect(gateway) as client:
+        for _ in range(2):
+            client.sendall(creation(key, BODY))
+            send_in_pieces(client, BODY, pieces=3, over=DEADLINE * 0.6)
+            head, _ = read_answer(client)
+            assert head.startswith(b"HTTP/1.1 201"), head
+        time.sleep(DEADLINE * 0.6)  # a deadline left over from either would fire now
+        client.sendall(creation(key, BODY, keep_alive=False) + BODY)
+        head, _ = read_answer(client)
+        assert head.startswith(b"HTTP/1.1 201"), head
+
+
+@pytest.fixture
+def api(gateway: GatewayProcess) -> Iterator[httpx.Client]:
+    """A client of the gateway's API, with its admin key."""
+    (key,) = gateway.admin_keys()
+    with httpx.Client(base_url=gateway.url, headers={"X-N8N-API-KEY": key}, timeout=5) as client:
+        yield client
+
+
+def parked_resume_url(api: httpx.Client) -> tuple[str, str]:
+    """A new execution waiting for a webhook call: its id, and its resume URL's target."""
+    created = api.post("/api/v1/executions", json={"workflowId": "slow-resume"}).json()
+    wait = api.post(
+        f"/api/v1/executions/{created['id']}/wait", json={"webhook": {"httpMethod": "POST"}}
+    ).json()
+    return created["id"], httpx.URL(wait["resumeUrl"]).raw_path.decode()
+
+
+def resume_head(target: str, length: int) -> bytes:
+    return (
+        f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def test_a_request_answered_before_its_body_is_closed_at_the_deadline_without_a_second_answer(
+    gateway: GatewayProcess, api: httpx.Client
+) -> None:
+    _, target = parked_resume_url(api)
+    forged = re.sub(r"signature=[^&]*", "signature=forged", target)
+    with connect(gateway) as client:
+        client.sendall(resume_head(forged, 100) + b'{"a": ')
+        started = time.monotonic()
+        head, _ = read_answer(client)
+        assert head.startswith(b"HTTP/1.1 401"), head
+        client.settimeout(DEADLINE + 2)
+        assert client.recv(65536) == b""  # closed by the body deadline, nothing more said
+        assert time.monotonic() - started < DEADLINE + 2
+
+
+def test_a_body_trickled_after_an_early_answer_is_cut_off_at_the_deadline(
+    gateway: GatewayProcess, api: httpx.Client
+) -> None:
+    """Answered, the request no longer reads its body; the trickle must not keep the
+    connection (each byte would otherwise put off the keep-alive timeout)."""
+    _, target = parked_resume_url(api)
+    forged = re.sub(r"signature=[^&]*", "signature=forged", target)
+    with connect(gateway) as client:
+        client.sendall(resume_head(forged, 400) + b'{"a": ')
+        head, _ = read_answer(client)
+        assert head.startswith(b"HTTP/1.1 401"), head
+        answer, elapsed = trickle(client, b"b" * 300)
+    assert answer == b""
+    assert elapsed < DEADLINE + 2
+
+
+def test_a_slow_body_on_a_resume_url_gets_408_and_does_not_resume(
+    gateway: GatewayProcess, api: httpx.Client
+) -> None:
+    execution, target = parked_resume_url(api)
+    errors = errors_logged(gateway)
+    with connect(gateway) as slow:
+        slow.sendall(resume_head(target, 200) + b'{"approved": ')
+        answer, elapsed = trickle(slow, b"t" * 200)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert answer.count(b"HTTP/1.1") == 1, answer
+        assert b"Request body not received within 0.5 s" in answer
+        assert b"content-security-policy: sandbox\r\n" in answer  # as every answer there
+        assert b"x-content-type-options: nosniff\r\n" in answer
+        assert elapsed < DEADLINE + 2
+        logged(gateway, f"POST /webhook-waiting/{execution}?signature=*** 408")
+        assert errors_logged(gateway) == errors  # a slow client is no failure of the gateway
+        assert api.get(f"/api/v1/executions/{execution}").json()["status"] == "waiting"
+        assert api.post(target, json={"approved": True}).status_code == 200  # still resumable
