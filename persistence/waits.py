@@ -7,6 +7,8 @@ gets the state that refused it (``Unchanged``), read in the same transaction.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from gateway.approvals import TIMEOUT_VERDICTS, Decision, OnTimeout
 from gateway.approvals import payload as approval_payload
 from gateway.domain import (
@@ -40,19 +42,55 @@ from persistence.outbox import emit
 from persistence.script import Script
 
 
+class Registered(NamedTuple):
+    """What a wait may have registered besides its own row, which whatever ends it deletes in
+    its transaction: event conditions (``wait_events``), approval timers (``wait_timers``).
+
+    Only a park registers them (``event_waits.watch``, ``timers.schedule``), for its own wait,
+    and every way a wait ends deletes the execution's; so when the wait being ended has none,
+    the execution has none, and the deletes can be skipped.
+    """
+
+    events: bool = True
+    timers: bool = True
+
+
+UNKNOWN = Registered()
+"""For a caller that has not read the wait: delete both."""
+
+
+def registered(wait: Wait) -> Registered:
+    """What ``wait`` (as read in the ending transaction) may have registered: conditions if it
+    has events (``waits.events`` is written with them), timers if its approval has reminders
+    or an escalation not fired yet (an escalation that fires drops itself from the wait's
+    approval, in the transaction that deletes its timer; nothing adds a timer after the park).
+    """
+    approval = None if wait.webhook is None else wait.webhook.approval
+    timed = approval is not None and bool(approval.reminders or approval.escalation)
+    return Registered(events=bool(wait.events), timers=timed)
+
+
 def _resume(
-    execution_id: int, seq: int, resumed_by: ResumedBy, payload: str | None, now: int
+    execution_id: int,
+    seq: int,
+    resumed_by: ResumedBy,
+    payload: str | None,
+    now: int,
+    leftovers: Registered = UNKNOWN,
 ) -> Script[bool]:
-    """The conditional resume plus its wait record and its outbox row; ``False`` if the wait
-    was not the waiting one."""
+    """The conditional resume plus its wait record and its outbox row, dropping what the wait
+    registered (``leftovers``: what it may have); ``False`` if the wait was not the waiting
+    one."""
     key = {"id": execution_id, "seq": seq}
     resumed = yield from q.row("resume", key)
     if resumed is None:
         return False
     marked = {**key, "now": now, "resumed_by": resumed_by.value, "payload": payload}
     yield from q.count("mark_wait_resumed", marked)
-    yield from event_waits.clear(execution_id)
-    yield from timers.clear([execution_id])
+    if leftovers.events:
+        yield from event_waits.clear(execution_id)
+    if leftovers.timers:
+        yield from timers.clear([execution_id])
     if resumed["callback_url"] is not None:
         yield from emit(execution_id, Event.RESUMED, now, seq)
     return True
@@ -111,13 +149,17 @@ def park(
     kept = [rows.early_resume_from_row(r) for r in sorted(taken, key=lambda r: int(r["n"]))]
     chosen, refused = choose_early(kept, webhook, admit_early, now)
     kept_event = None
+    # Resumed here, the wait has no timers yet (they are written below, for a wait still
+    # waiting), and conditions only if they were just registered.
     if chosen is not None:
-        yield from _resume(execution_id, seq, ResumedBy.WEBHOOK, chosen.payload, now)
+        nothing = Registered(events=False, timers=False)
+        yield from _resume(execution_id, seq, ResumedBy.WEBHOOK, chosen.payload, now, nothing)
     elif events:
         kept_event = yield from event_waits.watch(execution_id, seq, events, now)
     if kept_event is not None:
         payload = rows.dump(event_rows.resume_payload(kept_event))
-        yield from _resume(execution_id, seq, ResumedBy.EVENT, payload, now)
+        watched = Registered(events=True, timers=False)
+        yield from _resume(execution_id, seq, ResumedBy.EVENT, payload, now, watched)
         yield from event_waits.record_match(kept_event.id, execution_id, seq)
     execution = yield from get_execution(execution_id, with_waits=True)
     assert execution is not None
@@ -174,8 +216,8 @@ def resume_by_call(
     refusal = None if admit is None or wait.webhook is None else admit(wait.webhook)
     if refusal is not None:
         return CallOutcome(wait, accepted=True, refusal=refusal)
-    by = ResumedBy.WEBHOOK
-    if (yield from _resume(execution_id, seq, by, rows.dump(payload), now)):
+    by, leftovers = ResumedBy.WEBHOOK, registered(wait)
+    if (yield from _resume(execution_id, seq, by, rows.dump(payload), now, leftovers)):
         return CallOutcome(wait, accepted=True, resumed=True)
     return CallOutcome(wait, accepted=True, execution=(yield from get_execution(execution_id)))
 
