@@ -76,15 +76,19 @@ def retry_execution(execution_id: int, now: int) -> Script[Retried | Unchanged]:
     return Retried((yield from create_execution(new, now)), created=True)
 
 
-def get_execution(execution_id: int, *, with_waits: bool = False) -> Script[Execution | None]:
-    """One execution, with its waits if asked."""
-    found = yield from q.row("get_execution", {"id": execution_id})
+def get_execution(
+    execution_id: int, *, with_waits: bool = False, alone: bool = False
+) -> Script[Execution | None]:
+    """One execution, with its waits if asked (``alone``: read outside the transaction if
+    none is begun yet, see ``persistence.script``)."""
+    key = {"id": execution_id}
+    found = yield from q.row("get_execution", key, alone=alone)
     if found is None:
         return None
     waits: tuple[Wait, ...] = ()
     if with_waits:
         waits = tuple(
-            rows.wait_from_row(w) for w in (yield from q.rows("get_waits", {"id": execution_id}))
+            rows.wait_from_row(w) for w in (yield from q.rows("get_waits", key, alone=alone))
         )
     return rows.execution_from_row(found, waits)
 

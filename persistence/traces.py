@@ -42,12 +42,15 @@ def keep_for_wait(execution_id: int, seq: int, context: TraceContext | None) -> 
         yield from q.count("set_execution_trace", params)
 
 
-def keep_for_delivery(delivery_id: str, execution: Row, wait: Row | None) -> Script[None]:
-    """Copy the context a callback continues to its delivery: the wait's it announces, else
-    the execution's current one (both rows are read already: this adds no read)."""
+NO_TRACE = {"traceparent": None, "tracestate": None}
+
+
+def for_delivery(execution: Row, wait: Row | None) -> dict[str, Any]:
+    """The context a callback continues, written with its delivery (``insert_delivery``'s
+    ``traceparent`` and ``tracestate``): the wait's it announces, else the execution's current
+    one (both rows are read already: this adds no read)."""
     context = context_of(wait) or context_of(execution)
-    if context is not None:
-        yield from q.count("set_delivery_trace", {"id": delivery_id, **_params(context)})
+    return NO_TRACE if context is None else _params(context)
 
 
 def wait_traces(keys: Iterable[tuple[int, int]]) -> Script[list[WaitTrace]]:

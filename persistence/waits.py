@@ -7,6 +7,7 @@ gets the state that refused it (``Unchanged``), read in the same transaction.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 from gateway.approvals import TIMEOUT_VERDICTS, Decision, OnTimeout
@@ -38,8 +39,8 @@ from persistence import event_rows, event_waits, rows, timers, traces
 from persistence import script as q
 from persistence.channels import check_channels, notify
 from persistence.executions import get_execution, unchanged
-from persistence.outbox import emit
-from persistence.script import Script
+from persistence.outbox import emit, resumed_delivery
+from persistence.script import Script, Wake, WakeKind
 
 
 class Registered(NamedTuple):
@@ -77,10 +78,12 @@ def _resume(
     payload: str | None,
     now: int,
     leftovers: Registered = UNKNOWN,
+    delivery: q.Params | None = None,
 ) -> Script[bool]:
     """The conditional resume plus its wait record and its outbox row, dropping what the wait
     registered (``leftovers``: what it may have); ``False`` if the wait was not the waiting
-    one."""
+    one. ``delivery``: the outbox row, made from what the transaction read already (for an
+    execution with a callback URL whose row cannot have changed since)."""
     key = {"id": execution_id, "seq": seq}
     resumed = yield from q.row("resume", key)
     if resumed is None:
@@ -91,8 +94,51 @@ def _resume(
         yield from event_waits.clear(execution_id)
     if leftovers.timers:
         yield from timers.clear([execution_id])
-    if resumed["callback_url"] is not None:
+    if delivery is not None:
+        yield from q.count("insert_delivery", delivery)
+        yield q.OUTBOX
+    elif resumed["callback_url"] is not None:
         yield from emit(execution_id, Event.RESUMED, now, seq)
+    return True
+
+
+def _resume_call(
+    seen: q.Row, payload: str | None, now: int, leftovers: Registered, delivery: q.Params | None
+) -> Script[bool]:
+    """``_resume`` by a call, as PostgreSQL's one statement ``resume_call`` run alone (no
+    transaction: two round trips for the whole call with its read); ``False`` if it wrote
+    nothing: the wait was not the waiting one, or the execution's customData is no longer
+    ``seen``'s, which ``delivery`` (if any) announces."""
+    params = {
+        "id": seen["execution_id"],
+        "seq": seen["seq"],
+        "now": now,
+        "resumed_by": ResumedBy.WEBHOOK.value,
+        "payload": payload,
+        "clear_events": leftovers.events,
+        "clear_timers": leftovers.timers,
+        "delivery_id": None,
+        "custom_data": seen["custom_data"],
+        "event": None,
+        "delivery": None,
+        "endpoint": None,
+        "traceparent": None,
+        "tracestate": None,
+    }
+    if delivery is not None:
+        params.update(
+            delivery_id=delivery["id"],
+            event=delivery["event"],
+            delivery=delivery["payload"],
+            endpoint=delivery["endpoint"],
+            traceparent=delivery["traceparent"],
+            tracestate=delivery["tracestate"],
+        )
+    done = yield from q.row("resume_call", params, alone=True)
+    if done is None:
+        return False
+    if done["told"]:
+        yield Wake(WakeKind.OUTBOX, sent=True)
     return True
 
 
@@ -206,18 +252,37 @@ def resume_by_call(
     and suffix, ``admit`` (the wait's caller checks) finds no refusal, and it is still
     waiting, all in one transaction. The execution must have the URL's ``nonce``
     (otherwise the outcome names no wait). When no wait took the call, the outcome holds the
-    execution as this transaction saw it, which says why."""
-    found = yield from q.row("get_signed_wait", {"id": execution_id, "seq": seq, "nonce": nonce})
+    execution as this transaction saw it, which says why.
+
+    Its callback is made from the wait and execution it read (no read again). On PostgreSQL
+    the reads run outside a transaction and the resume is one statement run alone (see
+    ``_resume_call``): two round trips in all, as READ COMMITTED gives each statement its own
+    snapshot inside a transaction too; if that statement refuses while the execution still
+    waits at the wait (its customData changed since the read), the resume is made as on
+    SQLite, in a transaction."""
+    key = {"id": execution_id, "seq": seq, "nonce": nonce}
+    found = yield from q.row("get_signed_wait", key, alone=True)
     if found is None:
-        return CallOutcome(None, execution=(yield from get_execution(execution_id)))
+        return CallOutcome(None, execution=(yield from get_execution(execution_id, alone=True)))
     wait = rows.wait_from_row(found)
     if not webhook_accepts(wait.webhook, method, suffix):
         return CallOutcome(wait)
     refusal = None if admit is None or wait.webhook is None else admit(wait.webhook)
     if refusal is not None:
         return CallOutcome(wait, accepted=True, refusal=refusal)
-    by, leftovers = ResumedBy.WEBHOOK, registered(wait)
-    if (yield from _resume(execution_id, seq, by, rows.dump(payload), now, leftovers)):
+    by, leftovers, stored = ResumedBy.WEBHOOK, registered(wait), rows.dump(payload)
+    delivery = None
+    if found["callback_url"] is not None:
+        ended = dataclasses.replace(wait, resumed_at=now, resumed_by=by, payload=payload)
+        delivery = resumed_delivery(found, ended, now)
+    if (yield from q.dialect()) == "postgres":
+        if (yield from _resume_call(found, stored, now, leftovers, delivery)):
+            return CallOutcome(wait, accepted=True, resumed=True)
+        seen = yield from get_execution(execution_id, alone=True)
+        if seen is None or seen.status is not Status.WAITING or seen.wait_seq != seq:
+            return CallOutcome(wait, accepted=True, execution=seen)
+        delivery = None  # its customData changed since the read: the resume reads it again
+    if (yield from _resume(execution_id, seq, by, stored, now, leftovers, delivery)):
         return CallOutcome(wait, accepted=True, resumed=True)
     return CallOutcome(wait, accepted=True, execution=(yield from get_execution(execution_id)))
 

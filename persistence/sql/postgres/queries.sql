@@ -26,7 +26,10 @@ SELECT * FROM waits WHERE execution_id = :id ORDER BY seq;
 SELECT * FROM waits WHERE execution_id = :id AND seq = :seq;
 
 -- name: get_signed_wait
-SELECT w.* FROM waits w JOIN executions e ON e.id = w.execution_id
+-- The wait, with what its resume's callback says of its execution (persistence.outbox).
+SELECT w.*, e.workflow_id, e.project_id, e.custom_data, e.callback_url,
+       e.trace_parent AS execution_trace_parent, e.trace_state AS execution_trace_state
+FROM waits w JOIN executions e ON e.id = w.execution_id
 WHERE w.execution_id = :id AND w.seq = :seq AND e.nonce = :nonce;
 
 -- name: park
@@ -45,9 +48,6 @@ UPDATE executions SET trace_parent = :traceparent, trace_state = :tracestate WHE
 -- name: set_wait_trace
 UPDATE waits SET trace_parent = :traceparent, trace_state = :tracestate
 WHERE execution_id = :id AND seq = :seq;
-
--- name: set_delivery_trace
-UPDATE deliveries SET trace_parent = :traceparent, trace_state = :tracestate WHERE id = :id;
 
 -- name: wait_trace
 -- An ended wait's instants and the trace context it continues: its park's, else its
@@ -79,6 +79,42 @@ RETURNING n;
 UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq + 1
 WHERE id = :id AND status = 'waiting' AND wait_seq = :seq
 RETURNING callback_url;
+
+-- name: resume_call
+-- A call's resume as one statement, atomic by itself (persistence.waits.resume_by_call runs it
+-- outside a transaction): the conditional write on the execution's current wait, the wait's
+-- record, the deletes of what the wait may have registered (:clear_events, :clear_timers), and
+-- with :delivery_id its callback's outbox row (made from what the call read, so the write also
+-- requires the customData it announces) and the NOTIFY that wakes the dispatchers. A row only
+-- if it resumed.
+WITH resumed AS (
+    UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq + 1
+    WHERE id = :id AND status = 'waiting' AND wait_seq = :seq
+      AND (:delivery_id::text IS NULL OR custom_data IS NOT DISTINCT FROM :custom_data::text)
+    RETURNING id, callback_url
+), marked AS (
+    UPDATE waits SET resumed_at = :now, resumed_by = :resumed_by, payload = :payload
+    WHERE execution_id = :id AND seq = :seq AND EXISTS (SELECT 1 FROM resumed)
+    RETURNING seq
+), conditions AS (
+    DELETE FROM wait_events
+    WHERE :clear_events::boolean AND execution_id IN (SELECT id FROM resumed)
+), timers AS (
+    DELETE FROM wait_timers
+    WHERE :clear_timers::boolean AND execution_id IN (SELECT id FROM resumed)
+), delivered AS (
+    INSERT INTO deliveries (id, execution_id, event, target_url, payload, created_at,
+                            window_start, next_attempt_at, endpoint, trace_parent, trace_state)
+    SELECT :delivery_id, id, :event, callback_url, :delivery, :now, :now, :now, :endpoint,
+           :traceparent, :tracestate
+    FROM resumed WHERE :delivery_id::text IS NOT NULL AND callback_url IS NOT NULL
+    RETURNING id
+), told AS (
+    SELECT pg_notify('waitgate_outbox', '') AS sent FROM delivered
+)
+SELECT r.callback_url, (SELECT count(*) FROM marked) AS marked,
+       (SELECT count(*) FROM told) AS told
+FROM resumed r;
 
 -- name: mark_wait_resumed
 UPDATE waits SET resumed_at = :now, resumed_by = :resumed_by, payload = :payload
@@ -211,8 +247,9 @@ SELECT count(*) AS n FROM tags WHERE id IN (SELECT jsonb_array_elements_text(:ta
 
 -- name: insert_delivery
 INSERT INTO deliveries (id, execution_id, event, target_url, payload, created_at, window_start,
-                        next_attempt_at, endpoint)
-VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now, :endpoint);
+                        next_attempt_at, endpoint, trace_parent, trace_state)
+VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now, :endpoint,
+        :traceparent, :tracestate);
 
 -- name: insert_attempt
 INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, error, latency_ms)
