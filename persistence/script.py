@@ -127,7 +127,7 @@ def many(name: str, params: Sequence[Params]) -> Script[None]:
 def dialect() -> Script[str]:
     """The dialect of the database the script runs on, for a verb that has a statement of its
     own there (``"postgres"``, ``"sqlite"``)."""
-    name: str = yield Statement("dialect", NO_PARAMS, Want.DIALECT)
+    name: str = yield Statement("dialect", NO_PARAMS, Want.DIALECT, alone=True)
     return name
 
 

@@ -60,6 +60,7 @@ async def test_postgres_begins_at_the_first_statement_not_alone(
     eid = (await store.create_execution(NewExecution("wf"), NOW)).id
 
     def script() -> Script[list[str]]:
+        assert (yield from q.dialect()) == "postgres"  # asks nothing of the database
         seen = [(yield from _transaction(alone=True)), (yield from _transaction(alone=True))]
         yield from _cancel(eid)
         seen += [(yield from _transaction(alone=True)), (yield from _transaction(alone=False))]
