@@ -42,11 +42,15 @@ def create_execution(
     new: NewExecution, now: int, trace: TraceContext | None = None
 ) -> Script[Execution]:
     """Insert a ``running`` execution (a retry with a callback URL is announced to the engine),
-    keeping the ``trace`` context its creator gave."""
-    found = yield from q.one("create_execution", rows.new_execution_params(new, now))
+    keeping the ``trace`` context its creator gave. Without an announcement the insert is the
+    only statement, run alone (PostgreSQL: without ``BEGIN`` and ``COMMIT``)."""
+    announced = new.retry_of is not None and new.callback_url is not None
+    params = {**rows.new_execution_params(new, now), **traces.for_execution(trace)}
+    found = yield from q.row("create_execution", params, alone=not announced)
+    if found is None:
+        raise StoreError("create_execution found no row")
     execution = rows.execution_from_row(found)
-    yield from traces.keep_for_execution(execution.id, trace)
-    if new.retry_of is not None and new.callback_url is not None:
+    if announced:
         yield from emit(execution.id, Event.RETRY, now)
     return execution
 

@@ -156,6 +156,51 @@ def get_wait(execution_id: int, seq: int) -> Script[Wait | None]:
     return None if found is None else rows.wait_from_row(found)
 
 
+class _Parked(NamedTuple):
+    row: q.Row
+    """The execution's row as the park wrote it."""
+    taken: list[q.Row]
+    """The calls kept for the new wait, taken (deleted)."""
+    waits: list[q.Row] | None
+    """The execution's waits as the park wrote them, when its statement read them."""
+
+
+def _park(
+    execution_id: int, wait_till: int | None, webhook: WebhookSpec | None, now: int, *, events: bool
+) -> Script[_Parked | None]:
+    """The park's writes: the conditional move to ``waiting`` at a new wait, the wait's row,
+    and the taking of the calls kept for it (PostgreSQL: one statement, ``park_wait``, that
+    also reads the waits); ``None`` if the execution was not ``running``."""
+    park_params = rows.park_params(execution_id, wait_till, webhook, events=events)
+    wait = {"now": now, "wait_till": wait_till, "webhook": rows.dump_webhook(webhook)}
+    if (yield from q.dialect()) == "postgres":
+        fused = yield from q.row("park_wait", {**park_params, **wait})
+        if fused is None:
+            return None
+        taken = rows.load(fused["taken_json"]) or []
+        return _Parked(fused, taken, rows.load(fused["waits_json"]))
+    parked = yield from q.row("park", park_params)
+    if parked is None:
+        return None
+    key = {"id": execution_id, "seq": parked["wait_seq"]}
+    yield from q.count("insert_wait", {**key, **wait})
+    return _Parked(parked, (yield from q.rows("take_early_resumes", key)), None)
+
+
+def _parked_execution(parked: _Parked, *, changed: bool) -> Script[Execution]:
+    """The execution after its park, with its waits: as the park wrote them, or read again if
+    something ``changed`` them since (a resume, the wait's events)."""
+    execution_id = parked.row["id"]
+    if changed:
+        execution = yield from get_execution(execution_id, with_waits=True)
+        assert execution is not None
+        return execution
+    found = parked.waits
+    if found is None:
+        found = yield from q.rows("get_waits", {"id": execution_id})
+    return rows.execution_from_row(parked.row, tuple(rows.wait_from_row(w) for w in found))
+
+
 def park(
     execution_id: int,
     wait_till: int | None,
@@ -178,21 +223,16 @@ def park(
     registered; the oldest event kept for one of them within its lookback resumes it at once.
     ``trace`` is the trace context the park continues, kept with the wait.
     """
-    park_params = rows.park_params(execution_id, wait_till, webhook, events=bool(events))
-    parked = yield from q.row("park", park_params)
+    parked = yield from _park(execution_id, wait_till, webhook, now, events=bool(events))
     if parked is None:
         return (yield from unchanged(execution_id))
-    seq = parked["wait_seq"]
-    key = {"id": execution_id, "seq": seq}
-    wait = {"now": now, "wait_till": wait_till, "webhook": rows.dump_webhook(webhook)}
-    yield from q.count("insert_wait", {**key, **wait})
+    seq = parked.row["wait_seq"]
     yield from traces.keep_for_wait(execution_id, seq, trace)
     if wait_till is not None:
         yield q.deadline(wait_till)
     if events:
         events = yield from event_waits.check_conditions(execution_id, seq, events)
-    taken = yield from q.rows("take_early_resumes", key)
-    kept = [rows.early_resume_from_row(r) for r in sorted(taken, key=lambda r: int(r["n"]))]
+    kept = [rows.early_resume_from_row(r) for r in sorted(parked.taken, key=lambda r: int(r["n"]))]
     chosen, refused = choose_early(kept, webhook, admit_early, now)
     kept_event = None
     # Resumed here, the wait has no timers yet (they are written below, for a wait still
@@ -207,8 +247,8 @@ def park(
         watched = Registered(events=True, timers=False)
         yield from _resume(execution_id, seq, ResumedBy.EVENT, payload, now, watched)
         yield from event_waits.record_match(kept_event.id, execution_id, seq)
-    execution = yield from get_execution(execution_id, with_waits=True)
-    assert execution is not None
+    changed = chosen is not None or kept_event is not None or bool(events)
+    execution = yield from _parked_execution(parked, changed=changed)
     approval = None if webhook is None else webhook.approval
     if approval is not None and approval.channels:
         channels = yield from check_channels(approval.channels, execution.project_id)

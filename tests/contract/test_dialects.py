@@ -41,7 +41,7 @@ PERSISTENCE_MAY_USE = {
 event is read at a path; the dashboard overview's), its errors, and file modes: nothing of HTTP
 or the app."""
 NEWEST = max(m.version for m in load_migrations("sqlite"))
-POSTGRES_ONLY = {"resume_call"}
+POSTGRES_ONLY = {"park_wait", "resume_call"}
 """Statements a verb runs only where ``q.dialect()`` is PostgreSQL: one statement (data-modifying
 ``WITH``) for what it runs as several on SQLite."""
 

@@ -2,9 +2,9 @@
 
 -- name: create_execution
 INSERT INTO executions (workflow_id, project_id, mode, status, started_at, retry_of,
-                        custom_data, data, callback_url, nonce)
+                        custom_data, data, callback_url, nonce, trace_parent, trace_state)
 VALUES (:workflow_id, :project_id, :mode, 'running', :now, :retry_of, :custom_data, :data,
-        :callback_url, :nonce)
+        :callback_url, :nonce, :traceparent, :tracestate)
 RETURNING *;
 
 -- name: get_execution
@@ -36,7 +36,32 @@ WHERE w.execution_id = :id AND w.seq = :seq AND e.nonce = :nonce;
 UPDATE executions SET status = 'waiting', wait_till = :reported_wait_till, wait_suffix = :wait_suffix,
     wait_on_timeout = :on_timeout
 WHERE id = :id AND status = 'running'
-RETURNING wait_seq;
+RETURNING *;
+
+-- name: park_wait
+-- park, insert_wait and take_early_resumes as one statement (persistence.waits.park): the
+-- execution after the park, with its waits (the new one last) and the calls kept for the new
+-- wait (taken: deleted), each as a JSON array of rows. No row if it was not running.
+WITH parked AS (
+    UPDATE executions SET status = 'waiting', wait_till = :reported_wait_till,
+        wait_suffix = :wait_suffix, wait_on_timeout = :on_timeout
+    WHERE id = :id AND status = 'running'
+    RETURNING *
+), inserted AS (
+    INSERT INTO waits (execution_id, seq, parked_at, wait_till, webhook)
+    SELECT id, wait_seq, :now, :wait_till, :webhook FROM parked
+    RETURNING *
+), taken AS (
+    DELETE FROM early_resumes
+    WHERE execution_id = :id AND seq = (SELECT wait_seq FROM parked)
+    RETURNING n, method, suffix, payload, received_at, caller
+)
+SELECT p.*,
+       (SELECT json_agg(w ORDER BY w.seq) FROM (
+            SELECT * FROM waits WHERE execution_id = :id AND seq < p.wait_seq
+            UNION ALL SELECT * FROM inserted) AS w) AS waits_json,
+       (SELECT json_agg(t) FROM taken AS t) AS taken_json
+FROM parked p;
 
 -- name: insert_wait
 INSERT INTO waits (execution_id, seq, parked_at, wait_till, webhook)

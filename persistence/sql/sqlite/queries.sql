@@ -2,9 +2,9 @@
 
 -- name: create_execution
 INSERT INTO executions (workflow_id, project_id, mode, status, started_at, retry_of,
-                        custom_data, data, callback_url, nonce)
+                        custom_data, data, callback_url, nonce, trace_parent, trace_state)
 VALUES (:workflow_id, :project_id, :mode, 'running', :now, :retry_of, :custom_data, :data,
-        :callback_url, :nonce)
+        :callback_url, :nonce, :traceparent, :tracestate)
 RETURNING *;
 
 -- name: get_execution
@@ -37,7 +37,7 @@ WHERE w.execution_id = :id AND w.seq = :seq AND e.nonce = :nonce;
 UPDATE executions SET status = 'waiting', wait_till = :reported_wait_till, wait_suffix = :wait_suffix,
     wait_on_timeout = :on_timeout
 WHERE id = :id AND status = 'running'
-RETURNING wait_seq;
+RETURNING *;
 
 -- name: insert_wait
 INSERT INTO waits (execution_id, seq, parked_at, wait_till, webhook)
