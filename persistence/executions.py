@@ -42,11 +42,15 @@ def create_execution(
     new: NewExecution, now: int, trace: TraceContext | None = None
 ) -> Script[Execution]:
     """Insert a ``running`` execution (a retry with a callback URL is announced to the engine),
-    keeping the ``trace`` context its creator gave."""
-    found = yield from q.one("create_execution", rows.new_execution_params(new, now))
+    keeping the ``trace`` context its creator gave. Without an announcement the insert is the
+    only statement, run alone (PostgreSQL: without ``BEGIN`` and ``COMMIT``)."""
+    announced = new.retry_of is not None and new.callback_url is not None
+    params = {**rows.new_execution_params(new, now), **traces.for_execution(trace)}
+    found = yield from q.row("create_execution", params, alone=not announced)
+    if found is None:
+        raise StoreError("create_execution found no row")
     execution = rows.execution_from_row(found)
-    yield from traces.keep_for_execution(execution.id, trace)
-    if new.retry_of is not None and new.callback_url is not None:
+    if announced:
         yield from emit(execution.id, Event.RETRY, now)
     return execution
 
@@ -76,15 +80,19 @@ def retry_execution(execution_id: int, now: int) -> Script[Retried | Unchanged]:
     return Retried((yield from create_execution(new, now)), created=True)
 
 
-def get_execution(execution_id: int, *, with_waits: bool = False) -> Script[Execution | None]:
-    """One execution, with its waits if asked."""
-    found = yield from q.row("get_execution", {"id": execution_id})
+def get_execution(
+    execution_id: int, *, with_waits: bool = False, alone: bool = False
+) -> Script[Execution | None]:
+    """One execution, with its waits if asked (``alone``: read outside the transaction if
+    none is begun yet, see ``persistence.script``)."""
+    key = {"id": execution_id}
+    found = yield from q.row("get_execution", key, alone=alone)
     if found is None:
         return None
     waits: tuple[Wait, ...] = ()
     if with_waits:
         waits = tuple(
-            rows.wait_from_row(w) for w in (yield from q.rows("get_waits", {"id": execution_id}))
+            rows.wait_from_row(w) for w in (yield from q.rows("get_waits", key, alone=alone))
         )
     return rows.execution_from_row(found, waits)
 

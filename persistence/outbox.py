@@ -21,7 +21,7 @@ from gateway.outbox_model import (
 )
 from persistence import endpoints, rows, traces
 from persistence import script as q
-from persistence.script import Script
+from persistence.script import Row, Script
 
 
 def _envelope(event: Event, now: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +39,10 @@ def _execution_fields(execution: Execution) -> dict[str, Any]:
 
 def resumed_payload(execution: Execution, wait: Wait, now: int) -> dict[str, Any]:
     """``execution.resumed``: which wait ended, how, with what payload, and how late a timer was."""
+    return _resumed(_execution_fields(execution), wait, now)
+
+
+def _resumed(fields: dict[str, Any], wait: Wait, now: int) -> dict[str, Any]:
     late = None
     if wait.resumed_at is not None and wait.wait_till is not None:
         late = max(0, wait.resumed_at - wait.wait_till) if wait.resumed_by == "timeout" else None
@@ -46,7 +50,7 @@ def resumed_payload(execution: Execution, wait: Wait, now: int) -> dict[str, Any
         Event.RESUMED,
         now,
         {
-            **_execution_fields(execution),
+            **fields,
             "resumedBy": None if wait.resumed_by is None else wait.resumed_by.value,
             "wait": {
                 "seq": wait.seq,
@@ -96,19 +100,48 @@ def emit(execution_id: int, event: Event, now: int, seq: int = 0) -> Script[None
         payload = canceled_payload(execution, now)
     else:
         payload = retry_payload(execution, now)
-    delivery_id = "msg_" + secrets.token_hex(12)
     params = {
-        "id": delivery_id,
+        "id": "msg_" + secrets.token_hex(12),
         "execution_id": execution.id,
         "event": event.value,
         "target_url": execution.callback_url,
         "payload": rows.dump(payload),
         "now": now,
         "endpoint": endpoint_of(execution.callback_url, None),
+        **traces.for_delivery(execution_row, wait_row),
     }
     yield from q.count("insert_delivery", params)
-    yield from traces.keep_for_delivery(delivery_id, execution_row, wait_row)
     yield q.OUTBOX
+
+
+def resumed_delivery(seen: Row, wait: Wait, now: int) -> dict[str, Any]:
+    """``insert_delivery``'s parameters for the ``execution.resumed`` of ``wait`` (as its
+    resume, at ``now``, writes it), without reading anything: ``seen`` is the wait's row with
+    its execution's fields, as ``get_signed_wait`` reads them (which ``emit`` would read again).
+    The execution must have a callback URL; its customData must still be ``seen``'s when the
+    resume writes (SQLite: the single writer; PostgreSQL: ``resume_call`` requires it)."""
+    url = seen["callback_url"]
+    assert url is not None
+    fields = {
+        "executionId": seen["execution_id"],
+        "workflowId": seen["workflow_id"],
+        "projectId": seen["project_id"],
+        "customData": rows.load(seen["custom_data"]) or {},
+    }
+    execution_trace = {
+        "trace_parent": seen["execution_trace_parent"],
+        "trace_state": seen["execution_trace_state"],
+    }
+    return {
+        "id": "msg_" + secrets.token_hex(12),
+        "execution_id": seen["execution_id"],
+        "event": Event.RESUMED.value,
+        "target_url": url,
+        "payload": rows.dump(_resumed(fields, wait, now)),
+        "now": now,
+        "endpoint": endpoint_of(url, None),
+        **traces.for_delivery(execution_trace, seen),
+    }
 
 
 def emit_operational(
@@ -124,6 +157,7 @@ def emit_operational(
         "payload": rows.dump(_envelope(event, now, data)),
         "now": now,
         "endpoint": endpoint_of(url, None),
+        **traces.NO_TRACE,
     }
     yield from q.count("insert_delivery", params)
     yield q.OUTBOX

@@ -1,9 +1,11 @@
 """The PostgreSQL driver (asyncpg): a pool that runs scripts, a listener for other replicas.
 
 Each script (a store verb) runs in one transaction on a pooled connection, ``await``-ing each
-statement; due waits and deliveries are claimed with ``FOR UPDATE SKIP LOCKED`` so each is taken
-by one replica. A script's wake-ups are sent as NOTIFY before its commit (PostgreSQL delivers
-them at the commit), so replicas wake each other; notifications only make things sooner.
+statement; the transaction begins at its first statement not marked ``alone`` (see
+``persistence.script``). Due waits and deliveries are claimed with ``FOR UPDATE SKIP LOCKED``
+so each is taken by one replica. A script's wake-ups are sent as NOTIFY before its commit
+(PostgreSQL delivers them at the commit; after it, for a script that began none), so replicas
+wake each other; notifications only make things sooner.
 
 asyncpg errors are translated here: a connection that cannot be had or is lost becomes
 ``StoreUnavailable`` (the API answers 503 while it lasts), anything else ``StoreError``. The
@@ -61,7 +63,9 @@ def _args(names: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:
 
 
 async def _execute(conn: asyncpg.Connection, statement: Statement) -> Any:
-    name, params, want, text = statement
+    name, params, want, text, _alone = statement
+    if want is Want.DIALECT:
+        return "postgres"
     sql, names = QUERIES[name] if text is None else to_positional(text("postgres"))
     if want is Want.MANY:
         await conn.executemany(sql, [_args(names, p) for p in params])
@@ -78,17 +82,33 @@ async def _execute(conn: asyncpg.Connection, statement: Statement) -> Any:
     return None
 
 
-async def _run(conn: asyncpg.Connection, script: Script[T]) -> tuple[T, list[Wake]]:
-    """Run a whole script on ``conn``, then NOTIFY its wake-ups (sent at the commit)."""
+async def _run(
+    conn: asyncpg.Connection, script: Script[T], *, transaction: bool
+) -> tuple[T, list[Wake]]:
+    """Run a whole script on ``conn``, then NOTIFY the wake-ups its statements did not (sent at
+    the commit). With ``transaction``, in one that begins at the first statement not marked
+    ``alone`` (those before it, and a script of only such statements, run without one)."""
     run = Run(script)
-    step = run.first()
-    while step is not None:
-        step = run.send(await _execute(conn, step))
-    for wake in dict.fromkeys(run.wakes):
-        await conn.execute(
-            "SELECT pg_notify($1, $2)", CHANNEL_PREFIX + wake.kind.value, wake.payload
-        )
+    async with contextlib.AsyncExitStack() as begun:
+        step = run.first()
+        inside = not transaction
+        while step is not None:
+            if not (inside or step.alone):
+                await begun.enter_async_context(conn.transaction())
+                inside = True
+            step = run.send(await _execute(conn, step))
+        for wake in dict.fromkeys(run.wakes):
+            if not wake.sent:
+                channel = CHANNEL_PREFIX + wake.kind.value
+                await conn.execute("SELECT pg_notify($1, $2)", channel, wake.payload)
     return run.value, run.wakes
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """A pooled connection goes back as it is: the scripts leave no session state (no
+    ``SET``, ``LISTEN``, cursor or session lock; locks are the transaction's), and asyncpg rolls
+    back a transaction left open, so its reset query would cost a round trip per verb for
+    nothing."""
 
 
 class PostgresDatabase:
@@ -107,7 +127,11 @@ class PostgresDatabase:
         """Create the pool and start listening for the other replicas."""
         try:
             self._pool = await asyncpg.create_pool(
-                self._dsn, min_size=self._min, max_size=self._max, command_timeout=30
+                self._dsn,
+                min_size=self._min,
+                max_size=self._max,
+                command_timeout=30,
+                reset=_keep_session,
             )
         except (asyncpg.PostgresError, *_UNAVAILABLE) as exc:
             raise translate(exc) from exc
@@ -157,8 +181,8 @@ class PostgresDatabase:
     async def write(self, script: Script[T]) -> tuple[T, list[Wake]]:
         """Run ``script`` in one transaction; its value and wake-ups once it has committed."""
         try:
-            async with self._ready_pool().acquire() as conn, conn.transaction():
-                return await _run(conn, script)
+            async with self._ready_pool().acquire() as conn:
+                return await _run(conn, script, transaction=True)
         except (asyncpg.PostgresError, *_UNAVAILABLE) as exc:
             raise translate(exc) from exc
 
@@ -166,7 +190,7 @@ class PostgresDatabase:
         """Run a read-only ``script`` outside an explicit transaction."""
         try:
             async with self._ready_pool().acquire() as conn:
-                value, _ = await _run(conn, script)
+                value, _ = await _run(conn, script, transaction=False)
                 return value
         except (asyncpg.PostgresError, *_UNAVAILABLE) as exc:
             raise translate(exc) from exc

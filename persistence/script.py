@@ -5,6 +5,13 @@ needs run and is sent the result, and it yields a ``Wake`` for what its commit s
 (a nearer deadline, new outbox rows, a held caller's answer). A driver runs the whole script in
 one transaction: SQLite synchronously on its writer thread, PostgreSQL with ``await`` per
 statement; wake-ups fire only after the commit.
+
+A statement marked ``alone`` needs no transaction around it: a plain read, or a write that is
+atomic by itself (PostgreSQL: one statement with data-modifying ``WITH``) after which the
+script writes nothing that must commit with it. PostgreSQL begins a script's transaction only
+at its first statement not so marked, so a script that reads and then makes its one write
+alone runs without ``BEGIN`` and ``COMMIT`` (each a round trip); SQLite runs every script in
+its writer's transaction all the same.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class Want(Enum):
     COUNT = "count"  # how many rows it changed
     MANY = "many"  # nothing: the statement once per parameter set
     SCRIPT = "script"  # nothing: several statements without parameters (a migration)
+    DIALECT = "dialect"  # the driver's dialect, with nothing run
 
 
 class Statement(NamedTuple):
@@ -41,6 +49,8 @@ class Statement(NamedTuple):
     want: Want
     text: Callable[[str], str] | None = None
     """The statement's text in a dialect, for one built at run time instead of named."""
+    alone: bool = False
+    """It needs no transaction around it (see the module's docstring)."""
 
 
 class WakeKind(Enum):
@@ -56,6 +66,9 @@ class Wake(NamedTuple):
 
     kind: WakeKind
     payload: str = ""
+    sent: bool = False
+    """The statement that caused it has notified the other replicas already (PostgreSQL:
+    ``pg_notify`` in that statement); only this replica's listeners are left to call."""
 
 
 Script = Generator[Statement | Wake, Any, T]
@@ -74,9 +87,9 @@ def held(execution_id: int, seq: int) -> Wake:
     return Wake(WakeKind.HELD, f"{execution_id}:{seq}")
 
 
-def row(name: str, params: Params = NO_PARAMS) -> Script[Row | None]:
-    """The first row of a named query, or ``None``."""
-    return (yield Statement(name, params, Want.ROW))
+def row(name: str, params: Params = NO_PARAMS, *, alone: bool = False) -> Script[Row | None]:
+    """The first row of a named query, or ``None`` (``alone``: see the module's docstring)."""
+    return (yield Statement(name, params, Want.ROW, alone=alone))
 
 
 def one(name: str, params: Params = NO_PARAMS) -> Script[Row]:
@@ -88,10 +101,14 @@ def one(name: str, params: Params = NO_PARAMS) -> Script[Row]:
 
 
 def rows(
-    name: str, params: Params = NO_PARAMS, text: Callable[[str], str] | None = None
+    name: str,
+    params: Params = NO_PARAMS,
+    text: Callable[[str], str] | None = None,
+    *,
+    alone: bool = False,
 ) -> Script[list[Row]]:
-    """Every row of a named query (or of ``text``)."""
-    found: list[Row] = yield Statement(name, params, Want.ROWS, text)
+    """Every row of a named query (or of ``text``; ``alone``: see the module's docstring)."""
+    found: list[Row] = yield Statement(name, params, Want.ROWS, text, alone)
     return found
 
 
@@ -105,6 +122,13 @@ def many(name: str, params: Sequence[Params]) -> Script[None]:
     """Run a named statement once for each parameter set."""
     if params:
         yield Statement(name, params, Want.MANY)
+
+
+def dialect() -> Script[str]:
+    """The dialect of the database the script runs on, for a verb that has a statement of its
+    own there (``"postgres"``, ``"sqlite"``)."""
+    name: str = yield Statement("dialect", NO_PARAMS, Want.DIALECT, alone=True)
+    return name
 
 
 def script(label: str, text: str) -> Script[None]:

@@ -68,7 +68,9 @@ def make_private(path: Path) -> None:
 
 
 def _execute(conn: sqlite3.Connection, statement: Statement) -> Any:
-    name, params, want, text = statement
+    name, params, want, text, _alone = statement  # alone: every script is in a transaction
+    if want is Want.DIALECT:
+        return "sqlite"
     sql = QUERIES[name] if text is None else text("sqlite")
     if want is Want.MANY:
         conn.executemany(sql, params)

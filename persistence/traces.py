@@ -2,8 +2,10 @@
 park) and the delivery's (copied when its transition writes the callback), so the trace goes on
 wherever and whenever the wait ends (another replica, after a restart, a retry of the callback).
 
-Each write is a statement only when there is a context to keep: without tracing and without a
-``traceparent`` from the caller nothing here runs, and nothing here reads.
+The execution's and the delivery's are written by the statement that writes their row (their
+``traceparent`` and ``tracestate`` parameters); the wait's is a statement only when there is a
+context to keep: without tracing and without a ``traceparent`` from the caller nothing here
+runs, and nothing here reads.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 from gateway.trace_context import TraceContext, WaitTrace, stored
 from persistence import script as q
 from persistence.script import Row, Script
+
+NO_TRACE: dict[str, Any] = {"traceparent": None, "tracestate": None}
+"""The parameters of a statement that keeps no context."""
 
 
 def _params(context: TraceContext) -> dict[str, Any]:
@@ -27,10 +32,10 @@ def context_of(row: Row | None) -> TraceContext | None:
     return stored(row["trace_parent"], row["trace_state"])
 
 
-def keep_for_execution(execution_id: int, context: TraceContext | None) -> Script[None]:
-    """Keep the context given at create with the execution (its current context)."""
-    if context is not None:
-        yield from q.count("set_execution_trace", {"id": execution_id, **_params(context)})
+def for_execution(context: TraceContext | None) -> dict[str, Any]:
+    """The context given at create, kept with the execution as its current context
+    (``create_execution``'s ``traceparent`` and ``tracestate``)."""
+    return NO_TRACE if context is None else _params(context)
 
 
 def keep_for_wait(execution_id: int, seq: int, context: TraceContext | None) -> Script[None]:
@@ -42,12 +47,12 @@ def keep_for_wait(execution_id: int, seq: int, context: TraceContext | None) -> 
         yield from q.count("set_execution_trace", params)
 
 
-def keep_for_delivery(delivery_id: str, execution: Row, wait: Row | None) -> Script[None]:
-    """Copy the context a callback continues to its delivery: the wait's it announces, else
-    the execution's current one (both rows are read already: this adds no read)."""
+def for_delivery(execution: Row, wait: Row | None) -> dict[str, Any]:
+    """The context a callback continues, written with its delivery (``insert_delivery``'s
+    ``traceparent`` and ``tracestate``): the wait's it announces, else the execution's current
+    one (both rows are read already: this adds no read)."""
     context = context_of(wait) or context_of(execution)
-    if context is not None:
-        yield from q.count("set_delivery_trace", {"id": delivery_id, **_params(context)})
+    return NO_TRACE if context is None else _params(context)
 
 
 def wait_traces(keys: Iterable[tuple[int, int]]) -> Script[list[WaitTrace]]:

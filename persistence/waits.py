@@ -7,6 +7,9 @@ gets the state that refused it (``Unchanged``), read in the same transaction.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import NamedTuple
+
 from gateway.approvals import TIMEOUT_VERDICTS, Decision, OnTimeout
 from gateway.approvals import payload as approval_payload
 from gateway.domain import (
@@ -36,25 +39,106 @@ from persistence import event_rows, event_waits, rows, timers, traces
 from persistence import script as q
 from persistence.channels import check_channels, notify
 from persistence.executions import get_execution, unchanged
-from persistence.outbox import emit
-from persistence.script import Script
+from persistence.outbox import emit, resumed_delivery
+from persistence.script import Script, Wake, WakeKind
+
+
+class Registered(NamedTuple):
+    """What a wait may have registered besides its own row, which whatever ends it deletes in
+    its transaction: event conditions (``wait_events``), approval timers (``wait_timers``).
+
+    Only a park registers them (``event_waits.watch``, ``timers.schedule``), for its own wait,
+    and every way a wait ends deletes the execution's; so when the wait being ended has none,
+    the execution has none, and the deletes can be skipped.
+    """
+
+    events: bool = True
+    timers: bool = True
+
+
+UNKNOWN = Registered()
+"""For a caller that has not read the wait: delete both."""
+
+
+def registered(wait: Wait) -> Registered:
+    """What ``wait`` (as read in the ending transaction) may have registered: conditions if it
+    has events (``waits.events`` is written with them), timers if its approval has reminders
+    or an escalation not fired yet (an escalation that fires drops itself from the wait's
+    approval, in the transaction that deletes its timer; nothing adds a timer after the park).
+    """
+    approval = None if wait.webhook is None else wait.webhook.approval
+    timed = approval is not None and bool(approval.reminders or approval.escalation)
+    return Registered(events=bool(wait.events), timers=timed)
 
 
 def _resume(
-    execution_id: int, seq: int, resumed_by: ResumedBy, payload: str | None, now: int
+    execution_id: int,
+    seq: int,
+    resumed_by: ResumedBy,
+    payload: str | None,
+    now: int,
+    leftovers: Registered = UNKNOWN,
+    delivery: q.Params | None = None,
 ) -> Script[bool]:
-    """The conditional resume plus its wait record and its outbox row; ``False`` if the wait
-    was not the waiting one."""
+    """The conditional resume plus its wait record and its outbox row, dropping what the wait
+    registered (``leftovers``: what it may have); ``False`` if the wait was not the waiting
+    one. ``delivery``: the outbox row, made from what the transaction read already (for an
+    execution with a callback URL whose row cannot have changed since)."""
     key = {"id": execution_id, "seq": seq}
     resumed = yield from q.row("resume", key)
     if resumed is None:
         return False
     marked = {**key, "now": now, "resumed_by": resumed_by.value, "payload": payload}
     yield from q.count("mark_wait_resumed", marked)
-    yield from event_waits.clear(execution_id)
-    yield from timers.clear([execution_id])
-    if resumed["callback_url"] is not None:
+    if leftovers.events:
+        yield from event_waits.clear(execution_id)
+    if leftovers.timers:
+        yield from timers.clear([execution_id])
+    if delivery is not None:
+        yield from q.count("insert_delivery", delivery)
+        yield q.OUTBOX
+    elif resumed["callback_url"] is not None:
         yield from emit(execution_id, Event.RESUMED, now, seq)
+    return True
+
+
+def _resume_call(
+    seen: q.Row, payload: str | None, now: int, leftovers: Registered, delivery: q.Params | None
+) -> Script[bool]:
+    """``_resume`` by a call, as PostgreSQL's one statement ``resume_call`` run alone (no
+    transaction: two round trips for the whole call with its read); ``False`` if it wrote
+    nothing: the wait was not the waiting one, or the execution's customData is no longer
+    ``seen``'s, which ``delivery`` (if any) announces."""
+    params = {
+        "id": seen["execution_id"],
+        "seq": seen["seq"],
+        "now": now,
+        "resumed_by": ResumedBy.WEBHOOK.value,
+        "payload": payload,
+        "clear_events": leftovers.events,
+        "clear_timers": leftovers.timers,
+        "delivery_id": None,
+        "custom_data": seen["custom_data"],
+        "event": None,
+        "delivery": None,
+        "endpoint": None,
+        "traceparent": None,
+        "tracestate": None,
+    }
+    if delivery is not None:
+        params.update(
+            delivery_id=delivery["id"],
+            event=delivery["event"],
+            delivery=delivery["payload"],
+            endpoint=delivery["endpoint"],
+            traceparent=delivery["traceparent"],
+            tracestate=delivery["tracestate"],
+        )
+    done = yield from q.row("resume_call", params, alone=True)
+    if done is None:
+        return False
+    if done["told"]:
+        yield Wake(WakeKind.OUTBOX, sent=True)
     return True
 
 
@@ -70,6 +154,51 @@ def get_wait(execution_id: int, seq: int) -> Script[Wait | None]:
     """One wait of an execution."""
     found = yield from q.row("get_wait", {"id": execution_id, "seq": seq})
     return None if found is None else rows.wait_from_row(found)
+
+
+class _Parked(NamedTuple):
+    row: q.Row
+    """The execution's row as the park wrote it."""
+    taken: list[q.Row]
+    """The calls kept for the new wait, taken (deleted)."""
+    waits: list[q.Row] | None
+    """The execution's waits as the park wrote them, when its statement read them."""
+
+
+def _park(
+    execution_id: int, wait_till: int | None, webhook: WebhookSpec | None, now: int, *, events: bool
+) -> Script[_Parked | None]:
+    """The park's writes: the conditional move to ``waiting`` at a new wait, the wait's row,
+    and the taking of the calls kept for it (PostgreSQL: one statement, ``park_wait``, that
+    also reads the waits); ``None`` if the execution was not ``running``."""
+    park_params = rows.park_params(execution_id, wait_till, webhook, events=events)
+    wait = {"now": now, "wait_till": wait_till, "webhook": rows.dump_webhook(webhook)}
+    if (yield from q.dialect()) == "postgres":
+        fused = yield from q.row("park_wait", {**park_params, **wait})
+        if fused is None:
+            return None
+        taken = rows.load(fused["taken_json"]) or []
+        return _Parked(fused, taken, rows.load(fused["waits_json"]))
+    parked = yield from q.row("park", park_params)
+    if parked is None:
+        return None
+    key = {"id": execution_id, "seq": parked["wait_seq"]}
+    yield from q.count("insert_wait", {**key, **wait})
+    return _Parked(parked, (yield from q.rows("take_early_resumes", key)), None)
+
+
+def _parked_execution(parked: _Parked, *, changed: bool) -> Script[Execution]:
+    """The execution after its park, with its waits: as the park wrote them, or read again if
+    something ``changed`` them since (a resume, the wait's events)."""
+    execution_id = parked.row["id"]
+    if changed:
+        execution = yield from get_execution(execution_id, with_waits=True)
+        assert execution is not None
+        return execution
+    found = parked.waits
+    if found is None:
+        found = yield from q.rows("get_waits", {"id": execution_id})
+    return rows.execution_from_row(parked.row, tuple(rows.wait_from_row(w) for w in found))
 
 
 def park(
@@ -94,33 +223,32 @@ def park(
     registered; the oldest event kept for one of them within its lookback resumes it at once.
     ``trace`` is the trace context the park continues, kept with the wait.
     """
-    park_params = rows.park_params(execution_id, wait_till, webhook, events=bool(events))
-    parked = yield from q.row("park", park_params)
+    parked = yield from _park(execution_id, wait_till, webhook, now, events=bool(events))
     if parked is None:
         return (yield from unchanged(execution_id))
-    seq = parked["wait_seq"]
-    key = {"id": execution_id, "seq": seq}
-    wait = {"now": now, "wait_till": wait_till, "webhook": rows.dump_webhook(webhook)}
-    yield from q.count("insert_wait", {**key, **wait})
+    seq = parked.row["wait_seq"]
     yield from traces.keep_for_wait(execution_id, seq, trace)
     if wait_till is not None:
         yield q.deadline(wait_till)
     if events:
         events = yield from event_waits.check_conditions(execution_id, seq, events)
-    taken = yield from q.rows("take_early_resumes", key)
-    kept = [rows.early_resume_from_row(r) for r in sorted(taken, key=lambda r: int(r["n"]))]
+    kept = [rows.early_resume_from_row(r) for r in sorted(parked.taken, key=lambda r: int(r["n"]))]
     chosen, refused = choose_early(kept, webhook, admit_early, now)
     kept_event = None
+    # Resumed here, the wait has no timers yet (they are written below, for a wait still
+    # waiting), and conditions only if they were just registered.
     if chosen is not None:
-        yield from _resume(execution_id, seq, ResumedBy.WEBHOOK, chosen.payload, now)
+        nothing = Registered(events=False, timers=False)
+        yield from _resume(execution_id, seq, ResumedBy.WEBHOOK, chosen.payload, now, nothing)
     elif events:
         kept_event = yield from event_waits.watch(execution_id, seq, events, now)
     if kept_event is not None:
         payload = rows.dump(event_rows.resume_payload(kept_event))
-        yield from _resume(execution_id, seq, ResumedBy.EVENT, payload, now)
+        watched = Registered(events=True, timers=False)
+        yield from _resume(execution_id, seq, ResumedBy.EVENT, payload, now, watched)
         yield from event_waits.record_match(kept_event.id, execution_id, seq)
-    execution = yield from get_execution(execution_id, with_waits=True)
-    assert execution is not None
+    changed = chosen is not None or kept_event is not None or bool(events)
+    execution = yield from _parked_execution(parked, changed=changed)
     approval = None if webhook is None else webhook.approval
     if approval is not None and approval.channels:
         channels = yield from check_channels(approval.channels, execution.project_id)
@@ -164,18 +292,37 @@ def resume_by_call(
     and suffix, ``admit`` (the wait's caller checks) finds no refusal, and it is still
     waiting, all in one transaction. The execution must have the URL's ``nonce``
     (otherwise the outcome names no wait). When no wait took the call, the outcome holds the
-    execution as this transaction saw it, which says why."""
-    found = yield from q.row("get_signed_wait", {"id": execution_id, "seq": seq, "nonce": nonce})
+    execution as this transaction saw it, which says why.
+
+    Its callback is made from the wait and execution it read (no read again). On PostgreSQL
+    the reads run outside a transaction and the resume is one statement run alone (see
+    ``_resume_call``): two round trips in all, as READ COMMITTED gives each statement its own
+    snapshot inside a transaction too; if that statement refuses while the execution still
+    waits at the wait (its customData changed since the read), the resume is made as on
+    SQLite, in a transaction."""
+    key = {"id": execution_id, "seq": seq, "nonce": nonce}
+    found = yield from q.row("get_signed_wait", key, alone=True)
     if found is None:
-        return CallOutcome(None, execution=(yield from get_execution(execution_id)))
+        return CallOutcome(None, execution=(yield from get_execution(execution_id, alone=True)))
     wait = rows.wait_from_row(found)
     if not webhook_accepts(wait.webhook, method, suffix):
         return CallOutcome(wait)
     refusal = None if admit is None or wait.webhook is None else admit(wait.webhook)
     if refusal is not None:
         return CallOutcome(wait, accepted=True, refusal=refusal)
-    by = ResumedBy.WEBHOOK
-    if (yield from _resume(execution_id, seq, by, rows.dump(payload), now)):
+    by, leftovers, stored = ResumedBy.WEBHOOK, registered(wait), rows.dump(payload)
+    delivery = None
+    if found["callback_url"] is not None:
+        ended = dataclasses.replace(wait, resumed_at=now, resumed_by=by, payload=payload)
+        delivery = resumed_delivery(found, ended, now)
+    if (yield from q.dialect()) == "postgres":
+        if (yield from _resume_call(found, stored, now, leftovers, delivery)):
+            return CallOutcome(wait, accepted=True, resumed=True)
+        seen = yield from get_execution(execution_id, alone=True)
+        if seen is None or seen.status is not Status.WAITING or seen.wait_seq != seq:
+            return CallOutcome(wait, accepted=True, execution=seen)
+        delivery = None  # its customData changed since the read: the resume reads it again
+    if (yield from _resume(execution_id, seq, by, stored, now, leftovers, delivery)):
         return CallOutcome(wait, accepted=True, resumed=True)
     return CallOutcome(wait, accepted=True, execution=(yield from get_execution(execution_id)))
 

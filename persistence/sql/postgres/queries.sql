@@ -2,9 +2,9 @@
 
 -- name: create_execution
 INSERT INTO executions (workflow_id, project_id, mode, status, started_at, retry_of,
-                        custom_data, data, callback_url, nonce)
+                        custom_data, data, callback_url, nonce, trace_parent, trace_state)
 VALUES (:workflow_id, :project_id, :mode, 'running', :now, :retry_of, :custom_data, :data,
-        :callback_url, :nonce)
+        :callback_url, :nonce, :traceparent, :tracestate)
 RETURNING *;
 
 -- name: get_execution
@@ -26,14 +26,42 @@ SELECT * FROM waits WHERE execution_id = :id ORDER BY seq;
 SELECT * FROM waits WHERE execution_id = :id AND seq = :seq;
 
 -- name: get_signed_wait
-SELECT w.* FROM waits w JOIN executions e ON e.id = w.execution_id
+-- The wait, with what its resume's callback says of its execution (persistence.outbox).
+SELECT w.*, e.workflow_id, e.project_id, e.custom_data, e.callback_url,
+       e.trace_parent AS execution_trace_parent, e.trace_state AS execution_trace_state
+FROM waits w JOIN executions e ON e.id = w.execution_id
 WHERE w.execution_id = :id AND w.seq = :seq AND e.nonce = :nonce;
 
 -- name: park
 UPDATE executions SET status = 'waiting', wait_till = :reported_wait_till, wait_suffix = :wait_suffix,
     wait_on_timeout = :on_timeout
 WHERE id = :id AND status = 'running'
-RETURNING wait_seq;
+RETURNING *;
+
+-- name: park_wait
+-- park, insert_wait and take_early_resumes as one statement (persistence.waits.park): the
+-- execution after the park, with its waits (the new one last) and the calls kept for the new
+-- wait (taken: deleted), each as a JSON array of rows. No row if it was not running.
+WITH parked AS (
+    UPDATE executions SET status = 'waiting', wait_till = :reported_wait_till,
+        wait_suffix = :wait_suffix, wait_on_timeout = :on_timeout
+    WHERE id = :id AND status = 'running'
+    RETURNING *
+), inserted AS (
+    INSERT INTO waits (execution_id, seq, parked_at, wait_till, webhook)
+    SELECT id, wait_seq, :now, :wait_till, :webhook FROM parked
+    RETURNING *
+), taken AS (
+    DELETE FROM early_resumes
+    WHERE execution_id = :id AND seq = (SELECT wait_seq FROM parked)
+    RETURNING n, method, suffix, payload, received_at, caller
+)
+SELECT p.*,
+       (SELECT json_agg(w ORDER BY w.seq) FROM (
+            SELECT * FROM waits WHERE execution_id = :id AND seq < p.wait_seq
+            UNION ALL SELECT * FROM inserted) AS w) AS waits_json,
+       (SELECT json_agg(t) FROM taken AS t) AS taken_json
+FROM parked p;
 
 -- name: insert_wait
 INSERT INTO waits (execution_id, seq, parked_at, wait_till, webhook)
@@ -45,9 +73,6 @@ UPDATE executions SET trace_parent = :traceparent, trace_state = :tracestate WHE
 -- name: set_wait_trace
 UPDATE waits SET trace_parent = :traceparent, trace_state = :tracestate
 WHERE execution_id = :id AND seq = :seq;
-
--- name: set_delivery_trace
-UPDATE deliveries SET trace_parent = :traceparent, trace_state = :tracestate WHERE id = :id;
 
 -- name: wait_trace
 -- An ended wait's instants and the trace context it continues: its park's, else its
@@ -79,6 +104,42 @@ RETURNING n;
 UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq + 1
 WHERE id = :id AND status = 'waiting' AND wait_seq = :seq
 RETURNING callback_url;
+
+-- name: resume_call
+-- A call's resume as one statement, atomic by itself (persistence.waits.resume_by_call runs it
+-- outside a transaction): the conditional write on the execution's current wait, the wait's
+-- record, the deletes of what the wait may have registered (:clear_events, :clear_timers), and
+-- with :delivery_id its callback's outbox row (made from what the call read, so the write also
+-- requires the customData it announces) and the NOTIFY that wakes the dispatchers. A row only
+-- if it resumed.
+WITH resumed AS (
+    UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq + 1
+    WHERE id = :id AND status = 'waiting' AND wait_seq = :seq
+      AND (:delivery_id::text IS NULL OR custom_data IS NOT DISTINCT FROM :custom_data::text)
+    RETURNING id, callback_url
+), marked AS (
+    UPDATE waits SET resumed_at = :now, resumed_by = :resumed_by, payload = :payload
+    WHERE execution_id = :id AND seq = :seq AND EXISTS (SELECT 1 FROM resumed)
+    RETURNING seq
+), conditions AS (
+    DELETE FROM wait_events
+    WHERE :clear_events::boolean AND execution_id IN (SELECT id FROM resumed)
+), timers AS (
+    DELETE FROM wait_timers
+    WHERE :clear_timers::boolean AND execution_id IN (SELECT id FROM resumed)
+), delivered AS (
+    INSERT INTO deliveries (id, execution_id, event, target_url, payload, created_at,
+                            window_start, next_attempt_at, endpoint, trace_parent, trace_state)
+    SELECT :delivery_id, id, :event, callback_url, :delivery, :now, :now, :now, :endpoint,
+           :traceparent, :tracestate
+    FROM resumed WHERE :delivery_id::text IS NOT NULL AND callback_url IS NOT NULL
+    RETURNING id
+), told AS (
+    SELECT pg_notify('waitgate_outbox', '') AS sent FROM delivered
+)
+SELECT r.callback_url, (SELECT count(*) FROM marked) AS marked,
+       (SELECT count(*) FROM told) AS told
+FROM resumed r;
 
 -- name: mark_wait_resumed
 UPDATE waits SET resumed_at = :now, resumed_by = :resumed_by, payload = :payload
@@ -211,8 +272,9 @@ SELECT count(*) AS n FROM tags WHERE id IN (SELECT jsonb_array_elements_text(:ta
 
 -- name: insert_delivery
 INSERT INTO deliveries (id, execution_id, event, target_url, payload, created_at, window_start,
-                        next_attempt_at, endpoint)
-VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now, :endpoint);
+                        next_attempt_at, endpoint, trace_parent, trace_state)
+VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now, :endpoint,
+        :traceparent, :tracestate);
 
 -- name: insert_attempt
 INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, error, latency_ms)

@@ -2,9 +2,9 @@
 
 -- name: create_execution
 INSERT INTO executions (workflow_id, project_id, mode, status, started_at, retry_of,
-                        custom_data, data, callback_url, nonce)
+                        custom_data, data, callback_url, nonce, trace_parent, trace_state)
 VALUES (:workflow_id, :project_id, :mode, 'running', :now, :retry_of, :custom_data, :data,
-        :callback_url, :nonce)
+        :callback_url, :nonce, :traceparent, :tracestate)
 RETURNING *;
 
 -- name: get_execution
@@ -27,14 +27,17 @@ SELECT * FROM waits WHERE execution_id = :id ORDER BY seq;
 SELECT * FROM waits WHERE execution_id = :id AND seq = :seq;
 
 -- name: get_signed_wait
-SELECT w.* FROM waits w JOIN executions e ON e.id = w.execution_id
+-- The wait, with what its resume's callback says of its execution (persistence.outbox).
+SELECT w.*, e.workflow_id, e.project_id, e.custom_data, e.callback_url,
+       e.trace_parent AS execution_trace_parent, e.trace_state AS execution_trace_state
+FROM waits w JOIN executions e ON e.id = w.execution_id
 WHERE w.execution_id = :id AND w.seq = :seq AND e.nonce = :nonce;
 
 -- name: park
 UPDATE executions SET status = 'waiting', wait_till = :reported_wait_till, wait_suffix = :wait_suffix,
     wait_on_timeout = :on_timeout
 WHERE id = :id AND status = 'running'
-RETURNING wait_seq;
+RETURNING *;
 
 -- name: insert_wait
 INSERT INTO waits (execution_id, seq, parked_at, wait_till, webhook)
@@ -46,9 +49,6 @@ UPDATE executions SET trace_parent = :traceparent, trace_state = :tracestate WHE
 -- name: set_wait_trace
 UPDATE waits SET trace_parent = :traceparent, trace_state = :tracestate
 WHERE execution_id = :id AND seq = :seq;
-
--- name: set_delivery_trace
-UPDATE deliveries SET trace_parent = :traceparent, trace_state = :tracestate WHERE id = :id;
 
 -- name: wait_trace
 -- An ended wait's instants and the trace context it continues: its park's, else its
@@ -210,8 +210,9 @@ SELECT count(*) AS n FROM tags WHERE id IN (SELECT value FROM json_each(:tag_ids
 
 -- name: insert_delivery
 INSERT INTO deliveries (id, execution_id, event, target_url, payload, created_at, window_start,
-                        next_attempt_at, endpoint)
-VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now, :endpoint);
+                        next_attempt_at, endpoint, trace_parent, trace_state)
+VALUES (:id, :execution_id, :event, :target_url, :payload, :now, :now, :now, :endpoint,
+        :traceparent, :tracestate);
 
 -- name: insert_attempt
 INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, error, latency_ms)

@@ -1,0 +1,79 @@
+"""How a driver runs a script's statements: all of a write script's in one transaction on
+SQLite; on PostgreSQL, from its first statement not marked ``alone`` (those before it run on
+their own), so a failure after that statement leaves nothing of the script's writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from gateway.domain import NewExecution, Status
+from persistence import script as q
+from persistence.base import Store
+from persistence.script import Script
+
+NOW = 1_800_000_000_000
+TRANSACTION_ID = "SELECT txid_current()::text AS id"
+
+
+def _text(sql: str) -> Callable[[str], str]:
+    return lambda _dialect: sql
+
+
+def _transaction(*, alone: bool) -> Script[str]:
+    """The transaction id the statement runs in (a new one each time it runs on its own)."""
+    found = yield from q.rows("txid", q.NO_PARAMS, _text(TRANSACTION_ID), alone=alone)
+    return str(found[0]["id"])
+
+
+def _cancel(execution_id: int) -> Script[int]:
+    sql = "UPDATE executions SET status = 'canceled' WHERE id = :id"
+    changed: int = yield q.Statement("cancel", {"id": execution_id}, q.Want.COUNT, _text(sql))
+    return changed
+
+
+class Boom(Exception):
+    pass
+
+
+async def test_a_failure_after_the_first_write_undoes_it(store: Store) -> None:
+    eid = (await store.create_execution(NewExecution("wf"), NOW)).id
+
+    def script() -> Script[None]:
+        assert (yield from q.row("get_execution", {"id": eid}, alone=True)) is not None
+        assert (yield from _cancel(eid)) == 1
+        raise Boom
+
+    with pytest.raises(Boom):
+        await store.db.write(script())
+    execution = await store.get_execution(eid)
+    assert execution is not None
+    assert execution.status is Status.RUNNING
+
+
+async def test_postgres_begins_at_the_first_statement_not_alone(
+    store: Store, backend_url: str
+) -> None:
+    if not backend_url.startswith("postgres"):
+        pytest.skip("SQLite runs each write script in its writer's transaction")
+    eid = (await store.create_execution(NewExecution("wf"), NOW)).id
+
+    def script() -> Script[list[str]]:
+        assert (yield from q.dialect()) == "postgres"  # asks nothing of the database
+        seen = [(yield from _transaction(alone=True)), (yield from _transaction(alone=True))]
+        yield from _cancel(eid)
+        seen += [(yield from _transaction(alone=True)), (yield from _transaction(alone=False))]
+        return seen
+
+    (first, second, inside, still), _ = await store.db.write(script())
+    assert len({first, second, inside}) == 3  # each alone, until the write begins one
+    assert inside == still
+
+    def twice(*, alone: bool) -> Script[list[str]]:
+        return [(yield from _transaction(alone=alone)), (yield from _transaction(alone=alone))]
+
+    one, two = (await store.db.write(twice(alone=False)))[0]
+    assert one == two
+    one, two = await store.db.read(twice(alone=False))
+    assert one != two  # a read runs without one
