@@ -13,18 +13,18 @@ from __future__ import annotations
 import asyncio
 
 
-class OneSend:
-    """The connection's transport as one response's cycle sees it (see the module)."""
-
-    __slots__ = ("_held", "_loop", "_transport")
+class OneSend(asyncio.Transport):
+    """The connection's transport as one response's cycle sees it (see the module): ``write``,
+    ``close`` and ``is_closing``, all a cycle calls."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self._transport = transport
         self._loop = loop
         self._held: bytes | None = b""
         """The head while it waits; ``b""`` before the first write, ``None`` once sent."""
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         """Hold the first write for the turn; send it with the second."""
         held = self._held
         if held is None:

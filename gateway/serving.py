@@ -20,6 +20,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from gateway.answers import ANSWER_POLICY
+from gateway.coalesce import OneSend
 from gateway.config import Settings
 from gateway.http import error_body
 
@@ -119,6 +120,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         super().on_headers_complete()
         self._body_owed = self.cycle is not cycle  # a request to serve (not an upgrade)
+        if self._body_owed:
+            self.cycle.transport = OneSend(self.transport, self.loop)
 
     def on_message_complete(self) -> None:
         """The request is in; the next bytes on this connection are a new header block."""

@@ -80,8 +80,10 @@ class Transport(asyncio.Transport):
         self.written = bytearray()
         self.written_after_close = bytearray()
         self.closed = False
+        self.writes = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes += 1
         (self.written_after_close if self.closed else self.written).extend(data)
 
     def close(self) -> None:
@@ -338,3 +340,16 @@ async def test_a_lost_connection_stops_the_deadline(
     assert timer.cancelled
     assert conn.app.received[-1] == "http.disconnect"
     assert answers(conn.transport.written) == []
+
+
+async def test_an_answer_sent_whole_leaves_in_one_write(
+    connect: Callable[[App], Connection],
+) -> None:
+    conn = connect(App())
+    for n in (1, 2):  # and again on the kept-alive connection
+        before = conn.transport.writes
+        conn.send(request(b"hello"))
+        await settle()
+        assert conn.transport.writes == before + 1
+        assert conn.transport.written.count(b"HTTP/1.1 200 OK") == n
+        assert conn.transport.written.endswith(b"\r\n\r\nhello")
