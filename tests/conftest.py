@@ -187,3 +187,23 @@ async def running_gateway(
             transport=transport, base_url=BASE_URL, headers={"X-N8N-API-KEY": key}
         ) as admin:
             yield application, admin
+
+
+def http_scope(
+    path: str, query: str, headers: list[tuple[bytes, bytes]], method: str = "POST"
+) -> dict[str, Any]:
+    """The ASGI scope a server would hand the app for one request (to call it directly)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 5678),
+    }

@@ -8,24 +8,18 @@ import dataclasses
 
 import pytest
 
-from gateway.approvals import ApprovalSpec, Approver, Escalation
+from gateway.approvals import Approver, Escalation
 from gateway.domain import NewExecution, ResumedBy, Status, WebhookSpec
 from gateway.event_model import EventCondition, EventSource, IncomingEvent
 from persistence import script as q
 from persistence.base import Store
+from tests.contract.test_wait_timers import SPEC
 
 NOW = 1_800_000_000_000
 HOOK = WebhookSpec(methods=("POST",))
 STRIPE = EventSource("stripe", {"type": "stripe", "secret": "whsec_x"}, event_id_path="id")
 ORDER = "data.object.metadata.orderId"
-APPROVAL = ApprovalSpec(
-    "Deploy?",
-    approvers=(Approver("a"), Approver("b")),
-    required=2,
-    on_timeout="resume",
-    reminders=(1_000, 2_000),
-    escalation=Escalation(3_000, (Approver("c"),)),
-)
+APPROVAL = SPEC
 TABLES = ("wait_events", "wait_match_keys", "wait_timers")
 
 

@@ -28,7 +28,7 @@ from gateway.early import MAX_KEPT, NOTHING_TO_CHECK, CallEvidence
 from gateway.services import Services
 from gateway.stored import AUDIT_ROWS_KEPT, MAX_AUDIT_TEXT, MAX_HEADER_VALUE
 from persistence.base import Store
-from tests.conftest import create, get, park
+from tests.conftest import create, get, http_scope, park
 
 STRIPE = {
     "type": "hmac",
@@ -316,19 +316,7 @@ async def test_a_strange_content_length_is_no_500(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "headers": [(b"content-length", length.encode("latin-1", "replace"))],
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 5678),
-    }
+    scope = http_scope(path, query, [(b"content-length", length.encode("latin-1", "replace"))])
     await app(scope, receive, send)
     assert sent[0]["status"] < 500
 

@@ -13,7 +13,7 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.errors import StoreUnavailable
-from tests.conftest import BASE_URL, create, get, park
+from tests.conftest import BASE_URL, create, get, http_scope, park
 from tests.security.test_answers import sandboxed
 
 
@@ -87,20 +87,8 @@ async def test_a_caller_gone_before_its_body_resumes_nothing_and_logs_no_error(
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": url.path,
-        "raw_path": url.path.encode(),
-        "query_string": url.query.encode(),
-        "root_path": "",
-        "headers": [(b"host", urlsplit(BASE_URL).netloc.encode()), (b"content-length", b"9")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 80),
-    }
+    host = (b"host", urlsplit(BASE_URL).netloc.encode())
+    scope = http_scope(url.path, url.query, [host, (b"content-length", b"9")])
     with caplog.at_level(logging.INFO):
         await app(scope, receive, send)
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
