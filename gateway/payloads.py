@@ -72,7 +72,9 @@ def _json(body: bytes) -> Any:
         raise _parse_error(str(exc)) from None
     except RecursionError:  # msgspec gives up on thousands of levels before we can count
         raise _parse_error(too_deep) from None
-    if _depth(value) > MAX_JSON_DEPTH:
+    # Each level is an opening bracket or brace: a body with few cannot be too deep.
+    openings = body.count(b"[") + body.count(b"{")
+    if openings > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
         raise _parse_error(too_deep)
     return value
 

@@ -87,22 +87,25 @@ class SegmentRouter(Router):
     """Starlette's router, trying for each request only the routes that can match its first
     path segment (a route whose path starts with a fixed segment matches nothing else), in
     their declared order, and of those only the ones whose fixed beginning (the path up to its
-    first parameter) the path has. The first full match is the one Starlette's own loop would
-    find; anything without a full match (405, redirects, 404, lifespan) is left to Starlette."""
+    first parameter) and fixed end (after its last one) the path has. The first full match is
+    the one Starlette's own loop would find; anything without a full match (405, redirects,
+    404, lifespan) is left to Starlette."""
 
-    def _candidates(self, path: str) -> list[tuple[str, BaseRoute]]:
+    def _candidates(self, path: str) -> list[tuple[str, str, BaseRoute]]:
         if getattr(self, "_indexed", None) != len(self.routes):
-            index: dict[str, list[tuple[str, BaseRoute]]] = {}
-            anywhere: list[tuple[str, BaseRoute]] = []
+            index: dict[str, list[tuple[str, str, BaseRoute]]] = {}
+            anywhere: list[tuple[str, str, BaseRoute]] = []
             for route in self.routes:
                 fixed = route.path.partition("{")[0] if isinstance(route, Route) else ""
+                end = route.path.rpartition("}")[2] if isinstance(route, Route) else ""
                 first = route.path.split("/")[1] if isinstance(route, Route) else "{"
+                entry = (fixed, end, route)
                 if "{" in first:
-                    anywhere.append((fixed, route))
+                    anywhere.append(entry)
                     for routes in index.values():
-                        routes.append((fixed, route))
+                        routes.append(entry)
                 else:
-                    index.setdefault(first, [*anywhere]).append((fixed, route))
+                    index.setdefault(first, [*anywhere]).append(entry)
             self._index, self._anywhere, self._indexed = index, anywhere, len(self.routes)
         return self._index.get(
             path.split("/", 2)[1] if path.startswith("/") else "", self._anywhere
@@ -111,8 +114,8 @@ class SegmentRouter(Router):
     def full_match(self, scope: AsgiScope) -> tuple[BaseRoute, AsgiScope] | None:
         """The first route that fully matches an HTTP request, and what it adds to its scope."""
         path = get_route_path(scope)
-        for fixed, route in self._candidates(path):
-            if path.startswith(fixed):
+        for fixed, end, route in self._candidates(path):
+            if path.startswith(fixed) and path.endswith(end):
                 match, child_scope = route.matches(scope)
                 if match is Match.FULL:
                     return route, child_scope

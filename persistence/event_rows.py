@@ -136,6 +136,8 @@ def dump_conditions(conditions: tuple[EventCondition, ...]) -> str | None:
 
 def load_conditions(text: str | None) -> tuple[EventCondition, ...]:
     """Inverse of ``dump_conditions``."""
+    if text is None:
+        return ()
     raw = load_json(text) or []
     return tuple(
         EventCondition(c["source"], c["name"], tuple((p, v) for p, v in c["match"].items()))

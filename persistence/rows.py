@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -61,15 +62,22 @@ def dump_webhook(spec: WebhookSpec | None) -> str | None:
             "responseData": spec.response_data,
             "responseHeaders": spec.response_headers,
             "responseMode": spec.response_mode.value,
-            "auth": dataclasses.asdict(spec.auth),
-            "approval": None if spec.approval is None else dataclasses.asdict(spec.approval),
-            "form": None if spec.form is None else dataclasses.asdict(spec.form),
+            "auth": msgspec.to_builtins(spec.auth),
+            "approval": None if spec.approval is None else msgspec.to_builtins(spec.approval),
+            "form": None if spec.form is None else msgspec.to_builtins(spec.form),
         }
     )
 
 
+SPECS_KEPT = 512
+"""Webhook columns whose ``WebhookSpec`` is remembered: waits of one workflow step share one
+text, and the spec is read on every call of a resume URL and every park."""
+
+
+@functools.lru_cache(maxsize=SPECS_KEPT)
 def load_webhook(text: str | None) -> WebhookSpec | None:
-    """Inverse of ``dump_webhook``."""
+    """Inverse of ``dump_webhook``. The same text gives the same (shared) spec: like every
+    record read from the store, it is never changed in place."""
     raw = load(text)
     if raw is None:
         return None
