@@ -78,6 +78,11 @@ DEFAULT_RESPONSE = {"message": "Workflow was started"}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _VALUE = re.compile(r"[\t\x20-\x7e]*")
 _encoder = msgspec.json.Encoder()
+MAX_DEFAULT_ANSWERS = 400
+"""Every final status (200-599) fits: the default answer of each is made once."""
+_DEFAULT_ANSWERS: dict[int, StoredAnswer] = {}
+"""The answer of a wait that configures none, by its status (stored answers are never
+changed in place)."""
 
 
 def json_answer(
@@ -94,6 +99,13 @@ def json_answer(
 
 def configured_answer(spec: WebhookSpec) -> StoredAnswer:
     """The answer configured on the wait (``onReceived``)."""
+    if spec.response_data is None and not spec.response_headers:
+        default = _DEFAULT_ANSWERS.get(spec.response_code)
+        if default is None:
+            default = json_answer(spec.response_code, DEFAULT_RESPONSE, "answer")
+            if len(_DEFAULT_ANSWERS) < MAX_DEFAULT_ANSWERS:
+                _DEFAULT_ANSWERS[spec.response_code] = default
+        return default
     data: Any = DEFAULT_RESPONSE if spec.response_data is None else spec.response_data
     headers = {k.lower(): v for k, v in spec.response_headers.items()}
     if isinstance(data, str):

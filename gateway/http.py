@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -116,6 +117,46 @@ def capped(request: Request, limit: int) -> Request:
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, f"Request body is larger than the limit of {limit} bytes")
+
+
+class IndexedHeaders(Headers):
+    """Starlette's request headers, each name looked up in a dict made at the first lookup
+    instead of a scan of the list (and a ``KeyError`` for every header a request lacks). A
+    repeated header gives its first value, as ``Headers`` does."""
+
+    _index: dict[str, str] | None = None
+
+    def _indexed(self) -> dict[str, str]:
+        if self._index is None:
+            index: dict[str, str] = {}
+            for key, value in self.raw:
+                index.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+            self._index = index
+        return self._index
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            return self._indexed()[key.lower()]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: Any) -> bool:
+        return isinstance(key, str) and key.lower() in self._indexed()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The header's (first) value, or ``default``."""
+        return self._indexed().get(key.lower(), default)
+
+
+class IndexedRequest(Request):
+    """A ``Request`` whose headers are ``IndexedHeaders`` (for a path that reads several)."""
+
+    @property
+    def headers(self) -> Headers:
+        """The request's headers (made once)."""
+        if not hasattr(self, "_headers"):
+            self._headers = IndexedHeaders(scope=self.scope)
+        return self._headers
 
 
 def client_address(request: Request) -> str | None:

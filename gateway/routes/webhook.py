@@ -18,6 +18,7 @@ from gateway.domain import AttemptOutcome, Execution, Status, WebhookSpec
 from gateway.ended import CLOSED, ended_in_words
 from gateway.http import (
     ApiError,
+    IndexedRequest,
     client_address,
     exception_handler,
     handle_unexpected,
@@ -133,7 +134,7 @@ class ResumeEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one call of a resume URL."""
-        request = Request(scope, receive)
+        request = IndexedRequest(scope, receive)
         try:
             response = await _routed(request)
         except Exception as exc:
