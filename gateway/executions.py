@@ -177,7 +177,8 @@ async def park(
             "kept_event": outcome.kept_event,
         },
     )
-    return dataclasses.replace(outcome, warnings=park_warnings(wait_till, now))
+    warnings = park_warnings(wait_till, now)
+    return dataclasses.replace(outcome, warnings=warnings) if warnings else outcome
 
 
 def park_warnings(wait_till: int | None, now: int) -> tuple[str, ...]:
