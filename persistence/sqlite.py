@@ -3,11 +3,18 @@
 Each script (a store verb) runs whole and synchronously on its connection's aiosqlite thread,
 so a cancelled request can never leave a transaction half-done and a write costs one thread
 hop; writes that arrive together share one commit.
+
+Processes writing one file (``--workers N``, the CLI beside a server) take turns through an
+exclusive ``flock`` on ``<file>-lock`` around each group: a writer waiting for another is woken
+the moment it commits, where SQLite's own busy handler would sleep (1, 2, 5, 10 … ms) and try
+again. Writers that do not take the lock (the ``sqlite3`` shell) still meet SQLite's lock and
+``busy_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
 import os
 import sqlite3
@@ -55,15 +62,23 @@ def _translate(exc: sqlite3.Error) -> StoreError:
     return StoreError(f"database error: {exc}")
 
 
+def lock_path(path: Path) -> Path:
+    """The file whose ``flock`` the writers of the database ``path`` take turns on."""
+    return path.with_name(path.name + "-lock")
+
+
 def make_private(path: Path) -> None:
-    """Create the database's folder (0700) and file (0600) if missing; tighten the file and its
-    ``-wal`` / ``-shm`` to 0600 where others may read them (they hold per-wait secrets).
+    """Create the database's folder (0700), file and writers' lock file (0600) if missing;
+    tighten them and the ``-wal`` / ``-shm`` to 0600 where others may read them (they hold
+    per-wait secrets; whoever may open the lock file may stall the writers).
 
     SQLite creates ``-wal`` and ``-shm`` with the mode of the database file itself.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+    for file in (path, lock_path(path)):
+        os.close(os.open(file, os.O_RDWR | os.O_CREAT, 0o600))
+    wal, shm = path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+    for file in (path, wal, shm, lock_path(path)):
         keep_private(file)
 
 
@@ -107,12 +122,15 @@ class SqliteDatabase:
         self._all_readers: list[aiosqlite.Connection] = []
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._lock: int | None = None
+        """The writers' lock file, open while the writer is."""
 
     async def open(self, heard: Callable[[Wake], None] | None = None) -> None:
         """Open the writer (creating the file and folder) and the readers (one process: no
         other replica to hear)."""
         try:
             make_private(self.path)
+            self._lock = os.open(lock_path(self.path), os.O_RDWR | os.O_CLOEXEC)
         except OSError as exc:
             raise StoreUnavailable(f"database unavailable: {exc}") from exc
         try:
@@ -143,6 +161,9 @@ class SqliteDatabase:
         self._all_readers.clear()
         self._readers = asyncio.Queue()
         self._writer = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     @staticmethod
     async def _call(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -177,7 +198,9 @@ class SqliteDatabase:
         while self._pending and self._writer is not None:
             jobs, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
             try:
-                outcomes = await self._call(self._writer, functools.partial(_group, jobs=jobs))
+                assert self._lock is not None  # opened before the writer, closed after it
+                group = functools.partial(_group, jobs=jobs, lock=self._lock)
+                outcomes = await self._call(self._writer, group)
             except StoreError as exc:
                 for _, done in jobs:
                     if not done.done():
@@ -219,8 +242,22 @@ class SqliteStore(Store):
 def _group(
     conn: sqlite3.Connection,
     jobs: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
+    lock: int,
 ) -> list[tuple[bool, Any]]:
-    """Run each job in its own savepoint inside one transaction; commit once."""
+    """Run each job in its own savepoint inside one transaction; commit once. The writers'
+    ``lock`` is held from before ``BEGIN`` to after ``COMMIT`` (the wait for it, like SQLite's
+    own waits, holds no GIL)."""
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        return _transaction(conn, jobs)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _transaction(
+    conn: sqlite3.Connection,
+    jobs: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
+) -> list[tuple[bool, Any]]:
     outcomes: list[tuple[bool, Any]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:

@@ -190,7 +190,7 @@ async def test_a_fresh_start_creates_a_private_data_dir_and_database(
             await client.post("/api/v1/executions", json={"workflowId": "w"})
         ).status_code == 201
         assert mode(data) == 0o700
-        for name in ("waitgate.db", "waitgate.db-wal", "waitgate.db-shm"):
+        for name in ("waitgate.db", "waitgate.db-wal", "waitgate.db-shm", "waitgate.db-lock"):
             assert mode(data / name) == 0o600, name
         for name in ("secret.key", "callback.secret"):
             assert mode(data / name) == 0o600, name
@@ -205,7 +205,7 @@ async def test_existing_database_files_readable_by_others_are_tightened_at_start
     async with running_gateway(settings, clock):
         pass
     secret = settings.data_dir / "callback.secret"
-    files = (db, Path(f"{db}-wal"), Path(f"{db}-shm"), secret)
+    files = (db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-lock"), secret)
     for path in files:
         path.touch()
         path.chmod(0o644)
