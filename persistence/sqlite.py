@@ -5,10 +5,11 @@ so a cancelled request can never leave a transaction half-done and a write costs
 hop; writes that arrive together share one commit.
 
 Processes writing one file (``--workers N``, the CLI beside a server) take turns through an
-exclusive ``flock`` on ``<file>-lock`` around each group: a writer waiting for another is woken
-the moment it commits, where SQLite's own busy handler would sleep (1, 2, 5, 10 … ms) and try
-again. Writers that do not take the lock (the ``sqlite3`` shell) still meet SQLite's lock and
-``busy_timeout``.
+exclusive ``flock`` on ``<file>-lock`` around each group: a writer waiting for another looks
+again within a millisecond of its commit, where SQLite's own busy handler sleeps 1, 2, 5, 10 …
+up to 100 ms between looks. A turn that does not come within the busy timeout is a locked
+database (503), as SQLite's own lock is. Writers that do not take the lock (the ``sqlite3``
+shell) still meet SQLite's lock and its ``busy_timeout``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import fcntl
 import functools
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +41,9 @@ cache at its next read after any commit, and list pages read through the OS's ca
 more CPU (measured at 1,000,000 parked); four full default caches were ~7 MB resident."""
 BUSY_TIMEOUT_MS = 5000
 MAX_GROUP = 256
+TURN_FIRST_PAUSE_S = 0.00005
+TURN_LONGEST_PAUSE_S = 0.001
+"""How often a writer looks again for its turn: from 50 µs, doubling, to 1 ms."""
 
 
 def _configure(conn: sqlite3.Connection, *, writer: bool, busy_timeout_ms: int) -> None:
@@ -199,7 +204,9 @@ class SqliteDatabase:
             jobs, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
             try:
                 assert self._lock is not None  # opened before the writer, closed after it
-                group = functools.partial(_group, jobs=jobs, lock=self._lock)
+                group = functools.partial(
+                    _group, jobs=jobs, lock=self._lock, timeout_ms=self._busy_timeout_ms
+                )
                 outcomes = await self._call(self._writer, group)
             except StoreError as exc:
                 for _, done in jobs:
@@ -243,15 +250,30 @@ def _group(
     conn: sqlite3.Connection,
     jobs: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
     lock: int,
+    timeout_ms: int,
 ) -> list[tuple[bool, Any]]:
     """Run each job in its own savepoint inside one transaction; commit once. The writers'
-    ``lock`` is held from before ``BEGIN`` to after ``COMMIT`` (the wait for it, like SQLite's
-    own waits, holds no GIL)."""
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    ``lock`` is held from before ``BEGIN`` to after ``COMMIT``."""
+    _take_turn(lock, timeout_ms)
     try:
         return _transaction(conn, jobs)
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _take_turn(lock: int, timeout_ms: int) -> None:
+    """Take the writers' lock, waiting up to ``timeout_ms`` (the pauses hold no GIL)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    pause = TURN_FIRST_PAUSE_S
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise sqlite3.OperationalError("database is locked by another writer") from None
+        time.sleep(pause)
+        pause = min(pause * 2, TURN_LONGEST_PAUSE_S)
 
 
 def _transaction(

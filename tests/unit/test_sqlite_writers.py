@@ -1,6 +1,7 @@
 """Several writers of one SQLite file (``--workers N``, the CLI beside a server) take turns
 through the writers' lock: none meets SQLite's own lock, so none waits in its busy handler or
-fails for it, and the lock goes when the store closes."""
+fails for it; a turn that does not come within the busy timeout is a locked database; the lock
+goes when the store closes."""
 
 from __future__ import annotations
 
@@ -19,10 +20,20 @@ from persistence.sqlite import SqliteStore, lock_path
 NOW = 1_800_000_000_000
 
 
-async def _opened(path: Path, busy_timeout_ms: int) -> SqliteStore:
+async def _opened(path: Path, busy_timeout_ms: int = 5000) -> SqliteStore:
     store = SqliteStore(path, busy_timeout_ms=busy_timeout_ms)
     await store.open()
     await store.migrate()
+    return store
+
+
+async def _impatient(path: Path) -> SqliteStore:
+    """A store that waits for its turn as usual but not for SQLite's own lock: a writer that
+    met another's transaction would fail at once."""
+    store = await _opened(path)
+    writer = store.db._writer
+    assert writer is not None
+    await writer.execute("PRAGMA busy_timeout = 0")
     return store
 
 
@@ -34,9 +45,8 @@ async def _create(store: SqliteStore, count: int) -> list[int]:
 
 
 async def test_two_writers_of_one_file_never_meet_sqlites_lock(tmp_path: Path) -> None:
-    # With no busy timeout, a writer that met the other's lock would fail at once.
     path = tmp_path / "w.db"
-    first, second = await _opened(path, 0), await _opened(path, 0)
+    first, second = await _impatient(path), await _impatient(path)
     try:
         for _ in range(5):
             made = await asyncio.gather(_create(first, 60), _create(second, 60))
@@ -52,7 +62,7 @@ async def test_two_writers_of_one_file_never_meet_sqlites_lock(tmp_path: Path) -
 async def test_without_the_lock_the_same_writers_fail(tmp_path: Path) -> None:
     """The test above can fail: the same writers, one of them not taking turns, do meet."""
     path = tmp_path / "w.db"
-    first, second = await _opened(path, 0), await _opened(path, 0)
+    first, second = await _impatient(path), await _impatient(path)
     assert second.db._lock is not None
     os.close(second.db._lock)
     second.db._lock = os.open(tmp_path / "elsewhere", os.O_RDWR | os.O_CREAT)
@@ -71,7 +81,7 @@ async def test_without_the_lock_the_same_writers_fail(tmp_path: Path) -> None:
 
 async def test_a_writer_waits_for_the_lock_and_then_writes(tmp_path: Path) -> None:
     path = tmp_path / "w.db"
-    store = await _opened(path, 0)
+    store = await _opened(path)
     holder = os.open(lock_path(path), os.O_RDWR)
     try:
         fcntl.flock(holder, fcntl.LOCK_EX)
@@ -85,8 +95,23 @@ async def test_a_writer_waits_for_the_lock_and_then_writes(tmp_path: Path) -> No
         await store.close()
 
 
+async def test_a_turn_that_does_not_come_is_a_locked_database(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    store = await _opened(path, busy_timeout_ms=50)
+    holder = os.open(lock_path(path), os.O_RDWR)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with pytest.raises(StoreUnavailable, match="locked by another writer"):
+            await _create(store, 2)
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        assert len(await _create(store, 2)) == 2
+    finally:
+        os.close(holder)
+        await store.close()
+
+
 async def test_the_lock_file_is_closed_with_the_store(tmp_path: Path) -> None:
-    store = await _opened(tmp_path / "w.db", 5000)
+    store = await _opened(tmp_path / "w.db")
     lock = store.db._lock
     assert lock is not None
     await store.close()
