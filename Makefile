@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 ENGINES := temporal prefect airflow langgraph celery
 ENGINE_VENVS := .venv-engines
 
-.PHONY: run test lint format bench clean test-engines $(addprefix test-engine-,$(ENGINES))
+.PHONY: run test lint format bench screenshots clean test-engines $(addprefix test-engine-,$(ENGINES))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ $(addprefix test-engine-,$(ENGINES)): test-engine-%: $(ENGINE_VENVS)/%/.installe
 	$(ENGINE_VENVS)/$*/bin/pytest -p no:cacheprovider tests/engines/$*
 
 test-engines: $(addprefix test-engine-,$(ENGINES))
+
+# The browser tests save their screenshots in docs/screenshots/ (elsewhere they use a temp folder).
+screenshots: $(STAMP)
+	WAITGATE_SCREENSHOTS=docs/screenshots $(BIN)/pytest -p no:cacheprovider tests/ui
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk"; exit 1; }

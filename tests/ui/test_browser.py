@@ -1,13 +1,17 @@
 """People's pages in a real browser: Playwright driving the system Chromium, headless.
 
-Each test saves a screenshot of the page it exercises into ``docs/screenshots/``. Without
-Chromium (Debian package ``chromium``) the tests are skipped, saying so.
+Each test saves a screenshot of the page it exercises: into a temporary folder, so that a test
+run leaves the checkout as it was, or into the folder ``WAITGATE_SCREENSHOTS`` names
+(``make screenshots`` refreshes ``docs/screenshots/``). Without Chromium (Debian package
+``chromium``) the tests are skipped, saying so.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,8 @@ from tests.process import GatewayProcess
 
 pytestmark = pytest.mark.acceptance
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("WAITGATE_SCREENSHOTS") or tempfile.mkdtemp(prefix="waitgate-shots-"))
+SHOTS.mkdir(parents=True, exist_ok=True)
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
