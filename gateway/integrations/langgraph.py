@@ -19,7 +19,9 @@ compiled graph from ``WAITGATE_LANGGRAPH_GRAPH=module:attribute`` with a SQLite 
 ``WAITGATE_LANGGRAPH_CHECKPOINTS`` (a file path) and continues the thread with
 ``Command(resume={interrupt_id: answer})`` when the execution is resumed, or with the
 default at the deadline, or with a canceled answer when it is stopped. An interrupt that is
-no longer pending (a duplicate callback, a thread resumed some other way) is left alone.
+no longer pending (a duplicate callback, a thread resumed some other way) is left alone. A
+thread that fails once it has the answer ends its execution in ``error`` (the exception's type
+and message); the thread stays at the failing node for its owner to run again.
 """
 
 from __future__ import annotations
@@ -170,7 +172,8 @@ class LangGraphAdapter:
     """The relay's LangGraph adapter: continues the thread an execution was parked for.
 
     ``client`` (optional) finishes the execution in waitgate once the thread has taken the
-    answer. One thread is continued by one callback at a time.
+    answer: ``success``, or ``error`` if the thread failed (without a client, a failure is
+    answered 503, as before). One thread is continued by one callback at a time.
     """
 
     def __init__(self, graph: Graph, client: WaitgateClient | None = None) -> None:
@@ -211,17 +214,36 @@ class LangGraphAdapter:
                 payload=callback.payload,
                 canceled=canceled,
             )
-            await self.graph.ainvoke(Command(resume={interrupt_id: got.to_json()}), config)
+            try:
+                await self.graph.ainvoke(Command(resume={interrupt_id: got.to_json()}), config)
+            except Exception as exc:
+                if self.client is None:
+                    raise  # nothing else can tell waitgate: its retry finds the thread answered
+                log.error(
+                    "thread %s failed after taking the answer of execution %s: %r",
+                    thread_id,
+                    callback.execution_id,
+                    exc,
+                )
+                failure = {"message": str(exc), "type": type(exc).__name__}
+                await self._finish(callback.execution_id, thread_id, failure)
+                return
         if not canceled:
             await self._finish(callback.execution_id, thread_id)
 
-    async def _finish(self, execution_id: int, thread_id: str) -> None:
+    async def _finish(
+        self, execution_id: int, thread_id: str, failure: dict[str, str] | None = None
+    ) -> None:
+        """Finish the execution: ``success``, or ``error`` with the graph's ``failure``."""
         if self.client is None:
             return
+        status = "success" if failure is None else "error"
         try:
-            await self.client.finish(execution_id, data={"threadId": thread_id})
+            await self.client.finish(
+                execution_id, status, data={"threadId": thread_id}, error=failure
+            )
         except WaitgateError as exc:
-            if exc.status != 409:  # 409: finished already (a duplicate)
+            if exc.status != 409:  # 409: ended already (a duplicate, or stopped)
                 raise
 
 

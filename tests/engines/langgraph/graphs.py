@@ -96,3 +96,19 @@ synchronous.add_node("after", after)
 synchronous.add_edge(START, "ask")
 synchronous.add_edge("ask", "after")
 synchronous.add_edge("after", END)
+
+OUTAGE = "the refund service is down"
+
+
+def after_fails(state: Refund) -> Refund:
+    """What runs once the answer is in, failing as a node whose own service is down."""
+    raise RuntimeError(OUTAGE)
+
+
+breaking: StateGraph[Refund] = StateGraph(Refund)
+"""The question, then a node that fails: the thread stops in error after taking the answer."""
+breaking.add_node("ask", ask)
+breaking.add_node("after", after_fails)
+breaking.add_edge(START, "ask")
+breaking.add_edge("ask", "after")
+breaking.add_edge("after", END)
