@@ -285,13 +285,15 @@ SELECT * FROM idempotent_answers WHERE key = :key AND target = :target;
 SELECT NULL AS now;
 
 -- name: prune_floor
-SELECT id FROM executions
+-- Both retention statements name the partial index executions_finished: without statistics
+-- SQLite prefers executions_status and sorts every finished execution in a temporary B-tree.
+SELECT id FROM executions INDEXED BY executions_finished
 WHERE status IN ('success', 'error', 'crashed', 'canceled')
 ORDER BY id DESC LIMIT 1 OFFSET :keep;
 
 -- name: prune_batch
 DELETE FROM executions WHERE id IN (
-    SELECT id FROM executions
+    SELECT id FROM executions INDEXED BY executions_finished
     WHERE status IN ('success', 'error', 'crashed', 'canceled')
       AND (stopped_at < :cutoff OR id <= :floor)
     ORDER BY id
