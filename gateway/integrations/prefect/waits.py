@@ -297,16 +297,25 @@ async def _finish(
     gate: Waitgate, client: PrefectClient, run_id: UUID, base: str, answer: BaseModel
 ) -> None:
     """Finish the wait's execution (``success``, with the answer), so waitgate shows it done
-    and nothing can cancel it any more. An execution already finished is fine; any other
-    failure is only logged: the flow has its answer."""
+    and nothing can cancel it any more. A wait answered in Prefect (its UI or API) is still
+    waiting in waitgate: it is resumed there first with that answer (``resumedBy: "api"``),
+    which closes its links; the callback of that resume finds the run answered and changes
+    nothing. An execution already ended is fine; any other failure is only logged: the flow
+    has its answer."""
     execution_id = await read_input(client, run_id, f"{base}-{EXECUTION_SUFFIX}")
     if not isinstance(execution_id, int):
         return
-    url = f"{gate.url.rstrip('/')}/api/v1/executions/{execution_id}/finish"
-    body = {"status": "success", "data": answer.model_dump(mode="json")}
+    url = f"{gate.url.rstrip('/')}/api/v1/executions/{execution_id}"
+    data = answer.model_dump(mode="json")
+    headers = {"X-N8N-API-KEY": gate.api_key}
+    finish = {"status": "success", "data": data}
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            response = await http.post(url, json=body, headers={"X-N8N-API-KEY": gate.api_key})
+            response = await http.post(f"{url}/finish", json=finish, headers=headers)
+            if response.status_code == 409:  # not running: still waiting, or ended already
+                resumed = await http.post(f"{url}/resume", json={"data": data}, headers=headers)
+                if resumed.status_code == 200:
+                    response = await http.post(f"{url}/finish", json=finish, headers=headers)
         if response.status_code not in (200, 409):
             log.warning("waitgate did not finish execution %s: %s", execution_id, response.text)
     except httpx.HTTPError as exc:

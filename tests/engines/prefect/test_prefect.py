@@ -160,6 +160,26 @@ def test_a_form_answer_resumes_the_paused_flow_with_its_data_once(loop: Loop) ->
     assert execution["status"] == "success"
 
 
+def test_an_answer_given_in_prefect_closes_the_waitgate_wait(loop: Loop) -> None:
+    result = start_shipping(loop)
+    link, run_id = paused_run(loop)
+    answer = {"address": "Tromsø", "express": True, "parcels": 3}
+    loop.prefect(lambda c: c.resume_flow_run(run_id, run_input=answer))  # as Prefect's UI does
+    assert result.result(timeout=60) == answer
+
+    execution = loop.api("GET", f"/executions/{link.execution_id}?includeData=true").json()
+    assert execution["status"] == "success"
+    (wait,) = execution["data"]["waits"]
+    assert wait["resumedBy"] == "api"
+    assert wait["payload"] == {"formData": answer, "resumedBy": "api"}
+    late = httpx.post(link.link, data={"address": "elsewhere", "parcels": "1"})
+    assert late.status_code >= 400  # the link no longer takes an answer
+    callback = delivered(loop, link.execution_id)  # the resume's callback changes nothing
+    assert callback["status"] == "delivered"
+    assert state_types(loop, run_id).count(StateType.PAUSED) == 1
+    assert state(loop, run_id).type == StateType.COMPLETED
+
+
 def test_a_duplicate_callback_is_ignored(loop: Loop) -> None:
     result = start_shipping(loop)
     link, run_id = paused_run(loop)
