@@ -62,7 +62,14 @@ BILLION_LAUGHS = f'<?xml version="1.0"?><!DOCTYPE l [{"".join(ENTITIES)}]><l>&lo
 EXTERNAL_ENTITY = (
     b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/hostname">]><r>&x;</r>'
 )
-XML_ATTACKS = {"billion-laughs": BILLION_LAUGHS, "external-entity": EXTERNAL_ENTITY}
+AMPLIFIED = (  # 12 KB that expat expands to 8 MB of text, under its own amplification limit
+    f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "{"a" * 10_000}">]><r>{"&x;" * 800}</r>'
+).encode()
+XML_ATTACKS = {
+    "billion-laughs": BILLION_LAUGHS,
+    "external-entity": EXTERNAL_ENTITY,
+    "entity-amplification": AMPLIFIED,
+}
 
 
 @dataclass
