@@ -263,6 +263,13 @@ async def test_a_gateway_resume_reaches_the_engine_once_through_the_relay(
         assert got.payload["body"] == {"go": 1}
         assert got.custom_data == {"celery_task": "t"}
         delivery_id = got.id
+        # The relay has answered; the gateway records the attempt just after (redelivering a
+        # delivery still in flight is a 409), so wait for the record first.
+        for _ in range(250):
+            found = (await client.get(f"/api/v1/executions/{execution['id']}/deliveries")).json()
+            if found["data"][0]["status"] == "delivered":
+                break
+            await asyncio.sleep(0.02)
         redelivered = await client.post(f"/api/v1/deliveries/{delivery_id}/redeliver")
         assert redelivered.status_code in (200, 202)
         for _ in range(250):
