@@ -170,9 +170,9 @@ def delete_execution(execution_id: int) -> Script[Execution | Unchanged]:
     return rows.execution_from_row(deleted)
 
 
-def list_executions(query: ExecutionQuery) -> Script[list[Execution]]:
+def list_executions(query: ExecutionQuery, *, with_waits: bool = False) -> Script[list[Execution]]:
     """Executions matching ``query`` (filters joined with AND), newest first, at most
-    ``query.limit``."""
+    ``query.limit``; with their waits if asked (one more statement for the whole page)."""
     where: list[str] = []
     params: dict[str, Any] = {"limit": query.limit}
     if query.statuses:
@@ -217,7 +217,12 @@ def list_executions(query: ExecutionQuery) -> Script[list[Execution]]:
         return sql + " ORDER BY id DESC LIMIT :limit"
 
     found = yield from q.rows("list_executions", params, text)
-    return [rows.execution_from_row(r) for r in found]
+    waits: dict[int, list[Wait]] = {}
+    if with_waits and found:
+        ids = rows.dump([r["id"] for r in found])
+        for w in (yield from q.rows("waits_of_executions", {"ids": ids})):
+            waits.setdefault(w["execution_id"], []).append(rows.wait_from_row(w))
+    return [rows.execution_from_row(r, tuple(waits.get(r["id"], ()))) for r in found]
 
 
 def count_by_status() -> Script[dict[str, int]]:

@@ -61,11 +61,10 @@ async def list_executions(request: Request, principal: Principal) -> Response:
     asked = request.query_params.get("projectId")
     if principal.project_id is not None and asked and asked != principal.project_id:
         return JSONResponse({"data": [], "nextCursor": None})  # filters AND: nothing matches
-    found = await svc.store.list_executions(dataclasses.replace(query, limit=query.limit + 1))
+    found = await svc.store.list_executions(
+        dataclasses.replace(query, limit=query.limit + 1), with_waits=options["include_data"]
+    )
     next_cursor = page(found, query, lambda e: e.id)
-    if options["include_data"]:
-        with_waits = [await svc.store.get_execution(e.id, with_waits=True) for e in found]
-        found = [e for e in with_waits if e is not None]  # one deleted meanwhile is left out
     data = [execution_view(e, svc.signer, **options) for e in found]
     return JSONResponse({"data": data, "nextCursor": next_cursor})
 

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.domain import (
     FOREVER_MS,
+    ExecutionQuery,
     NewExecution,
     ResumeAttempt,
     ResumedBy,
@@ -331,3 +332,21 @@ async def test_resume_attempts_are_kept_per_execution_and_go_with_it(store: Stor
     await store.stop(eid, NOW)
     assert await store.delete_execution(eid)
     assert await store.resume_attempts(eid) == []
+
+
+async def test_a_listed_page_with_waits_is_each_execution_as_read_alone(store: Store) -> None:
+    twice = await running(store)
+    await store.park(twice, NOW + 5, HOOK, NOW)
+    await store.resume(twice, 1, ResumedBy.API, {"n": 1}, NOW + 1)
+    await store.park(twice, None, HOOK, NOW + 2)
+    never = await running(store)
+    once = await running(store)
+    await store.park(once, None, HOOK, NOW)
+    query = ExecutionQuery(include_running=True)
+
+    listed = await store.list_executions(query, with_waits=True)
+    alone = [await store.get_execution(e.id, with_waits=True) for e in listed]
+    assert [e.id for e in listed] == [once, never, twice]
+    assert listed == alone
+    assert [len(e.waits) for e in listed] == [1, 0, 2]
+    assert all(e.waits == () for e in await store.list_executions(query))
