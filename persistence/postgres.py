@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from gateway.errors import InvalidInput, StoreError, StoreUnavailable, WaitgateError
+from gateway.errors import ConfigError, InvalidInput, StoreError, StoreUnavailable, WaitgateError
 from persistence.base import Store
 from persistence.script import Run, Script, Statement, Wake, WakeKind, Want
 from persistence.sqlfiles import load_queries, to_positional
@@ -32,6 +32,9 @@ T = TypeVar("T")
 CHANNEL_PREFIX = "waitgate_"
 LISTENER_RETRY_SECONDS = 1.0
 QUERIES = {name: to_positional(sql) for name, sql in load_queries("postgres").items()}
+REQUIRED_ISOLATION = "read committed"
+"""A call's resume is one conditional statement run alone: at this level a replica that loses
+the race finds no row, where stricter levels fail with a serialization error."""
 
 _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
@@ -133,8 +136,18 @@ class PostgresDatabase:
                 command_timeout=30,
                 reset=_keep_session,
             )
+            async with self._pool.acquire() as conn:
+                level = await conn.fetchval(QUERIES["isolation_level"][0])
         except (asyncpg.PostgresError, *_UNAVAILABLE) as exc:
+            await self.close()
             raise translate(exc) from exc
+        if level != REQUIRED_ISOLATION:
+            await self.close()
+            raise ConfigError(
+                f"PostgreSQL: default_transaction_isolation is {level}; waitgate needs "
+                f"{REQUIRED_ISOLATION} (ALTER ROLE <waitgate's role> SET "
+                f"default_transaction_isolation = '{REQUIRED_ISOLATION}')"
+            )
         self._listener_task = asyncio.create_task(self._listen(heard), name="waitgate-pg-listener")
 
     async def close(self) -> None:

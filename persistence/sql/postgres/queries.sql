@@ -346,6 +346,10 @@ SELECT * FROM idempotent_answers WHERE key = :key AND target = :target;
 -- name: database_time
 SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now;
 
+-- name: isolation_level
+-- What a transaction, or a statement run alone, gets: waitgate needs READ COMMITTED.
+SELECT current_setting('default_transaction_isolation') AS level;
+
 -- name: prune_floor
 SELECT id FROM executions
 WHERE status IN ('success', 'error', 'crashed', 'canceled')
