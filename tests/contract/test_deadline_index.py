@@ -9,15 +9,13 @@ deadlines, as the timer's own statements run; then what they find is checked too
 
 from __future__ import annotations
 
-import re
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from gateway.domain import NewExecution, WebhookSpec
-from persistence.sqlfiles import load_queries
 from persistence.sqlite import SqliteStore
+from tests.contract.plans import sqlite_plan
 
 DEADLINE_READS = ("claim_due", "next_deadline", "count_overdue", "overview_due")
 NOW = 1_800_000_000_000
@@ -34,20 +32,12 @@ async def _parked(path: Path, deadlines: list[int | None]) -> SqliteStore:
     return store
 
 
-def _plan(path: Path, name: str) -> str:
-    sql = load_queries("sqlite")[name]
-    params = {p: 0 for p in re.findall(r"(?<!:):([a-z_]+)", sql)}
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
-    return " | ".join(row[3] for row in rows)
-
-
 @pytest.mark.parametrize("name", DEADLINE_READS)
 async def test_each_read_of_deadlines_uses_the_partial_index(tmp_path: Path, name: str) -> None:
     path = tmp_path / "w.db"
     store = await _parked(path, [None, None, NOW + 10, None, NOW + 5])
     await store.close()
-    plan = _plan(path, name)
+    plan = sqlite_plan(path, name)
     assert "executions_due" in plan, plan
     assert "executions_status" not in plan, plan
 

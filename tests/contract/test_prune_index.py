@@ -9,15 +9,14 @@ prune deletes is checked too.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from gateway.domain import NewExecution, Status
-from persistence.sqlfiles import load_queries
 from persistence.sqlite import SqliteStore
+from tests.contract.plans import sqlite_plan
 
 RETENTION_STATEMENTS = ("prune_floor", "prune_batch")
 NOW = 1_800_000_000_000
@@ -39,14 +38,6 @@ async def _store(path: Path, finished: int, running: int) -> tuple[SqliteStore, 
     return store, ended
 
 
-def _plan(path: Path, name: str) -> str:
-    sql = load_queries("sqlite")[name]
-    params = {p: 0 for p in re.findall(r"(?<!:):([a-z_]+)", sql)}
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
-    return " | ".join(row[3] for row in rows)
-
-
 @pytest.mark.parametrize("name", RETENTION_STATEMENTS)
 async def test_retention_reads_finished_executions_in_id_order_without_sorting(
     tmp_path: Path, name: str
@@ -54,7 +45,7 @@ async def test_retention_reads_finished_executions_in_id_order_without_sorting(
     path = tmp_path / "w.db"
     store, _ = await _store(path, finished=3, running=2)
     await store.close()
-    plan = _plan(path, name)
+    plan = sqlite_plan(path, name)
     assert "executions_finished" in plan, plan
     assert "TEMP B-TREE" not in plan, plan
 
