@@ -41,9 +41,10 @@ PERSISTENCE_MAY_USE = {
 event is read at a path; the dashboard overview's), its errors, and file modes: nothing of HTTP
 or the app."""
 NEWEST = max(m.version for m in load_migrations("sqlite"))
-POSTGRES_ONLY = {"park_wait", "resume_call"}
+POSTGRES_ONLY = {"park_wait", "resume_call", "isolation_level"}
 """Statements a verb runs only where ``q.dialect()`` is PostgreSQL: one statement (data-modifying
-``WITH``) for what it runs as several on SQLite."""
+``WITH``) for what it runs as several on SQLite; and the driver's check of the isolation level
+when it opens."""
 
 
 def test_both_dialects_define_the_same_statement_names() -> None:
