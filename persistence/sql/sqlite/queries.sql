@@ -25,7 +25,9 @@ SELECT * FROM waits WHERE execution_id = :id ORDER BY seq;
 
 -- name: waits_of_executions
 -- The waits of several executions (a listed page's), in one statement.
-SELECT * FROM waits WHERE execution_id IN (SELECT value FROM json_each(:ids)) ORDER BY execution_id, seq;
+SELECT * FROM waits
+WHERE execution_id IN (SELECT value FROM json_each(:ids))
+ORDER BY execution_id, seq;
 
 -- name: get_wait
 SELECT * FROM waits WHERE execution_id = :id AND seq = :seq;
