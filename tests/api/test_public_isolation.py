@@ -124,6 +124,10 @@ async def test_another_projects_executions_never_show_in_lists(
         {"waitTillAfter": "2026-01-01T00:00:00Z"},
     ]:
         assert await ids(bound, **params) == newest_first, params
+    with_data = (await bound.get("/api/v1/executions", params={"includeData": "true"})).json()
+    for listed in with_data["data"]:  # each with its own wait, none of the other project's
+        (wait,) = listed["data"]["waits"]
+        assert wait["waitTill"] == listed["waitTill"]
     for params in [{"projectId": "p2"}, {"projectId": ""}]:
         expected = [] if params["projectId"] else newest_first
         assert await ids(bound, **params) == expected, params
