@@ -14,6 +14,7 @@ import pytest
 from tests.engines.harness import GatewayThread
 from tests.engines.langgraph.conftest import World, running_world
 from tests.engines.langgraph.graphs import OUTAGE
+from tests.engines.langgraph.test_langgraph import api
 from tests.engines.relay_socket import deliveries, poll
 
 BREAKING = "tests.engines.langgraph.graphs:breaking"
@@ -29,11 +30,8 @@ async def breaking_world(
 
 
 async def _ended(world: World, execution_id: int) -> dict[str, Any] | None:
-    async with httpx.AsyncClient(
-        base_url=f"{world.gateway.url}/api/v1",
-        headers={"X-N8N-API-KEY": world.gateway.admin_key},
-    ) as api:
-        answer = await api.get(f"/executions/{execution_id}", params={"includeData": "true"})
+    async with await api(world) as client:
+        answer = await client.get(f"/executions/{execution_id}", params={"includeData": "true"})
         assert answer.status_code == 200, answer.text
         found: dict[str, Any] = answer.json()
         return None if found["status"] in ("waiting", "running") else found
