@@ -196,8 +196,11 @@ class WaitgateClient:
         custom_data: Mapping[str, str] | None = None,
         data: Any = None,
         callback_url: str | None = None,
+        wait: Mapping[str, Any] | None = None,
     ) -> Execution:
-        """A new running execution."""
+        """A new running execution; with ``wait`` (the body of ``POST /executions/{id}/wait``:
+        ``waitTill``, ``webhook``, ``approval``, ``form``, ``events``), parked at that wait in
+        the same call, and nothing made if the wait is refused."""
         body: dict[str, Any] = {"workflowId": workflow_id}
         if mode is not None:
             body["mode"] = mode
@@ -207,6 +210,8 @@ class WaitgateClient:
             body["data"] = data
         if callback_url is not None:
             body["callbackUrl"] = callback_url
+        if wait is not None:
+            body["wait"] = {k: v for k, v in wait.items() if v is not None}
         return Execution(self, await self._call("POST", "/executions", body))
 
     async def wait(

@@ -144,8 +144,43 @@ async def park(
     )
     if isinstance(outcome, Unchanged):
         return outcome
+    return await _parked(svc, outcome, wait_till, now, started)
+
+
+@tracing.traced("waitgate.create")
+async def create_parked(
+    svc: Services,
+    new: NewExecution,
+    wait_till: int | None,
+    webhook: WebhookSpec | None,
+    events: tuple[EventCondition, ...] = (),
+    trace: TraceContext | None = None,
+) -> ParkOutcome:
+    """A new execution parked at its first wait in one write, as ``create`` then ``park``
+    would leave it; if the park refuses, nothing is written."""
+    now, started = svc.clock.now_ms(), tracing.started()
+    outcome = await svc.store.create_parked(
+        new,
+        wait_till,
+        webhook,
+        now,
+        events=events,
+        trace=tracing.kept(trace, always=True),
+        wait_trace=tracing.kept(trace),
+    )
+    eid = outcome.execution.id
+    logs.info(log, "created", {"action": "execution.created", "execution_id": eid})
+    return await _parked(svc, outcome, wait_till, now, started)
+
+
+async def _parked(
+    svc: Services, outcome: ParkOutcome, wait_till: int | None, now: int, started: int
+) -> ParkOutcome:
+    """What follows a park's commit: the held caller of the previous wait answered, a wait
+    resumed in the same write announced, refused early calls audited, the park logged."""
     metrics.PARKS.inc()
     execution = outcome.execution
+    eid = execution.id
     seq = max(w.seq for w in execution.waits)
     tracing.annotate(eid, seq)
     await _answer_held(

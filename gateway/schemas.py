@@ -79,6 +79,8 @@ class CreateExecution(_Body):
     custom_data: dict[str, Any] = {}
     data: Any = None
     callback_url: str | None = None
+    wait: ParkBody | None = None
+    """The first wait, parked in the same write (the body of ``POST /executions/{id}/wait``)."""
 
     def to_new(
         self,

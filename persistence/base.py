@@ -157,6 +157,7 @@ class Store:
     get_wait = _reads(waits.get_wait)
     wait_traces = _reads(traces.wait_traces)
     park = _writes(waits.park)
+    create_parked = _writes(waits.create_parked)
     resume = _writes(waits.resume)
     resume_by_call = _writes(waits.resume_by_call)
     record_early_resume = _writes(waits.record_early_resume)

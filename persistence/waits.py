@@ -17,6 +17,7 @@ from gateway.domain import (
     Admission,
     CallOutcome,
     Execution,
+    NewExecution,
     ResumedBy,
     Status,
     TimedOut,
@@ -32,13 +33,14 @@ from gateway.early import (
     ParkOutcome,
     choose_early,
 )
+from gateway.errors import StoreError
 from gateway.event_model import EventCondition
 from gateway.outbox_model import Event
 from gateway.trace_context import TraceContext
 from persistence import event_rows, event_waits, rows, timers, traces
 from persistence import script as q
 from persistence.channels import check_channels, notify
-from persistence.executions import get_execution, unchanged
+from persistence.executions import get_execution, insert_execution, unchanged
 from persistence.outbox import emit, resumed_delivery
 from persistence.script import Script, Wake, WakeKind
 
@@ -263,6 +265,27 @@ def park(
         refused_early=refused,
         kept_event=None if kept_event is None else kept_event.id,
     )
+
+
+def create_parked(
+    new: NewExecution,
+    wait_till: int | None,
+    webhook: WebhookSpec | None,
+    now: int,
+    events: tuple[EventCondition, ...] = (),
+    trace: TraceContext | None = None,
+    wait_trace: TraceContext | None = None,
+) -> Script[ParkOutcome]:
+    """A new execution parked at its first wait, in one transaction: ``create_execution``
+    keeping ``trace``, then ``park`` keeping ``wait_trace``. What the park refuses (event
+    conditions, approval channels: ``InvalidInput``) rolls the insert back with it. No call can
+    be kept for a wait of an execution that did not exist, so none is taken; an event kept
+    within a condition's lookback resumes the new wait at once, as at any park."""
+    created = yield from insert_execution(new, now, trace, alone=False)
+    outcome = yield from park(created.id, wait_till, webhook, now, events=events, trace=wait_trace)
+    if isinstance(outcome, Unchanged):
+        raise StoreError(f"the new execution {created.id} was not running")
+    return outcome
 
 
 def resume(

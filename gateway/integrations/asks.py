@@ -193,15 +193,10 @@ async def park(
     custom_data: Mapping[str, str],
     callback_url: str,
 ) -> Parked:
-    """Create an execution whose callbacks go to ``callback_url`` and park it on ``ask``."""
-    created = await client.create(workflow_id, custom_data=custom_data, callback_url=callback_url)
-    body = ask.wait_body()
-    parked = await client.wait(
-        created.id,
-        wait_till=body.get("waitTill"),
-        webhook=body.get("webhook"),
-        approval=body.get("approval"),
-        form=body.get("form"),
+    """Create an execution whose callbacks go to ``callback_url``, parked on ``ask`` in the
+    same call (a refused ask leaves no execution behind)."""
+    parked = await client.create(
+        workflow_id, custom_data=custom_data, callback_url=callback_url, wait=ask.wait_body()
     )
     return _parked(parked, ask.kind)
 

@@ -49,12 +49,18 @@ def _view(
 
 
 async def create_execution(request: Request, principal: Principal) -> Response:
-    """``POST /api/v1/executions``: a running execution and the resume URL of its first wait."""
+    """``POST /api/v1/executions``: a running execution and the resume URL of its first wait;
+    with ``wait``, the execution parked at that wait in the same write."""
     svc = services(request)
     body = await decode_json(request, CreateExecution, svc.settings.max_body_bytes)
     new = body.to_new(principal.project_id, svc.settings.callback_url, svc.dispatcher.origins)
     trace = from_headers(request.headers)
-    return _view(svc, await executions.create(svc, new, trace), 201)
+    if body.wait is None:
+        return _view(svc, await executions.create(svc, new, trace), 201)
+    wait_till, webhook = body.wait.validated()
+    events = body.wait.event_conditions()
+    parked = await executions.create_parked(svc, new, wait_till, webhook, events, trace)
+    return _view(svc, parked.execution, 201, parked.warnings)
 
 
 async def park_execution(request: Request, principal: Principal) -> Response:

@@ -52,6 +52,19 @@ async def test_engine_round_trip(gate: WaitgateClient, anon: httpx.AsyncClient) 
     assert cursor is None
 
 
+async def test_create_parks_in_the_same_call(gate: WaitgateClient, anon: httpx.AsyncClient) -> None:
+    wait = {"waitTill": None, "webhook": {"httpMethod": "POST"}}
+    parked = await gate.create("order-approval", custom_data={"orderId": "A-2"}, wait=wait)
+    assert parked.status == "waiting"
+    assert parked.resume_url is not None
+    assert (await anon.post(parked.resume_url, json={"ok": 1})).status_code == 200
+    with pytest.raises(WaitgateError) as refused:
+        await gate.create("order-approval", wait={"webhook": {"httpMethod": "BREW"}})
+    assert refused.value.status == 400
+    page, _ = await gate.list(status="running")
+    assert [e.id for e in page] == [parked.id]  # resumed; the refused one was never made
+
+
 async def test_an_approval_wait_has_the_url_of_its_page(
     gate: WaitgateClient, anon: httpx.AsyncClient
 ) -> None:

@@ -136,26 +136,18 @@ class WaitgateActivities:
             KEY_RUN_ID: run_id,
             **extra,
         }
-        created = await self._post(
+        parked = await self._post(
             "/executions",
             {
                 "workflowId": request.name,
                 "customData": custom,
                 "callbackUrl": self.relay_url,
                 "data": request.data,
+                "wait": {**request.wait, "waitTill": request.wait_till},
             },
-            "creating the execution",
+            "creating the execution parked at its wait",
         )
-        execution_id = int(created["id"])
-        try:
-            parked = await self._post(
-                f"/executions/{execution_id}/wait",
-                {**request.wait, "waitTill": request.wait_till},
-                "parking the wait",
-            )
-        except BaseException:
-            await self._abandon(execution_id)
-            raise
+        execution_id = int(parked["id"])
         activity.logger.info("waitgate execution %s parked", execution_id)
         return Links(
             key=request.key,
