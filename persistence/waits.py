@@ -172,7 +172,8 @@ def _park(
 ) -> Script[_Parked | None]:
     """The park's writes: the conditional move to ``waiting`` at a new wait, the wait's row,
     and the taking of the calls kept for it (PostgreSQL: one statement, ``park_wait``, that
-    also reads the waits); ``None`` if the execution was not ``running``."""
+    also reads the waits; SQLite: the waits are the new one's row at a first park, else read
+    after); ``None`` if the execution was not ``running``."""
     park_params = rows.park_params(execution_id, wait_till, webhook, events=events)
     wait = {"now": now, "wait_till": wait_till, "webhook": rows.dump_webhook(webhook)}
     if (yield from q.dialect()) == "postgres":
@@ -185,8 +186,9 @@ def _park(
     if parked is None:
         return None
     key = {"id": execution_id, "seq": parked["wait_seq"]}
-    yield from q.count("insert_wait", {**key, **wait})
-    return _Parked(parked, (yield from q.rows("take_early_resumes", key)), None)
+    new_wait = yield from q.one("insert_wait", {**key, **wait})
+    first = [new_wait] if key["seq"] == 1 else None  # the execution's only wait
+    return _Parked(parked, (yield from q.rows("take_early_resumes", key)), first)
 
 
 def _parked_execution(parked: _Parked, *, changed: bool) -> Script[Execution]:

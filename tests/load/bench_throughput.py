@@ -121,9 +121,9 @@ def ceiling_resume(rows: int = CEILING_ROWS, *, python_loadgen: int = 0) -> WrkR
 def park_and_resume(
     replicas: list[GatewayProcess], api_key: str, count: int, connections: int = CONNECTIONS
 ) -> GatewayFigures:
-    """Create ``count`` executions and park each on a webhook (a create then a park), create
-    ``count`` more parked in one request each, and resume the first ``count`` by their URLs;
-    with several replicas, each gets an equal share of the connections and the requests."""
+    """Create ``count`` executions and park each on a webhook (a create then a park), resume
+    each by its URL, then create ``count`` more parked in one request each; with several
+    replicas, each gets an equal share of the connections and the requests."""
     auth = {**JSON, "x-n8n-api-key": api_key}
     pids = [p for r in replicas if r.pid for p in group_pids(r.pid)]
 
@@ -138,9 +138,9 @@ def park_and_resume(
     wait = spread(
         [("POST", f"/api/v1/executions/{i}/wait") for i in range(1, count + 1)], PARK, auth
     )
-    create_parked = spread([("POST", "/api/v1/executions")] * count, CREATE_PARKED, auth)
     paths = resume_paths(replicas[0].url, api_key)
-    resume = spread([("POST", paths[i]) for i in sorted(paths)[:count]], BODY, JSON)
+    resume = spread([("POST", paths[i]) for i in sorted(paths)], BODY, JSON)
+    create_parked = spread([("POST", "/api/v1/executions")] * count, CREATE_PARKED, auth)
     figures = GatewayFigures(create, wait, create_parked, resume)
     for name, result in dataclasses.asdict(figures).items():
         if result["non_2xx"] or result["socket_errors"] or result["requests"] != count:

@@ -47,7 +47,8 @@ RETURNING *;
 
 -- name: insert_wait
 INSERT INTO waits (execution_id, seq, parked_at, wait_till, webhook)
-VALUES (:id, :seq, :now, :wait_till, :webhook);
+VALUES (:id, :seq, :now, :wait_till, :webhook)
+RETURNING *;
 
 -- name: set_execution_trace
 UPDATE executions SET trace_parent = :traceparent, trace_state = :tracestate WHERE id = :id;
