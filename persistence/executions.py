@@ -45,7 +45,9 @@ def create_execution(
     keeping the ``trace`` context its creator gave. Without an announcement the insert is the
     only statement, run alone (PostgreSQL: without ``BEGIN`` and ``COMMIT``)."""
     announced = new.retry_of is not None and new.callback_url is not None
-    execution = yield from insert_execution(new, now, trace, alone=not announced)
+    execution = rows.execution_from_row(
+        (yield from insert_execution(new, now, trace, alone=not announced))
+    )
     if announced:
         yield from emit(execution.id, Event.RETRY, now)
     return execution
@@ -53,14 +55,14 @@ def create_execution(
 
 def insert_execution(
     new: NewExecution, now: int, trace: TraceContext | None, *, alone: bool
-) -> Script[Execution]:
-    """The insert of a ``running`` execution (``alone``: the script writes nothing after it
-    that must commit with it, see ``persistence.script``)."""
+) -> Script[q.Row]:
+    """The insert of a ``running`` execution; its row (``alone``: the script writes nothing
+    after it that must commit with it, see ``persistence.script``)."""
     params = {**rows.new_execution_params(new, now), **traces.for_execution(trace)}
     found = yield from q.row("create_execution", params, alone=alone)
     if found is None:
         raise StoreError("create_execution found no row")
-    return rows.execution_from_row(found)
+    return found
 
 
 def unchanged(execution_id: int) -> Script[Unchanged]:

@@ -283,10 +283,10 @@ def create_parked(
     conditions, approval channels: ``InvalidInput``) rolls the insert back with it. No call can
     be kept for a wait of an execution that did not exist, so none is taken; an event kept
     within a condition's lookback resumes the new wait at once, as at any park."""
-    created = yield from insert_execution(new, now, trace, alone=False)
-    outcome = yield from park(created.id, wait_till, webhook, now, events=events, trace=wait_trace)
+    eid = (yield from insert_execution(new, now, trace, alone=False))["id"]
+    outcome = yield from park(eid, wait_till, webhook, now, events=events, trace=wait_trace)
     if isinstance(outcome, Unchanged):
-        raise StoreError(f"the new execution {created.id} was not running")
+        raise StoreError(f"the new execution {eid} was not running")
     return outcome
 
 

@@ -248,9 +248,12 @@ def main(rounds: int = 3) -> None:
             f"         {'':<18}  {two:6.0f} executions/s = {two_ratio:4.0%} by create then "
             f"wait (two requests), {cpu:4.0f} us CPU/execution"
         )
-    print("  each round (ceiling | resume at info | resume at warning):")
+    print("  each round (ceiling | resume at info | resume at warning | park at info):")
     for x, s, q in zip(ceilings, shipped, quiet, strict=True):
         print(f"    {x.summary()}\n    {s.resume.summary()}\n    {q.resume.summary()}")
+        print(
+            f"    {s.create_parked.summary()} = {s.park_rate / x.rate:.0%} of this round's ceiling"
+        )
     busiest = max(x.wrk_cpu_seconds / x.seconds for x in ceilings)
     print(
         f"  wrk used at most {busiest:.0%} of one core while driving the ceiling, which "

@@ -129,23 +129,20 @@ def park(
     callback_url: str | None = None,
     timeout: float = TIMEOUT_SECONDS,
 ) -> ParkedWait:
-    """Create an execution and park it on ``wait`` (a ``POST …/wait`` body)."""
-    created: dict[str, Any] = {"workflowId": workflow_id, "customData": dict(custom_data)}
+    """Create an execution parked on ``wait`` (a ``POST …/wait`` body), in one request: a
+    refused wait leaves no execution behind."""
+    created: dict[str, Any] = {
+        "workflowId": workflow_id,
+        "customData": dict(custom_data),
+        "wait": dict(wait),
+    }
     if callback_url is not None:
         created["callbackUrl"] = callback_url
     with httpx.Client(base_url=gateway.api, headers=gateway.headers, timeout=timeout) as http:
-        execution = _answer(http.post("/executions", content=msgspec.json.encode(created)))
-        eid: int = execution["id"]
-        body = msgspec.json.encode(dict(wait))
-        try:
-            parked = _answer(http.post(f"/executions/{eid}/wait", content=body))
-        except WaitgateError:
-            http.post(f"/executions/{eid}/stop")  # a refused wait leaves no running execution
-            raise
-        seen = _answer(http.get(f"/executions/{eid}", params={"includeData": "true"}))
-    waits = seen.get("data", {}).get("waits") or [{"seq": 1}]
+        parked = _answer(http.post("/executions", content=msgspec.json.encode(created)))
+    waits = parked.get("data", {}).get("waits") or [{"seq": 1}]
     link = next((parked[f] for f in LINK_FIELDS if parked.get(f)), None)
-    return ParkedWait(eid, int(waits[-1]["seq"]), link, parked.get("waitTill"))
+    return ParkedWait(int(parked["id"]), int(waits[-1]["seq"]), link, parked.get("waitTill"))
 
 
 def finish(
