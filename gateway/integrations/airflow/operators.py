@@ -33,6 +33,7 @@ from gateway.integrations.airflow.waitgate_api import (
     Gateway,
     TaskCoordinates,
     deadline,
+    find_parked,
     finish,
     park,
 )
@@ -109,14 +110,16 @@ class WaitgateOperator(BaseOperator):
         return body
 
     def execute(self, context: Any) -> None:
-        """Park the wait, hand out its link, and defer until it ends."""
+        """Park the wait (or take the one an earlier try of this task instance parked before
+        its worker died), hand out its link, and defer until it ends."""
         task = coordinates(context)
         workflow = self.workflow_id or f"{task.dag_id}.{task.task_id}"
+        gateway, custom_data = self._gateway(), task.custom_data("operator")
         try:
-            parked = park(
-                self._gateway(),
+            parked = find_parked(gateway, custom_data) or park(
+                gateway,
                 workflow_id=workflow,
-                custom_data=task.custom_data("operator"),
+                custom_data=custom_data,
                 wait=self.wait_body(datetime.now(UTC)),
             )
         except WaitgateError as exc:

@@ -139,10 +139,35 @@ def park(
     if callback_url is not None:
         created["callbackUrl"] = callback_url
     with httpx.Client(base_url=gateway.api, headers=gateway.headers, timeout=timeout) as http:
-        parked = _answer(http.post("/executions", content=msgspec.json.encode(created)))
-    waits = parked.get("data", {}).get("waits") or [{"seq": 1}]
-    link = next((parked[f] for f in LINK_FIELDS if parked.get(f)), None)
-    return ParkedWait(int(parked["id"]), int(waits[-1]["seq"]), link, parked.get("waitTill"))
+        return _parked_wait(_answer(http.post("/executions", content=msgspec.json.encode(created))))
+
+
+def find_parked(
+    gateway: Gateway, custom_data: Mapping[str, str], timeout: float = TIMEOUT_SECONDS
+) -> ParkedWait | None:
+    """The wait an earlier try of the same task instance parked (``custom_data`` names it),
+    if its worker died before it deferred: the execution still waiting, or running with that
+    wait resumed (its outcome not taken yet); ``None`` if there is none."""
+    matching = {f"customData[{key}]": value for key, value in custom_data.items()}
+    with httpx.Client(base_url=gateway.api, headers=gateway.headers, timeout=timeout) as http:
+        for status in ("waiting", "running"):
+            listed = _answer(http.get("/executions", params={**matching, "status": status}))
+            for found in listed["data"]:
+                eid = found["id"]
+                seen = _answer(http.get(f"/executions/{eid}", params={"includeData": "true"}))
+                waits = (seen.get("data") or {}).get("waits") or []
+                if status == "waiting" and waits:
+                    return _parked_wait(seen)
+                if waits and waits[-1].get("resumedAt"):  # answered: no link to hand out
+                    return ParkedWait(int(eid), int(waits[-1]["seq"]), None, None)
+    return None
+
+
+def _parked_wait(execution: Mapping[str, Any]) -> ParkedWait:
+    """The waiting execution's last wait and the link to hand out (with ``data.waits``)."""
+    waits = (execution.get("data") or {}).get("waits") or [{"seq": 1}]
+    link = next((execution[f] for f in LINK_FIELDS if execution.get(f)), None)
+    return ParkedWait(int(execution["id"]), int(waits[-1]["seq"]), link, execution.get("waitTill"))
 
 
 def finish(

@@ -12,9 +12,17 @@ import httpx
 import pytest
 from airflow.utils.state import DagRunState, TaskInstanceState
 
+from gateway.auth import generate_key, hash_key
 from gateway.client import WaitgateError
 from gateway.integrations.airflow.triggers import WaitgateTrigger
-from gateway.integrations.airflow.waitgate_api import Gateway, TaskCoordinates, park
+from gateway.integrations.airflow.waitgate_api import (
+    Gateway,
+    ParkedWait,
+    TaskCoordinates,
+    find_parked,
+    finish,
+    park,
+)
 from tests.engines.airflow.dags.waitgate_dags import (
     DEFAULT,
     approval_dag,
@@ -215,6 +223,38 @@ def test_a_refused_wait_fails_the_park_and_leaves_no_execution(
         for status in ("running", "waiting", "canceled"):
             params = {"workflowId": "wg_refused.bad_wait", "status": status}
             assert api.get("/executions", params=params).json()["data"] == []
+
+
+def test_a_retried_task_takes_the_wait_its_earlier_try_parked(gateway: GatewayThread) -> None:
+    """A worker that dies between the park and the deferral: the task's next try finds that
+    wait (waiting, then resumed but not yet taken) instead of parking a second one that a
+    person might answer in its place. With the key's documented scopes; without
+    ``execution:list`` the look is refused."""
+    documented = ("execution:write", "execution:read", "execution:list")
+    key, no_list = generate_key(), generate_key()
+    store, now = gateway.services.store, gateway.clock.now_ms()
+    gateway.run(store.create_api_key("airflow", hash_key(key), key[:10], documented, None, now))
+    gateway.run(
+        store.create_api_key("short", hash_key(no_list), no_list[:10], documented[:2], None, now)
+    )
+    airflow = Gateway(gateway.url, key)
+    custom = TaskCoordinates("wg_retry", "manual__1", "wait", -1).custom_data("operator")
+    assert find_parked(airflow, custom) is None
+
+    first = park(airflow, workflow_id="wg_retry.wait", custom_data=custom, wait={"webhook": {}})
+    assert find_parked(airflow, custom) == first
+    mapped = TaskCoordinates("wg_retry", "manual__1", "wait", 0).custom_data("operator")
+    assert find_parked(airflow, mapped) is None  # another task instance's wait is not its own
+    with pytest.raises(WaitgateError) as refused:
+        find_parked(Gateway(gateway.url, no_list), custom)
+    assert refused.value.status == 403
+
+    assert first.link is not None
+    assert httpx.get(first.link, timeout=10).status_code == 200  # answered while nobody waits
+    answered = find_parked(airflow, custom)  # resumed, its outcome not taken yet: no link
+    assert answered == ParkedWait(first.execution_id, first.seq, None, None)
+    finish(airflow, first.execution_id, {"taken": True})
+    assert find_parked(airflow, custom) is None  # taken: a later try parks anew
 
 
 def test_a_trigger_whose_execution_is_gone_fires_a_failure_instead_of_reading_forever(
