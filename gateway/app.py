@@ -26,6 +26,7 @@ from gateway.delivery import DeliveryPolicy, Dispatcher
 from gateway.endpoints import Breaker
 from gateway.errors import ConfigError
 from gateway.front import Front
+from gateway.gauges import DatabaseGauges
 from gateway.held import HeldCallers
 from gateway.http import EXCEPTION_HANDLERS, JSONResponse, error_response
 from gateway.logs import configure_logging
@@ -160,6 +161,7 @@ def build_services(
         audit=audit_trail,
         pruner=pruner,
         limits=limits_from(settings, clock),
+        gauges=DatabaseGauges(store, clock),
         supervisor=Supervisor(clock, loops),
     )
 

@@ -2,7 +2,8 @@
 
 Counters and histograms are per process (with ``--workers N`` each worker answers for itself;
 scrape them through the per-worker ports or prefer one worker per container). Gauges of the
-whole database (executions by status, the timer's backlog) are read at scrape time.
+whole database (executions by status, the timer's backlog) are read at scrape time, at most
+once a second (``gateway.gauges``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from gateway.auth import Authenticator
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.delivery import Dispatcher
+from gateway.gauges import DatabaseGauges
 from gateway.held import HeldCallers
 from gateway.ratelimit import Limits
 from gateway.retention import Pruner
@@ -35,6 +36,7 @@ class Services:
     audit: AuditTrail
     pruner: Pruner
     limits: Limits
+    gauges: DatabaseGauges
     supervisor: Supervisor
 
 

@@ -9,13 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import metrics
 from gateway.http import ApiError
 from gateway.services import services
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """``GET /metrics`` in the Prometheus text format; database gauges are read now.
+    """``GET /metrics`` in the Prometheus text format; the database's gauges are at most a
+    second old (``gateway.gauges``).
 
     With ``WAITGATE_METRICS_TOKEN`` set, only ``Authorization: Bearer <token>`` gets them.
     """
@@ -23,13 +23,7 @@ async def metrics_endpoint(request: Request) -> Response:
     token = svc.settings.metrics_token
     if token is not None and not _bearer_matches(request, token.reveal()):
         raise ApiError(401, "Unauthorized", headers={"WWW-Authenticate": "Bearer"})
-    counts = await svc.store.count_by_status()
-    for status in metrics.STATUSES:
-        metrics.EXECUTIONS.labels(status).set(counts.get(status, 0))
-    metrics.OVERDUE.set(await svc.store.count_overdue(svc.clock.now_ms()))
-    endpoints = await svc.store.count_endpoints_by_state()
-    for state in metrics.ENDPOINT_STATES:
-        metrics.ENDPOINTS.labels(state).set(endpoints.get(state, 0))
+    await svc.gauges.refresh()
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
