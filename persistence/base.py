@@ -57,8 +57,9 @@ class Driver(Protocol):
     async def write(self, script: Script[T]) -> tuple[T, list[Wake]]:
         """Run ``script`` in a write transaction; its value and wake-ups, once committed."""
 
-    async def read(self, script: Script[T]) -> T:
-        """Run a read-only ``script``."""
+    async def read(self, script: Script[T], *, snapshot: bool = False) -> T:
+        """Run a read-only ``script`` (``snapshot``: every statement of it sees the database
+        as of its first one; otherwise each sees the latest commit)."""
 
 
 def _writes(script: Callable[P, Script[T]]) -> Verb[P, T]:
@@ -72,10 +73,13 @@ def _writes(script: Callable[P, Script[T]]) -> Verb[P, T]:
     return verb
 
 
-def _reads(script: Callable[P, Script[T]]) -> Verb[P, T]:
+def _reads(script: Callable[P, Script[T]], *, snapshot: bool = False) -> Verb[P, T]:
+    """A read verb; ``snapshot`` for one whose statements make one answer together (a row and
+    its children), which a commit between them would tear apart."""
+
     @functools.wraps(script)
     async def verb(store: Store, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await store.db.read(script(*args, **kwargs))
+        return await store.db.read(script(*args, **kwargs), snapshot=snapshot)
 
     return verb
 
@@ -150,7 +154,7 @@ class Store:
     stop_many = _writes(executions.stop_many)
     set_custom_data = _writes(executions.set_custom_data)
     delete_execution = _writes(executions.delete_execution)
-    list_executions = _reads(executions.list_executions)
+    list_executions = _reads(executions.list_executions, snapshot=True)
     count_by_status = _reads(executions.count_by_status)
     prune = _writes(executions.prune)
 
@@ -176,7 +180,7 @@ class Store:
     next_delivery_due = _reads(outbox.next_delivery_due)
     record_attempt = _writes(outbox.record_attempt)
     get_delivery = _reads(outbox.get_delivery)
-    execution_deliveries = _reads(outbox.execution_deliveries)
+    execution_deliveries = _reads(outbox.execution_deliveries, snapshot=True)
     redeliver = _writes(outbox.redeliver)
     defer_delivery = _writes(outbox.defer_delivery)
     recover_deliveries = _writes(endpoints.recover)

@@ -199,10 +199,15 @@ class PostgresDatabase:
         except (asyncpg.PostgresError, *_UNAVAILABLE) as exc:
             raise translate(exc) from exc
 
-    async def read(self, script: Script[T]) -> T:
-        """Run a read-only ``script`` outside an explicit transaction."""
+    async def read(self, script: Script[T], *, snapshot: bool = False) -> T:
+        """Run a read-only ``script`` outside an explicit transaction (``snapshot``: in a
+        read-only REPEATABLE READ one, two more round trips)."""
         try:
-            async with self._ready_pool().acquire() as conn:
+            async with self._ready_pool().acquire() as conn, contextlib.AsyncExitStack() as tx:
+                if snapshot:
+                    await tx.enter_async_context(
+                        conn.transaction(isolation="repeatable_read", readonly=True)
+                    )
                 value, _ = await _run(conn, script, transaction=False)
                 return value
         except (asyncpg.PostgresError, *_UNAVAILABLE) as exc:

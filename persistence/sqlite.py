@@ -114,6 +114,15 @@ def _run(conn: sqlite3.Connection, script: Script[T]) -> tuple[T, list[Wake]]:
     return run.value, run.wakes
 
 
+def _run_in_snapshot(conn: sqlite3.Connection, script: Script[T]) -> tuple[T, list[Wake]]:
+    """Run a read-only script in one read transaction (on its thread)."""
+    conn.execute("BEGIN")
+    try:
+        return _run(conn, script)
+    finally:
+        conn.execute("COMMIT")
+
+
 class SqliteDatabase:
     """One SQLite file: a writer connection and a pool of readers."""
 
@@ -221,11 +230,13 @@ class SqliteDatabase:
                 else:
                     done.set_exception(value)
 
-    async def read(self, script: Script[T]) -> T:
-        """Run a read-only ``script`` on a free reader connection."""
+    async def read(self, script: Script[T], *, snapshot: bool = False) -> T:
+        """Run a read-only ``script`` on a free reader connection (``snapshot``: in one read
+        transaction, which in WAL mode sees the database as of its first statement)."""
         reader = await self._readers.get()
+        run = _run_in_snapshot if snapshot else _run
         try:
-            value, _ = await self._call(reader, functools.partial(_run, script=script))
+            value, _ = await self._call(reader, functools.partial(run, script=script))
             return value
         finally:
             self._readers.put_nowait(reader)

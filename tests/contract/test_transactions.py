@@ -1,11 +1,16 @@
 """How a driver runs a script's statements: all of a write script's in one transaction on
 SQLite; on PostgreSQL, from its first statement not marked ``alone`` (those before it run on
-their own), so a failure after that statement leaves nothing of the script's writes."""
+their own), so a failure after that statement leaves nothing of the script's writes. A read
+script asked to run as a snapshot sees one state of the database in all its statements."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from collections.abc import Callable
 
+import asyncpg
 import pytest
 
 from gateway.domain import NewExecution, Status
@@ -77,3 +82,43 @@ async def test_postgres_begins_at_the_first_statement_not_alone(
     assert one == two
     one, two = await store.db.read(twice(alone=False))
     assert one != two  # a read runs without one
+
+
+def _commit_elsewhere(url: str, execution_id: int, workflow_id: str) -> None:
+    """Rename the execution in a transaction of another connection, committed before this
+    returns (called from inside a script, between two of its statements)."""
+    sql = "UPDATE executions SET workflow_id = {} WHERE id = {}"
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as other:
+            other.execute(sql.format("?", "?"), (workflow_id, execution_id))
+        return
+
+    async def rename() -> None:
+        other = await asyncpg.connect(url)
+        try:
+            await other.execute(sql.format("$1", "$2"), workflow_id, execution_id)
+        finally:
+            await other.close()
+
+    elsewhere = threading.Thread(target=lambda: asyncio.run(rename()))
+    elsewhere.start()
+    elsewhere.join(30)
+
+
+@pytest.mark.parametrize("snapshot", [True, False])
+async def test_a_snapshot_read_sees_the_database_as_of_its_first_statement(
+    store: Store, backend_url: str, snapshot: bool
+) -> None:
+    """A list and its children (deliveries and their attempts, executions and their waits)
+    read in two statements must not straddle a commit: with ``snapshot`` the second statement
+    sees what the first saw; without, the commit made between them."""
+    eid = (await store.create_execution(NewExecution("before"), NOW)).id
+
+    def script() -> Script[tuple[str, str]]:
+        first = yield from q.one("get_execution", {"id": eid})
+        _commit_elsewhere(backend_url, eid, "after")
+        second = yield from q.one("get_execution", {"id": eid})
+        return first["workflow_id"], second["workflow_id"]
+
+    seen = await store.db.read(script(), snapshot=snapshot)
+    assert seen == (("before", "before") if snapshot else ("before", "after"))
