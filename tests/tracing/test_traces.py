@@ -256,3 +256,39 @@ async def test_event_and_approval_resumes_continue_each_wait_s_trace(
     publish = await one_span(exporter, "POST /api/v1/events")
     (event_resume,) = [s for s in resumes if attrs(s)["waitgate.execution.id"] == by_event]
     assert [hex_span_of(link) for link in event_resume.links] == [hex_span(publish)]
+
+
+async def test_a_created_parked_wait_continues_the_create_s_trace(
+    exporter: InMemorySpanExporter,
+    callback_settings: Settings,
+    clock: ManualClock,
+    receiver: Receiver,
+) -> None:
+    """``POST /api/v1/executions`` with ``wait``: one request span, one ``waitgate.create``
+    (naming the execution and its wait), and the wait, its resume and the callback under it."""
+    async with running_gateway(callback_settings, clock) as (_, client):
+        body = {"workflowId": "wf-1", "callbackUrl": receiver.url, "wait": {"webhook": {}}}
+        made = await client.post("/api/v1/executions", json=body, headers=ENGINE)
+        assert made.status_code == 201, made.text
+        clock.advance(2_000)
+        assert (await client.get(made.json()["resumeUrl"])).status_code == 200
+        await receiver.wait_for(1)
+        delivery = await one_span(exporter, "waitgate.delivery")
+
+    request = await one_span(exporter, "POST /api/v1/executions")
+    create = await one_span(exporter, "waitgate.create")
+    wait = await one_span(exporter, "waitgate.wait")
+    resume = await one_span(exporter, "waitgate.resume")
+    assert [s.name for s in exporter.get_finished_spans()].count("waitgate.park") == 0
+    for span in (request, create, wait, resume, delivery):
+        assert hex_trace(span) == TRACE, span.name
+    assert parent_of(request) == ENGINE_SPAN
+    assert parent_of(create) == hex_span(request)
+    assert parent_of(wait) == parent_of(resume) == parent_of(delivery) == hex_span(create)
+    assert attrs(create) == {"waitgate.execution.id": made.json()["id"], "waitgate.wait.seq": 1}
+    assert wait.end_time is not None
+    assert wait.start_time is not None
+    assert wait.end_time - wait.start_time == 2_000 * 1_000_000
+    got = receiver.received[0].headers
+    assert got["traceparent"] == f"00-{TRACE}-{hex_span(delivery)}-01"
+    assert got["tracestate"] == "engine=a1"
