@@ -119,16 +119,17 @@ async def approve_once(
     """Start one approval and finish it when waitgate says it was resumed."""
     with gateway_errors():
         async with WaitgateClient(GATEWAY, api_key) as gate:
-            execution = await gate.create(
-                "approval-demo", custom_data={"request": "laptop"}, callback_url=CALLBACK_URL
-            )
             deadline = datetime.now(UTC) + timedelta(minutes=2)
-            parked = await gate.wait(
-                execution.id,
-                wait_till=deadline,
-                approval={
-                    "title": "Approve a laptop?",
-                    "description": "A new laptop for the demo team.",
+            execution = parked = await gate.create(  # created and parked in one request
+                "approval-demo",
+                custom_data={"request": "laptop"},
+                callback_url=CALLBACK_URL,
+                wait={
+                    "waitTill": deadline,
+                    "approval": {
+                        "title": "Approve a laptop?",
+                        "description": "A new laptop for the demo team.",
+                    },
                 },
             )
             print(f"execution {execution.id} waits for approval until {deadline:%H:%M:%S} UTC")

@@ -199,8 +199,8 @@ class WaitgateClient:
         wait: Mapping[str, Any] | None = None,
     ) -> Execution:
         """A new running execution; with ``wait`` (the body of ``POST /executions/{id}/wait``:
-        ``waitTill``, ``webhook``, ``approval``, ``form``, ``events``), parked at that wait in
-        the same call, and nothing made if the wait is refused."""
+        ``waitTill`` (a ``datetime`` or RFC 3339 text), ``webhook``, ``approval``, ``form``,
+        ``events``), parked at that wait in the same call, and nothing made if it is refused."""
         body: dict[str, Any] = {"workflowId": workflow_id}
         if mode is not None:
             body["mode"] = mode
@@ -212,6 +212,8 @@ class WaitgateClient:
             body["callbackUrl"] = callback_url
         if wait is not None:
             body["wait"] = {k: v for k, v in wait.items() if v is not None}
+            if "waitTill" in body["wait"]:
+                body["wait"]["waitTill"] = _instant(body["wait"]["waitTill"])
         return Execution(self, await self._call("POST", "/executions", body))
 
     async def wait(

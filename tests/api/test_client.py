@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -53,9 +54,10 @@ async def test_engine_round_trip(gate: WaitgateClient, anon: httpx.AsyncClient) 
 
 
 async def test_create_parks_in_the_same_call(gate: WaitgateClient, anon: httpx.AsyncClient) -> None:
-    wait = {"waitTill": None, "webhook": {"httpMethod": "POST"}}
+    wait = {"waitTill": datetime(2030, 1, 1, tzinfo=UTC), "webhook": {"httpMethod": "POST"}}
     parked = await gate.create("order-approval", custom_data={"orderId": "A-2"}, wait=wait)
     assert parked.status == "waiting"
+    assert parked.raw["waitTill"] == "2030-01-01T00:00:00.000Z"
     assert parked.resume_url is not None
     assert (await anon.post(parked.resume_url, json={"ok": 1})).status_code == 200
     with pytest.raises(WaitgateError) as refused:
