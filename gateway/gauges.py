@@ -1,7 +1,7 @@
 """The gauges of the whole database (executions by status, overdue waits, delivery endpoints by
 state), read for ``/metrics`` at most once per ``MAX_AGE_MS``.
 
-Each read counts rows (at 1,000,000 executions, tens of milliseconds of a reader connection),
+Each read counts rows (at 1,000,000 executions on SQLite, ~120 ms of a reader connection),
 and ``/metrics`` may be open to anyone who can reach it: however often it is scraped, the
 database is counted at most once a second, and scrapes that arrive during a read share it.
 Prometheus scrapes every 15 s or so, so the figures it stores are as fresh as before.
