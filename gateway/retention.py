@@ -39,11 +39,13 @@ class RetentionPolicy:
 
 
 async def prune(store: Store, clock: Clock, policy: RetentionPolicy) -> int:
-    """Delete everything the policy no longer keeps, batch after batch; how many."""
+    """Delete everything the policy no longer keeps, batch after batch; how many. Which ids
+    are past the newest ``max_count`` is read once, on a reader, not in each batch's write."""
     total = 0
+    floor = await store.prune_floor(policy.max_count)
     while True:
         cutoff = clock.now_ms() - policy.max_age_ms
-        deleted = await store.prune(cutoff, policy.max_count, policy.batch)
+        deleted = await store.prune(cutoff, floor, policy.batch)
         total += deleted
         if deleted < policy.batch:
             return total

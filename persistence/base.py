@@ -156,6 +156,7 @@ class Store:
     delete_execution = _writes(executions.delete_execution)
     list_executions = _reads(executions.list_executions, snapshot=True)
     count_by_status = _reads(executions.count_by_status)
+    prune_floor = _reads(executions.prune_floor)
     prune = _writes(executions.prune)
 
     get_wait = _reads(waits.get_wait)

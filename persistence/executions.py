@@ -261,12 +261,19 @@ def overview(project: str | None, now: int) -> Script[Overview]:
     return Overview({r["status"]: int(r["n"]) for r in counts}, tuple(approvals), tuple(by_hour))
 
 
-def prune(cutoff: int, keep: int, batch: int) -> Script[int]:
-    """Delete up to ``batch`` finished executions that stopped before ``cutoff`` or are not
-    among the newest ``keep`` finished ones (with everything that belongs to them).
+def prune_floor(keep: int) -> Script[int]:
+    """The id of the newest finished execution that is not among the newest ``keep`` finished
+    ones (0 if there is none): retention deletes finished executions up to it."""
+    found = yield from q.row("prune_floor", {"keep": keep})
+    return 0 if found is None else int(found["id"])
+
+
+def prune(cutoff: int, floor: int, batch: int) -> Script[int]:
+    """Delete up to ``batch`` finished executions that stopped before ``cutoff`` or whose id is
+    at most ``floor`` (``prune_floor``, read once per retention run: executions finished since
+    only raise it, so an older floor deletes no more), with everything that belongs to them.
     Waiting, new and running executions are never deleted. How many were deleted."""
-    floor = yield from q.row("prune_floor", {"keep": keep})
-    params = {"cutoff": cutoff, "floor": 0 if floor is None else floor["id"], "batch": batch}
+    params = {"cutoff": cutoff, "floor": floor, "batch": batch}
     return (yield from q.count("prune_batch", params))
 
 

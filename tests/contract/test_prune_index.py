@@ -56,10 +56,11 @@ async def test_a_prune_deletes_the_oldest_finished_past_the_count_and_no_running
     path = tmp_path / "w.db"
     store, ended = await _store(path, finished=7, running=3)
     try:
-        assert await store.prune(cutoff=0, keep=4, batch=2) == 2
-        assert await store.prune(cutoff=0, keep=4, batch=2) == 1
-        assert await store.prune(cutoff=0, keep=4, batch=2) == 0
-        assert await store.prune(cutoff=NOW + 5, keep=4, batch=10) == 2  # stopped before it
+        floor = await store.prune_floor(4)
+        assert await store.prune(cutoff=0, floor=floor, batch=2) == 2
+        assert await store.prune(cutoff=0, floor=floor, batch=2) == 1
+        assert await store.prune(cutoff=0, floor=floor, batch=2) == 0
+        assert await store.prune(cutoff=NOW + 5, floor=floor, batch=10) == 2  # stopped before it
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:

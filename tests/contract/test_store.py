@@ -306,11 +306,13 @@ async def test_prune_deletes_only_old_or_surplus_finished_executions(store: Stor
         await store.stop(eid, NOW - day)
         recent.append(eid)
     cutoff = NOW - 14 * day
-    assert await store.prune(cutoff, keep=10, batch=100) == 1  # only the old finished one
+    keep_ten, keep_two = await store.prune_floor(10), await store.prune_floor(2)
+    assert keep_ten == 0  # five finished: none is past the newest ten
+    assert await store.prune(cutoff, keep_ten, batch=100) == 1  # only the old finished one
     assert await store.get_execution(old_done) is None
-    assert await store.prune(cutoff, keep=2, batch=1) == 1  # beyond the newest two, in batches
-    assert await store.prune(cutoff, keep=2, batch=1) == 1
-    assert await store.prune(cutoff, keep=2, batch=1) == 0
+    assert await store.prune(cutoff, keep_two, batch=1) == 1  # beyond the newest two, in batches
+    assert await store.prune(cutoff, keep_two, batch=1) == 1
+    assert await store.prune(cutoff, keep_two, batch=1) == 0
     kept = [e for e in recent if await store.get_execution(e) is not None]
     assert kept == recent[-2:]
     for untouchable in (old_waiting, old_running):
@@ -350,3 +352,20 @@ async def test_a_listed_page_with_waits_is_each_execution_as_read_alone(store: S
     assert listed == alone
     assert [len(e.waits) for e in listed] == [1, 0, 2]
     assert all(e.waits == () for e in await store.list_executions(query))
+
+
+async def test_a_floor_read_before_more_executions_finish_deletes_no_more(store: Store) -> None:
+    """A retention run reads its floor once: executions that finish during the run only raise
+    the floor, so the one it read deletes no more than a fresh one would."""
+    first = [await running(store) for _ in range(3)]
+    for eid in first:
+        await store.stop(eid, NOW)
+    floor = await store.prune_floor(2)
+    assert floor == first[0]
+    later = [await running(store) for _ in range(3)]
+    for eid in later:
+        await store.stop(eid, NOW)
+    assert await store.prune_floor(2) == later[0]  # what a fresh read says now
+    assert await store.prune(NOW - 1, floor, batch=100) == 1
+    left = [e for e in first + later if await store.get_execution(e) is not None]
+    assert left == first[1:] + later
