@@ -366,6 +366,36 @@ async def test_the_audit_buffer_never_grows_past_its_bound_after_a_failed_flush(
     assert [a.execution_id for a in written] == [100, 101, 102, 103, 104]  # the newest kept
 
 
+async def test_a_flush_writes_its_attempts_a_few_at_a_time_and_a_failed_write_keeps_the_rest(
+    store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One write of a whole flush held every resume behind it on SQLite (the resumes' p99)."""
+    monkeypatch.setattr("gateway.audit.MAX_WRITE", 3)
+    execution = await store.create_execution(NewExecution("wf"), clock.now_ms())
+    trail = AuditTrail(store, clock)
+    record = store.record_resume_attempts
+    sizes: list[int] = []
+
+    async def second_write_fails_once(batch: list[ResumeAttempt]) -> None:
+        sizes.append(len(batch))
+        if len(sizes) == 2:
+            raise StoreUnavailable("injected")
+        await record(batch)
+
+    monkeypatch.setattr(store, "record_resume_attempts", second_write_fails_once)
+    for n in range(7):
+        trail.record(ResumeAttempt(execution.id, 1, clock.now_ms(), "POST", 401, "refused", f"{n}"))
+    with pytest.raises(StoreUnavailable):
+        await trail.flush()
+    assert sizes == [3, 3]
+    assert [a.reason for a in await store.resume_attempts(execution.id)] == ["0", "1", "2"]
+    assert trail.buffered == 4
+    await trail.flush()
+    assert sizes == [3, 3, 3, 1]
+    kept = [a.reason for a in await store.resume_attempts(execution.id)]
+    assert kept == [str(n) for n in range(7)]  # each once, in order
+
+
 # --- /readyz gives a fixed reason -----------------------------------------------------------
 
 
