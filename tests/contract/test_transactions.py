@@ -13,7 +13,7 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
-from gateway.domain import NewExecution, Status
+from gateway.domain import ExecutionQuery, NewExecution, Status
 from persistence import script as q
 from persistence.base import Store
 from persistence.script import Script
@@ -55,6 +55,33 @@ async def test_a_failure_after_the_first_write_undoes_it(store: Store) -> None:
     execution = await store.get_execution(eid)
     assert execution is not None
     assert execution.status is Status.RUNNING
+
+
+async def test_a_failing_write_among_others_committed_together_undoes_only_its_own(
+    store: Store,
+) -> None:
+    """SQLite commits writes that arrive together in one transaction, each in its own
+    savepoint: the failing write leaves nothing, every other one is made exactly once."""
+    ids = [(await store.create_execution(NewExecution("wf"), NOW)).id for _ in range(3)]
+
+    def cancel_then_fail() -> Script[None]:
+        assert (yield from _cancel(ids[1])) == 1
+        raise Boom
+
+    outcomes = await asyncio.gather(
+        store.db.write(_cancel(ids[0])),
+        store.create_execution(NewExecution("made once"), NOW),
+        store.db.write(cancel_then_fail()),
+        store.db.write(_cancel(ids[2])),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == (1, [])
+    assert isinstance(outcomes[2], Boom)
+    assert outcomes[3] == (1, [])
+    statuses = [e.status for e in await asyncio.gather(*(store.get_execution(i) for i in ids))]
+    assert statuses == [Status.CANCELED, Status.RUNNING, Status.CANCELED]
+    made = ExecutionQuery(workflow_id="made once", include_running=True)
+    assert len(await store.list_executions(made)) == 1
 
 
 async def test_postgres_begins_at_the_first_statement_not_alone(
