@@ -2,7 +2,7 @@
 
 n8n's defaults: 336 hours, the newest 10,000 finished executions. Waiting, new and running
 executions are never deleted. Deletion goes in small batches, each its own short transaction,
-so resumes never wait behind it.
+so a resume waits behind one batch at most (~1.5 ms on the CI machine), never a whole run.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ class RetentionPolicy:
 
     max_age_ms: int = 336 * 3600 * 1000
     max_count: int = 10_000
-    batch: int = 500
+    batch: int = 128
+    """Executions per write (~1.5 ms of the SQLite writer on the CI machine; 500 took 4 to 6 ms,
+    which every resume arriving meanwhile waited for)."""
     interval_ms: int = 300_000
 
     @classmethod

@@ -78,7 +78,8 @@ async def test_a_failing_write_among_others_committed_together_undoes_only_its_o
     assert outcomes[0] == (1, [])
     assert isinstance(outcomes[2], Boom)
     assert outcomes[3] == (1, [])
-    statuses = [e.status for e in await asyncio.gather(*(store.get_execution(i) for i in ids))]
+    seen = await asyncio.gather(*(store.get_execution(i) for i in ids))
+    statuses = [e.status if e else None for e in seen]
     assert statuses == [Status.CANCELED, Status.RUNNING, Status.CANCELED]
     made = ExecutionQuery(workflow_id="made once", include_running=True)
     assert len(await store.list_executions(made)) == 1
