@@ -162,6 +162,7 @@ def _drive_replicas(
     shares = [targets[n :: len(replicas)] for n in range(len(replicas))]
     each = max(1, connections // len(replicas))
     before = cpu_seconds(pids)
+    loop_before = cpu_seconds(pids, main_threads=True)
     with ThreadPoolExecutor(len(replicas)) as pool:
         results = list(
             pool.map(
@@ -179,6 +180,7 @@ def _drive_replicas(
         socket_errors=sum(r.socket_errors for r in results),
         wrk_cpu_seconds=sum(r.wrk_cpu_seconds for r in results),
         server_cpu_seconds=cpu_seconds(pids) - before,
+        loop_cpu_seconds=cpu_seconds(pids, main_threads=True) - loop_before,
     )
 
 
@@ -221,7 +223,8 @@ def main(rounds: int = 3) -> None:
     print(
         f"ceiling  Starlette + itsdangerous + aiosqlite UPDATE/COMMIT (FULL): {c:6.0f} req/s, "
         f"p99 {statistics.median(x.p99_ms for x in ceilings):5.1f} ms, "
-        f"{statistics.median(_cpu_us(x) for x in ceilings):4.0f} us CPU/request"
+        f"{statistics.median(_cpu_us(x) for x in ceilings):4.0f} us CPU/request "
+        f"(event loop {statistics.median(_loop_us(x) for x in ceilings):.0f})"
     )
     for name, figures in (("as shipped (info)", shipped), ("log level warning", quiet)):
         resume = statistics.median(f.resume.rate for f in figures)
@@ -229,15 +232,17 @@ def main(rounds: int = 3) -> None:
             f"resume   {name:<18}: {resume:6.0f} req/s = {_ratio(figures, ceilings, False):4.0%} "
             f"of ceiling (target >= 60%), "
             f"p99 {statistics.median(f.resume.p99_ms for f in figures):5.1f} ms (target <= 25), "
-            f"{statistics.median(_cpu_us(f.resume) for f in figures):4.0f} us CPU/request"
+            f"{statistics.median(_cpu_us(f.resume) for f in figures):4.0f} us CPU/request "
+            f"(event loop {statistics.median(_loop_us(f.resume) for f in figures):.0f})"
         )
         park = statistics.median(f.park_rate for f in figures)
         cpu = statistics.median(_cpu_us(f.create_parked) for f in figures)
+        loop = statistics.median(_loop_us(f.create_parked) for f in figures)
         print(
             f"park     {name:<18}: {park:6.0f} executions/s = "
             f"{_ratio(figures, ceilings, True):4.0%} of ceiling (target >= 35%), "
             f"p99 {statistics.median(f.create_parked.p99_ms for f in figures):5.1f} ms, "
-            f"{cpu:4.0f} us CPU/execution (one request: create with wait)"
+            f"{cpu:4.0f} us CPU/execution (event loop {loop:.0f}; one request: create with wait)"
         )
         two = statistics.median(f.two_call_park_rate for f in figures)
         two_ratio = statistics.median(
@@ -264,6 +269,12 @@ def main(rounds: int = 3) -> None:
 def _cpu_us(result: WrkResult) -> float:
     """Server CPU time per request in microseconds (less sensitive to a busy machine)."""
     return result.server_cpu_seconds / result.requests * 1e6 if result.requests else 0.0
+
+
+def _loop_us(result: WrkResult) -> float:
+    """Of ``_cpu_us``, the servers' event-loop (main) threads' part: the rest is the database
+    threads', and a resume's rate is one over the sum (docs/performance.md, session 8)."""
+    return result.loop_cpu_seconds / result.requests * 1e6 if result.requests else 0.0
 
 
 if __name__ == "__main__":

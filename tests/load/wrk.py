@@ -43,6 +43,9 @@ class WrkResult:
     socket_errors: int
     wrk_cpu_seconds: float
     server_cpu_seconds: float
+    loop_cpu_seconds: float = 0.0
+    """Of ``server_cpu_seconds``, what the servers' main threads used (their event loops; the
+    rest is the other threads: the SQLite writer and readers, the resolver)."""
 
     @property
     def rate(self) -> float:
@@ -58,16 +61,19 @@ class WrkResult:
         )
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time used so far by these processes (and their reaped children)."""
+def cpu_seconds(pids: list[int], *, main_threads: bool = False) -> float:
+    """User + system CPU time used so far by these processes (and their reaped children), or
+    with ``main_threads`` by their main threads alone."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
+        stat = f"/proc/{pid}/task/{pid}/stat" if main_threads else f"/proc/{pid}/stat"
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        # utime, stime, and for a process cutime, cstime (a thread's are its process's)
+        total += sum(int(f) for f in fields[11 : 13 if main_threads else 15])
     return total / tick
 
 
@@ -107,6 +113,7 @@ def drive(
         command += ["-s", str(SCRIPT), base_url, "--", str(listing), str(payload), str(marker)]
         command += extra
         before = cpu_seconds(server_pids or [])
+        loop_before = cpu_seconds(server_pids or [], main_threads=True)
         out_path, err_path = Path(folder) / "out", Path(folder) / "err"
         with out_path.open("wb") as out, err_path.open("wb") as err:
             process = subprocess.Popen(command, stdout=out, stderr=err)
@@ -119,6 +126,7 @@ def drive(
                 _, status, usage = os.wait4(process.pid, 0)
             process.returncode = os.waitstatus_to_exitcode(status)
         after = cpu_seconds(server_pids or [])
+        loop_after = cpu_seconds(server_pids or [], main_threads=True)
         if process.returncode != 0:
             raise RuntimeError(f"wrk failed ({process.returncode}): {err_path.read_text()[-2000:]}")
         line = next(x for x in out_path.read_text().splitlines() if x.startswith("{"))
@@ -135,4 +143,5 @@ def drive(
         ),
         wrk_cpu_seconds=usage.ru_utime + usage.ru_stime,
         server_cpu_seconds=after - before,
+        loop_cpu_seconds=loop_after - loop_before,
     )

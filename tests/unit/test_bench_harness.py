@@ -42,6 +42,7 @@ def test_each_signed_url_is_sent_once_and_a_replay_conflicts(tmp_path: Path) -> 
     assert (forged.requests, forged.non_2xx) == (1, 1)
     assert first.p50_ms <= first.p99_ms
     assert first.server_cpu_seconds > 0
+    assert 0 < first.loop_cpu_seconds < first.server_cpu_seconds  # the aiosqlite thread's too
     conn = sqlite3.connect(db)
     resumed = conn.execute("SELECT count(*) FROM waits WHERE status = 'resumed'").fetchone()[0]
     conn.close()
