@@ -81,15 +81,25 @@ def _resume(
     now: int,
     leftovers: Registered = UNKNOWN,
     delivery: q.Params | None = None,
+    *,
+    seen_callback: bool = False,
 ) -> Script[bool]:
     """The conditional resume plus its wait record and its outbox row, dropping what the wait
     registered (``leftovers``: what it may have); ``False`` if the wait was not the waiting
     one. ``delivery``: the outbox row, made from what the transaction read already (for an
-    execution with a callback URL whose row cannot have changed since)."""
+    execution with a callback URL whose row cannot have changed since). ``seen_callback``:
+    the transaction read the execution's callback URL already and ``delivery`` says all of
+    it, so the resume need not read it back."""
     key = {"id": execution_id, "seq": seq}
-    resumed = yield from q.row("resume", key)
-    if resumed is None:
-        return False
+    callback_url = None
+    if seen_callback:
+        if not (yield from q.count("resume_seen", key)):
+            return False
+    else:
+        resumed = yield from q.row("resume", key)
+        if resumed is None:
+            return False
+        callback_url = resumed["callback_url"]
     marked = {**key, "now": now, "resumed_by": resumed_by.value, "payload": payload}
     yield from q.count("mark_wait_resumed", marked)
     if leftovers.events:
@@ -99,7 +109,7 @@ def _resume(
     if delivery is not None:
         yield from q.count("insert_delivery", delivery)
         yield q.OUTBOX
-    elif resumed["callback_url"] is not None:
+    elif callback_url is not None:
         yield from emit(execution_id, Event.RESUMED, now, seq)
     return True
 
@@ -340,14 +350,19 @@ def resume_by_call(
     if found["callback_url"] is not None:
         ended = dataclasses.replace(wait, resumed_at=now, resumed_by=by, payload=payload)
         delivery = resumed_delivery(found, ended, now)
+    seen_callback = True
     if (yield from q.dialect()) == "postgres":
         if (yield from _resume_call(found, stored, now, leftovers, delivery)):
             return CallOutcome(wait, accepted=True, resumed=True)
         seen = yield from get_execution(execution_id, alone=True)
         if seen is None or seen.status is not Status.WAITING or seen.wait_seq != seq:
             return CallOutcome(wait, accepted=True, execution=seen)
-        delivery = None  # its customData changed since the read: the resume reads it again
-    if (yield from _resume(execution_id, seq, by, stored, now, leftovers, delivery)):
+        # its customData changed since the read: the resume reads it again
+        delivery, seen_callback = None, False
+    resumed = _resume(
+        execution_id, seq, by, stored, now, leftovers, delivery, seen_callback=seen_callback
+    )
+    if (yield from resumed):
         return CallOutcome(wait, accepted=True, resumed=True)
     return CallOutcome(wait, accepted=True, execution=(yield from get_execution(execution_id)))
 

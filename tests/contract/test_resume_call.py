@@ -227,3 +227,29 @@ async def test_a_call_without_a_callback_writes_none(store: Store) -> None:
     eid, nonce = await parked(store)
     assert (await call(store, eid, nonce)).resumed
     assert await raw_deliveries(store, eid) == []
+
+
+@pytest.mark.parametrize("callback_url", [None, ENGINE])
+async def test_sqlite_a_call_reads_its_wait_once_and_writes_without_reading_back(
+    store: Store, backend_url: str, monkeypatch: pytest.MonkeyPatch, callback_url: str | None
+) -> None:
+    if not backend_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL resumes in one statement (resume_call)")
+    import persistence.sqlite as driver
+
+    ran: list[str] = []
+    execute = driver._execute
+
+    def recording(conn: Any, statement: q.Statement) -> Any:
+        ran.append(statement[0])
+        return execute(conn, statement)
+
+    eid, nonce = await parked(store, callback_url=callback_url)
+    monkeypatch.setattr(driver, "_execute", recording)
+    assert (await call(store, eid, nonce)).resumed
+    writes = ["resume_seen", "mark_wait_resumed"]
+    if callback_url is not None:
+        writes.append("insert_delivery")  # made from the row get_signed_wait read
+    assert [name for name in ran if name != "dialect"] == ["get_signed_wait", *writes]
+    monkeypatch.setattr(driver, "_execute", execute)
+    assert len(await raw_deliveries(store, eid)) == (callback_url is not None)

@@ -112,6 +112,12 @@ UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq 
 WHERE id = :id AND status = 'waiting' AND wait_seq = :seq
 RETURNING callback_url;
 
+-- name: resume_seen
+-- ``resume`` where the transaction read the callback URL already (RETURNING costs SQLite a
+-- temporary table per statement).
+UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq + 1
+WHERE id = :id AND status = 'waiting' AND wait_seq = :seq;
+
 -- name: resume_call
 -- A call's resume as one statement, atomic by itself (persistence.waits.resume_by_call runs it
 -- outside a transaction): the conditional write on the execution's current wait, the wait's

@@ -87,6 +87,12 @@ UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq 
 WHERE id = :id AND status = 'waiting' AND wait_seq = :seq
 RETURNING callback_url;
 
+-- name: resume_seen
+-- ``resume`` where the transaction read the callback URL already (RETURNING costs SQLite a
+-- temporary table per statement).
+UPDATE executions SET status = 'running', wait_till = NULL, wait_seq = wait_seq + 1
+WHERE id = :id AND status = 'waiting' AND wait_seq = :seq;
+
 -- name: mark_wait_resumed
 UPDATE waits SET resumed_at = :now, resumed_by = :resumed_by, payload = :payload
 WHERE execution_id = :id AND seq = :seq;
