@@ -482,6 +482,8 @@ class StopFilter:
 AttemptOutcome = Literal["accepted", "refused", "shown"]
 """How a call of a signed URL ended, as the audit trail records it (``shown``: a page that asks
 the person to confirm, which uses up nothing)."""
+AuditPair = tuple[int, AttemptOutcome]
+"""An execution and an outcome: the audit trail keeps a bounded number of rows of each."""
 
 
 @dataclass(frozen=True)

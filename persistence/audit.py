@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from gateway.domain import ResumeAttempt
+from gateway.domain import AuditPair, ResumeAttempt
 from persistence import rows
 from persistence import script as q
 from persistence.script import Script
 
 
-def record_resume_attempts(attempts: list[ResumeAttempt]) -> Script[None]:
-    """Append to the audit trail (attempts for executions that no longer exist are dropped);
-    each execution keeps its ``AUDIT_ROWS_KEPT`` most recent rows of each outcome."""
-    yield from q.many("record_attempt", [rows.resume_attempt_params(a) for a in attempts])
-    yield from q.many("trim_resume_attempts", rows.audit_trims(attempts))
+def record_resume_attempts(
+    attempts: list[ResumeAttempt], trim: list[AuditPair] | None = None
+) -> Script[None]:
+    """Append to the audit trail (attempts for executions that no longer exist are dropped),
+    then cut each (execution, outcome) pair of ``trim`` back to its ``AUDIT_ROWS_KEPT`` most
+    recent rows (by default every pair of ``attempts``)."""
+    if attempts:
+        yield from q.many("record_attempt", [rows.resume_attempt_params(a) for a in attempts])
+    pairs = rows.audit_pairs(attempts) if trim is None else trim
+    if pairs:
+        yield from q.many("trim_resume_attempts", rows.audit_trims(pairs))
 
 
 def resume_attempts(execution_id: int) -> Script[list[ResumeAttempt]]:

@@ -14,6 +14,7 @@ from gateway.approvals import Decision, spec_from_raw
 from gateway.domain import (
     JSON,
     ApiKey,
+    AuditPair,
     CallerAuth,
     Execution,
     FormField,
@@ -377,9 +378,13 @@ def resume_attempt_params(attempt: ResumeAttempt) -> dict[str, Any]:
     }
 
 
-def audit_trims(attempts: list[ResumeAttempt]) -> list[dict[str, Any]]:
-    """Parameters of ``trim_resume_attempts`` for each execution and outcome in a batch."""
-    pairs = dict.fromkeys((a.execution_id, a.outcome) for a in attempts)
+def audit_pairs(attempts: list[ResumeAttempt]) -> list[AuditPair]:
+    """Each (execution, outcome) pair of a batch of attempts, once, in order."""
+    return list(dict.fromkeys((a.execution_id, a.outcome) for a in attempts))
+
+
+def audit_trims(pairs: list[AuditPair]) -> list[dict[str, Any]]:
+    """Parameters of ``trim_resume_attempts`` for each (execution, outcome) pair."""
     return [{"execution_id": e, "outcome": o, "keep": AUDIT_ROWS_KEPT} for e, o in pairs]
 
 

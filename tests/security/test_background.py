@@ -343,7 +343,7 @@ async def test_the_audit_buffer_never_grows_past_its_bound_after_a_failed_flush(
     def attempt(n: int) -> ResumeAttempt:
         return ResumeAttempt(n, 1, clock.now_ms(), "POST", 401, "refused", f"call {n}")
 
-    async def failing_write(batch: list[ResumeAttempt]) -> None:
+    async def failing_write(batch: list[ResumeAttempt], trim: Any = None) -> None:
         for n in range(100, 105):  # attempts keep arriving while the write fails
             trail.record(attempt(n))
         raise StoreUnavailable("injected")
@@ -358,7 +358,7 @@ async def test_the_audit_buffer_never_grows_past_its_bound_after_a_failed_flush(
     assert (REGISTRY.get_sample_value("waitgate_audit_dropped_total") or 0.0) - dropped == 5
     written: list[ResumeAttempt] = []
 
-    async def working_write(batch: list[ResumeAttempt]) -> None:
+    async def working_write(batch: list[ResumeAttempt], trim: Any = None) -> None:
         written.extend(batch)
 
     monkeypatch.setattr(store, "record_resume_attempts", working_write)
@@ -376,11 +376,11 @@ async def test_a_flush_writes_its_attempts_a_few_at_a_time_and_a_failed_write_ke
     record = store.record_resume_attempts
     sizes: list[int] = []
 
-    async def second_write_fails_once(batch: list[ResumeAttempt]) -> None:
+    async def second_write_fails_once(batch: list[ResumeAttempt], trim: Any = None) -> None:
         sizes.append(len(batch))
         if len(sizes) == 2:
             raise StoreUnavailable("injected")
-        await record(batch)
+        await record(batch, trim)
 
     monkeypatch.setattr(store, "record_resume_attempts", second_write_fails_once)
     for n in range(7):
@@ -572,3 +572,25 @@ async def test_a_503_does_not_echo_the_driver_message(
     assert response.headers["retry-after"] == "1"
     logged = [r for r in caplog.records if getattr(r, "action", None) == "store.unavailable"]
     assert "db.internal" in logged[0].getMessage()
+
+
+async def test_a_hammered_execution_keeps_its_trail_within_its_bound_and_exactly_it_after_shutdown(
+    store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls of one URL, refused one after the other: the trail is cut back as it grows, not
+    for every call (the usual execution is called once), and to the bound at shutdown."""
+    monkeypatch.setattr("persistence.rows.AUDIT_ROWS_KEPT", 10)
+    monkeypatch.setattr("gateway.audit.TRIM_EVERY", 4)
+    execution = await store.create_execution(NewExecution("wf"), clock.now_ms())
+    trail = AuditTrail(store, clock)
+    sizes = []
+    for n in range(60):
+        trail.record(ResumeAttempt(execution.id, 1, clock.now_ms(), "POST", 409, "refused", f"{n}"))
+        if n % 3 == 2:
+            await trail.flush()
+            sizes.append(len(await store.resume_attempts(execution.id)))
+    assert max(sizes) == 10 + 4 - 1
+    assert sizes[:5] == [3, 6, 9, 10, 13]  # cut at the 2nd, 3rd and 4th flushes (4 rows each)
+    await trail.drain()
+    kept = await store.resume_attempts(execution.id)
+    assert [a.reason for a in kept] == [str(n) for n in range(50, 60)]
