@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import Scope
@@ -32,19 +33,23 @@ def redacted_target(path: str, query: bytes) -> str:
     return f"{path}?{urlencode(shown, safe='*')}"
 
 
-def log_request(scope: Scope, status: int, started: float) -> None:
-    """The access line of one request (``started``: its ``time.perf_counter()``)."""
+def log_request(
+    scope: Scope, status: int, started: float, event: dict[str, Any] | None = None
+) -> None:
+    """The access line of one request (``started``: its ``time.perf_counter()``), with the
+    ``event`` it made (``logs.request_line``), whose ``action`` names the line; the line is
+    closed once written."""
     target = redacted_target(scope["path"], scope.get("query_string", b""))
-    logs.info(
-        log,
-        f"{scope['method']} {target} {status}",
-        {
-            "action": "http.request",
-            "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            "client": scope_client(scope),
-        },
-    )
+    fields = {
+        "action": "http.request",
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "client": scope_client(scope),
+    }
+    if event is not None:
+        fields.update(event)
+        event["written"] = True
+    logs.info(log, f"{scope['method']} {target} {status}", fields)
 
 
 def logging_requests() -> bool:

@@ -155,7 +155,7 @@ async def _resume(svc: Services, call: Call) -> Outcome:
         if outcome.refusal is not None:
             return Refused(Why.CALLER_REFUSED, refusal=outcome.refusal)
         if outcome.resumed and outcome.wait is not None and outcome.wait.webhook is not None:
-            resumed(eid, seq, ResumedBy.WEBHOOK)
+            resumed(eid, seq, ResumedBy.WEBHOOK, held=outcome.wait.webhook.holds_caller)
             await tracing.resumed(svc.store, [(eid, seq)], ResumedBy.WEBHOOK, started)
             metrics.RESUME_LATENCY.observe(time.perf_counter() - call.started)
             return await _answer_resumed(svc, eid, seq, outcome.wait.webhook)

@@ -66,16 +66,19 @@ _RESUMES: dict[ResumedBy, Counter] = {}
 """The resume counter of each way, once used (looking a label up costs more than counting)."""
 
 
-def resumed(eid: int, seq: int, by: ResumedBy) -> None:
+def resumed(eid: int, seq: int, by: ResumedBy, *, held: bool = False) -> None:
     """Count and log one resumed wait. Every resume an entry point makes (the API, the
     dashboard, a page, a call of its URL, an event, a call or event kept for it and applied at
-    park) passes here once; the timer counts its own (``wait.timeout``)."""
+    park) passes here once; the timer counts its own (``wait.timeout``). The line is the
+    request's (``logs.request_line``) unless the request then holds its caller (``held``) for
+    an answer that may come much later: then the resume has its line when it happens."""
     counter = _RESUMES.get(by)
     if counter is None:
         counter = _RESUMES[by] = metrics.RESUMES.labels(by.value)
     counter.inc()
     fields = {"action": "wait.resumed", "execution_id": eid, "seq": seq, "by": by.value}
-    logs.info(log, f"resumed by {by.value}", fields)
+    if held or not logs.into_request_line(fields):
+        logs.info(log, f"resumed by {by.value}", fields)
 
 
 async def visible(

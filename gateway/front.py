@@ -15,6 +15,7 @@ import time
 from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import logs
 from gateway.access_log import log_request, logging_requests
 from gateway.answers import PREFIX, RESUME_PATHS, sandbox
 from gateway.http import ApiError, error_response, internal_error, scope_client
@@ -37,6 +38,7 @@ class Front:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        line = logs.request_line() if logging_requests() else None
         path = get_route_path(scope)
         sandboxed = path.startswith(PREFIX)
         status = 0
@@ -62,7 +64,7 @@ class Front:
             raise
         finally:
             if logging_requests():
-                log_request(scope, status or 500, started)
+                log_request(scope, status or 500, started, line)
 
 
 async def _api_limited(scope: Scope, receive: Receive, send: Send) -> bool:

@@ -6,7 +6,9 @@ JSON, each with a timezone-aware ISO 8601 ``time``.
 
 Logging at ``info`` is on the request path (an access-log line per request), so it is kept
 cheap: records carry no caller, thread or process details (no line shows them), JSON is
-encoded by msgspec, and the lines of one event-loop turn reach stderr in one write.
+encoded by msgspec, the lines of one event-loop turn reach stderr in one write, and the first
+event a request makes (a resume) is written in that request's line instead of a line of its
+own (``request_line``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import logging.config
 import sys
 import time
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -149,6 +152,30 @@ def info(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
     line = {"time": _iso(time.time()), "level": "info", "logger": logger.name, "message": message}
     line.update(fields)
     handler.write_line(_json.encode(line).decode())
+
+
+_request_line: ContextVar[dict[str, Any] | None] = ContextVar("waitgate_request_line", default=None)
+
+
+def request_line() -> dict[str, Any]:
+    """Open the line of the request being served (in its task's context): the fields an event
+    of the request gives ``into_request_line`` are written in it. The caller writes the line and
+    then leaves something in the dict, which closes it (a task the request started may outlive
+    the line)."""
+    fields: dict[str, Any] = {}
+    _request_line.set(fields)
+    return fields
+
+
+def into_request_line(fields: dict[str, Any]) -> bool:
+    """Put an event's fields (its ``action`` included) into the line of the request being
+    served instead of a line of their own; ``False`` when there is no open line, or it holds an
+    event already."""
+    line = _request_line.get()
+    if line is None or line:
+        return False
+    line.update(fields)
+    return True
 
 
 def _json_handler(logger: logging.Logger) -> TurnBatchedHandler | None:

@@ -105,7 +105,7 @@ async def test_one_client_address_for_the_access_log_audit_and_limits(
     assert (await client.post(url, headers=forwarded, json={"a": 1})).status_code == 200
     trail = await client.get(f"/api/v1/executions/{execution['id']}/resume-attempts")
     assert trail.json()["data"][0]["ip"] == "203.0.113.8"
-    logged = [r for r in caplog.records if getattr(r, "action", None) == "http.request"]
+    logged = [r for r in caplog.records if r.name == "waitgate.access"]
     resume_line = next(r for r in logged if "/webhook-waiting/" in r.getMessage())
     assert getattr(resume_line, "client", None) == "203.0.113.8"
     payload = (await client.get(f"/api/v1/executions/{execution['id']}?includeData=true")).json()
