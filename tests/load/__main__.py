@@ -2,7 +2,8 @@
 
 ``make bench`` runs them all; ``python -m tests.load throughput scaling timers scale events``
 picks some. Throughput and scaling need ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``);
-PostgreSQL figures need ``WAITGATE_TEST_POSTGRES_URL``.
+PostgreSQL figures need ``WAITGATE_TEST_POSTGRES_URL``. ``instructions`` (callgrind's counts
+per resume and park against the ceiling's, a few minutes; needs valgrind) runs only when named.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 
 from tests.load import (
     bench_events,
+    bench_instructions,
     bench_scale,
     bench_scaling,
     bench_throughput,
@@ -43,6 +45,8 @@ def main() -> None:
         bench_scale.main()
     if "events" in chosen:
         bench_events.main()
+    if "instructions" in chosen:
+        bench_instructions.main()
     print(
         f"done in {(time.monotonic() - started) / 60:.1f} min; "
         f"load average after: {os.getloadavg()[0]:.1f} (figures from a busy machine are low)"
