@@ -1,7 +1,7 @@
 """Instructions per resume and per park, counted by callgrind, against the ceiling's resume.
 
 Rates and CPU time move with whatever else the machine runs (runs of one build differed by 15%
-in session 9); instruction counts much less: the same build's resume counted 943,000–976,000 in
+in session 9); instruction counts much less: the same build's resume counted 943,000 to 976,000 in
 four runs (the SQLite writer's groups form differently each time), so compare the means of a
 few runs of each build.
 Each count is an in-process run that sends requests straight to the ASGI app, 32 at a time (no
