@@ -63,7 +63,7 @@ class Front:
                 await internal_error()(scope, receive, front_send)
             raise
         finally:
-            if logging_requests():
+            if line is not None:
                 log_request(scope, status or 500, started, line)
 
 

@@ -359,10 +359,11 @@ def resume_by_call(
             return CallOutcome(wait, accepted=True, execution=seen)
         # its customData changed since the read: the resume reads it again
         delivery, seen_callback = None, False
-    resumed = _resume(
-        execution_id, seq, by, stored, now, leftovers, delivery, seen_callback=seen_callback
-    )
-    if (yield from resumed):
+    if (
+        yield from _resume(
+            execution_id, seq, by, stored, now, leftovers, delivery, seen_callback=seen_callback
+        )
+    ):
         return CallOutcome(wait, accepted=True, resumed=True)
     return CallOutcome(wait, accepted=True, execution=(yield from get_execution(execution_id)))
 

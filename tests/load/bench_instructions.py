@@ -4,6 +4,7 @@ Rates and CPU time move with whatever else the machine runs (runs of one build d
 in session 9); instruction counts much less: the same build's resume counted 943,000 to 976,000 in
 four runs (the SQLite writer's groups form differently each time), so compare the means of a
 few runs of each build.
+
 Each count is an in-process run that sends requests straight to the ASGI app, 32 at a time (no
 HTTP server: uvicorn's share, the same for the ceiling and the gateway, is left out, so the
 ratio here is lower than the served one), under ``valgrind --tool=callgrind``, minus a run that
@@ -87,7 +88,7 @@ async def in_turns(calls: list[Callable[[], Awaitable[tuple[int, bytes]]]]) -> l
     return bodies
 
 
-def _resume_call(app: ASGIApp, path: str) -> Callable[[], Awaitable[tuple[int, bytes]]]:
+def _resume_by(app: ASGIApp, path: str) -> Callable[[], Awaitable[tuple[int, bytes]]]:
     return lambda: call(app, path, BODY, JSON)
 
 
@@ -117,7 +118,7 @@ async def drive_gateway(phase: Phase, count: int, folder: Path) -> None:
         )
         if phase == "resume":
             urls = [msgspec.json.decode(b)["resumeUrl"].split(HOST, 1)[1] for b in parked]
-            await in_turns([_resume_call(app, url) for url in urls])
+            await in_turns([_resume_by(app, url) for url in urls])
 
 
 async def drive_ceiling(phase: Phase, count: int, folder: Path) -> None:
@@ -132,7 +133,7 @@ async def drive_ceiling(phase: Phase, count: int, folder: Path) -> None:
             paths = [
                 f"/webhook-waiting/{i}?signature={ceiling.token(i)}" for i in range(1, count + 1)
             ]
-            await in_turns([_resume_call(app, path) for path in paths])
+            await in_turns([_resume_by(app, path) for path in paths])
 
 
 def instructions(target: Target, phase: Phase, count: int) -> int:
