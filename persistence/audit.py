@@ -15,10 +15,10 @@ def record_resume_attempts(
     then cut each (execution, outcome) pair of ``trim`` back to its ``AUDIT_ROWS_KEPT`` most
     recent rows (by default every pair of ``attempts``)."""
     if attempts:
-        yield from q.many("record_attempt", [rows.resume_attempt_params(a) for a in attempts])
-    pairs = rows.audit_pairs(attempts) if trim is None else trim
+        yield from q.count("record_attempts", {"attempts": rows.audit_rows(attempts)})
+    pairs = rows.audit_pairs(attempts) if trim is None else list(dict.fromkeys(trim))
     if pairs:
-        yield from q.many("trim_resume_attempts", rows.audit_trims(pairs))
+        yield from q.count("trim_resume_attempts", rows.audit_trims(pairs))
 
 
 def resume_attempts(execution_id: int) -> Script[list[ResumeAttempt]]:

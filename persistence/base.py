@@ -54,8 +54,10 @@ class Driver(Protocol):
     async def close(self) -> None:
         """Release every connection."""
 
-    async def write(self, script: Script[T]) -> tuple[T, list[Wake]]:
-        """Run ``script`` in a write transaction; its value and wake-ups, once committed."""
+    async def write(self, script: Callable[[], Script[T]]) -> tuple[T, list[Wake]]:
+        """Run the script ``script()`` makes in a write transaction; its value and wake-ups,
+        once committed. A driver may make and run it more than once before it commits (each
+        run but the last rolled back), so making it must have no effect of its own."""
 
     async def read(self, script: Script[T], *, snapshot: bool = False) -> T:
         """Run a read-only ``script`` (``snapshot``: every statement of it sees the database
@@ -65,7 +67,7 @@ class Driver(Protocol):
 def _writes(script: Callable[P, Script[T]]) -> Verb[P, T]:
     @functools.wraps(script)
     async def verb(store: Store, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        value, wakes = await store.db.write(script(*args, **kwargs))
+        value, wakes = await store.db.write(functools.partial(script, *args, **kwargs))
         for wake in dict.fromkeys(wakes):
             store.heard(wake)
         return value
@@ -133,7 +135,8 @@ class Store:
     async def migrate(self) -> list[int]:
         """Apply the migrations not yet applied; return their versions. Raises ``StoreError``
         on a database that a newer waitgate has migrated."""
-        applied, _ = await self.db.write(migrate(load_migrations(self.db.dialect)))
+        migrations = load_migrations(self.db.dialect)
+        applied, _ = await self.db.write(functools.partial(migrate, migrations))
         return applied
 
     async def pending_migrations(self) -> list[int]:

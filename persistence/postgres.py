@@ -191,11 +191,12 @@ class PostgresDatabase:
             raise StoreUnavailable("store is not open")
         return self._pool
 
-    async def write(self, script: Script[T]) -> tuple[T, list[Wake]]:
-        """Run ``script`` in one transaction; its value and wake-ups once it has committed."""
+    async def write(self, script: Callable[[], Script[T]]) -> tuple[T, list[Wake]]:
+        """Run the script ``script()`` makes in one transaction; its value and wake-ups once it
+        has committed."""
         try:
             async with self._ready_pool().acquire() as conn:
-                return await _run(conn, script, transaction=True)
+                return await _run(conn, script(), transaction=True)
         except (asyncpg.PostgresError, *_UNAVAILABLE) as exc:
             raise translate(exc) from exc
 

@@ -362,20 +362,25 @@ def resume_attempt_from_row(row: Mapping[str, Any]) -> ResumeAttempt:
     )
 
 
-def resume_attempt_params(attempt: ResumeAttempt) -> dict[str, Any]:
-    """Parameters of ``record_attempt`` (caller-controlled text bounded)."""
-    attempt = clip_attempt(attempt)
-    return {
-        "execution_id": attempt.execution_id,
-        "seq": attempt.seq,
-        "attempted_at": attempt.attempted_at,
-        "method": attempt.method,
-        "status_code": attempt.status_code,
-        "outcome": attempt.outcome,
-        "reason": attempt.reason,
-        "ip": attempt.ip,
-        "user_agent": attempt.user_agent,
-    }
+def audit_rows(attempts: list[ResumeAttempt]) -> str:
+    """The ``attempts`` of ``record_attempts``: a JSON array with one array per attempt
+    (caller-controlled text bounded)."""
+    fields = []
+    for attempt in map(clip_attempt, attempts):
+        fields.append(
+            [
+                attempt.execution_id,
+                attempt.seq,
+                attempt.attempted_at,
+                attempt.method,
+                attempt.status_code,
+                attempt.outcome,
+                attempt.reason,
+                attempt.ip,
+                attempt.user_agent,
+            ]
+        )
+    return _encoder.encode(fields).decode()
 
 
 def audit_pairs(attempts: list[ResumeAttempt]) -> list[AuditPair]:
@@ -383,9 +388,9 @@ def audit_pairs(attempts: list[ResumeAttempt]) -> list[AuditPair]:
     return list(dict.fromkeys((a.execution_id, a.outcome) for a in attempts))
 
 
-def audit_trims(pairs: list[AuditPair]) -> list[dict[str, Any]]:
-    """Parameters of ``trim_resume_attempts`` for each (execution, outcome) pair."""
-    return [{"execution_id": e, "outcome": o, "keep": AUDIT_ROWS_KEPT} for e, o in pairs]
+def audit_trims(pairs: list[AuditPair]) -> dict[str, Any]:
+    """The parameters of ``trim_resume_attempts`` for distinct (execution, outcome) pairs."""
+    return {"pairs": _encoder.encode(pairs).decode(), "keep": AUDIT_ROWS_KEPT}
 
 
 def dump_evidence(evidence: CallEvidence | None) -> str | None:

@@ -132,7 +132,7 @@ async def test_deliveries_written_before_endpoints_get_theirs_before_any_claim(
     store: Store,
 ) -> None:
     await pending_callbacks(store, "HTTPS://Legacy.Example", 1)
-    await store.db.write(_forget_endpoints())
+    await store.db.write(_forget_endpoints)
     legacy = await store.claim_deliveries(NOW, 1, LEASE, 4)
     assert [d.endpoint for d in legacy] == ["https://legacy.example:443"]
 

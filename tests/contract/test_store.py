@@ -8,6 +8,8 @@ import pytest
 
 from gateway.domain import (
     FOREVER_MS,
+    AttemptOutcome,
+    AuditPair,
     ExecutionQuery,
     NewExecution,
     ResumeAttempt,
@@ -19,6 +21,7 @@ from gateway.domain import (
 )
 from gateway.early import MAX_KEPT, SUPERSEDED
 from gateway.errors import InvalidInput
+from gateway.stored import AUDIT_ROWS_KEPT
 from persistence import open_store
 from persistence.base import Store
 
@@ -334,6 +337,43 @@ async def test_resume_attempts_are_kept_per_execution_and_go_with_it(store: Stor
     await store.stop(eid, NOW)
     assert await store.delete_execution(eid)
     assert await store.resume_attempts(eid) == []
+
+
+async def test_a_batch_of_attempts_is_kept_in_order_with_its_text_as_sent(store: Store) -> None:
+    """One write of many attempts (one statement) keeps them in the order given, each text
+    exactly, whatever it holds that JSON must escape."""
+    eid = await running(store)
+    texts = ['quote " and \\ backslash', "tab\there", "latin-1 caf\u00e9 \u00ff", "\u2603 {}[],:"]
+    batch = [
+        ResumeAttempt(eid, 1, NOW + n, "POST", 401, "refused", text, "10.0.0.1", text)
+        for n, text in enumerate(texts * 10)
+    ]
+    await store.record_resume_attempts(batch)
+    assert await store.resume_attempts(eid) == batch
+
+
+async def test_one_trim_cuts_each_pair_it_names_back_to_its_newest_rows(store: Store) -> None:
+    """A trim of several (execution, outcome) pairs, one of them named twice, keeps the
+    ``AUDIT_ROWS_KEPT`` newest rows of each pair it names and leaves every other pair whole."""
+    first, second = await running(store), await running(store)
+    over = AUDIT_ROWS_KEPT + 3
+    kinds: list[tuple[int, AttemptOutcome]] = [(200, "accepted"), (401, "refused")]
+    written = [
+        ResumeAttempt(eid, 1, NOW + n, "POST", status, outcome, f"{outcome} {n}")
+        for n in range(over)
+        for eid in (first, second)
+        for status, outcome in kinds
+    ]
+    trim: list[AuditPair] = [(first, "refused"), (second, "accepted"), (first, "refused")]
+    await store.record_resume_attempts(written, trim=trim)
+    for eid in (first, second):
+        kept = await store.resume_attempts(eid)
+        for outcome in ("accepted", "refused"):
+            rows = [a for a in kept if a.outcome == outcome]
+            expected = [a for a in written if a.execution_id == eid and a.outcome == outcome]
+            if (eid, outcome) in trim:
+                expected = expected[-AUDIT_ROWS_KEPT:]
+            assert rows == expected, (eid, outcome)
 
 
 async def test_a_listed_page_with_waits_is_each_execution_as_read_alone(store: Store) -> None:

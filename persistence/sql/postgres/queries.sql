@@ -373,18 +373,29 @@ DELETE FROM executions WHERE id IN (
     LIMIT :batch
 );
 
--- name: record_attempt
+-- name: record_attempts
+-- A batch of resume attempts (a JSON array of [execution_id, seq, attempted_at, method,
+-- status_code, outcome, reason, ip, user_agent]) in one statement, in order; attempts of
+-- executions that no longer exist are dropped.
 INSERT INTO resume_attempts (execution_id, seq, attempted_at, method, status_code, outcome,
                              reason, ip, user_agent)
-SELECT :execution_id::bigint, :seq::bigint, :attempted_at::bigint, :method::text,
-       :status_code::bigint, :outcome::text, :reason::text, :ip::text, :user_agent::text
-WHERE EXISTS (SELECT 1 FROM executions WHERE id = :execution_id);
+SELECT (a ->> 0)::bigint, (a ->> 1)::bigint, (a ->> 2)::bigint, a ->> 3, (a ->> 4)::bigint,
+       a ->> 5, a ->> 6, a ->> 7, a ->> 8
+FROM jsonb_array_elements(:attempts::jsonb) WITH ORDINALITY AS t (a, n)
+WHERE EXISTS (SELECT 1 FROM executions WHERE id = (a ->> 0)::bigint)
+ORDER BY n;
 
 -- name: trim_resume_attempts
-DELETE FROM resume_attempts
-WHERE execution_id = :execution_id::bigint AND outcome = :outcome::text AND id <= (
-    SELECT id FROM resume_attempts WHERE execution_id = :execution_id AND outcome = :outcome
-    ORDER BY id DESC LIMIT 1 OFFSET :keep::bigint
+-- Cut each (execution, outcome) pair of :pairs (a JSON array of [execution_id, outcome], each
+-- once) back to its :keep most recent rows, in one statement.
+DELETE FROM resume_attempts WHERE id IN (
+    SELECT id FROM (
+        SELECT r.id, row_number() OVER (
+            PARTITION BY r.execution_id, r.outcome ORDER BY r.id DESC) AS n
+        FROM jsonb_array_elements(:pairs::jsonb) AS p
+        JOIN resume_attempts r ON r.execution_id = (p ->> 0)::bigint AND r.outcome = p ->> 1
+    ) AS ranked
+    WHERE n > :keep::bigint
 );
 
 -- name: execution_resume_attempts

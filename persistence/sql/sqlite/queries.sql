@@ -313,18 +313,33 @@ DELETE FROM executions WHERE id IN (
     LIMIT :batch
 );
 
--- name: record_attempt
+-- name: record_attempts
+-- A batch of resume attempts (a JSON array of [execution_id, seq, attempted_at, method,
+-- status_code, outcome, reason, ip, user_agent]) in one statement, in order; attempts of
+-- executions that no longer exist are dropped.
 INSERT INTO resume_attempts (execution_id, seq, attempted_at, method, status_code, outcome,
                              reason, ip, user_agent)
-SELECT :execution_id, :seq, :attempted_at, :method, :status_code, :outcome, :reason, :ip,
-       :user_agent
-WHERE EXISTS (SELECT 1 FROM executions WHERE id = :execution_id);
+SELECT json_extract(a.value, '$[0]'), json_extract(a.value, '$[1]'),
+       json_extract(a.value, '$[2]'), json_extract(a.value, '$[3]'),
+       json_extract(a.value, '$[4]'), json_extract(a.value, '$[5]'),
+       json_extract(a.value, '$[6]'), json_extract(a.value, '$[7]'),
+       json_extract(a.value, '$[8]')
+FROM json_each(:attempts) a
+WHERE EXISTS (SELECT 1 FROM executions WHERE id = json_extract(a.value, '$[0]'))
+ORDER BY a.key;
 
 -- name: trim_resume_attempts
-DELETE FROM resume_attempts
-WHERE execution_id = :execution_id AND outcome = :outcome AND id <= (
-    SELECT id FROM resume_attempts WHERE execution_id = :execution_id AND outcome = :outcome
-    ORDER BY id DESC LIMIT 1 OFFSET :keep
+-- Cut each (execution, outcome) pair of :pairs (a JSON array of [execution_id, outcome], each
+-- once) back to its :keep most recent rows, in one statement.
+DELETE FROM resume_attempts WHERE id IN (
+    SELECT id FROM (
+        SELECT r.id, row_number() OVER (
+            PARTITION BY r.execution_id, r.outcome ORDER BY r.id DESC) AS n
+        FROM json_each(:pairs) p
+        JOIN resume_attempts r ON r.execution_id = json_extract(p.value, '$[0]')
+                              AND r.outcome = json_extract(p.value, '$[1]')
+    )
+    WHERE n > :keep
 );
 
 -- name: execution_resume_attempts
