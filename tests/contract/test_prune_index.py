@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gateway.domain import NewExecution, Status
+from persistence.sqlfiles import load_queries
 from persistence.sqlite import SqliteStore
 from tests.contract.plans import sqlite_plan
 
@@ -70,3 +71,24 @@ async def test_a_prune_deletes_the_oldest_finished_past_the_count_and_no_running
         ended[6]: "error",
         **{ended[-1] + n: "running" for n in (1, 2, 3)},
     }
+
+
+async def test_no_partial_index_weighs_an_in_list_and_a_resume_builds_no_table(
+    tmp_path: Path,
+) -> None:
+    """SQLite builds a temporary table for ``x IN (list)`` each time a write weighs a row
+    against a partial index saying so (twice for an UPDATE): the resume's UPDATE, once a third
+    of its steps, builds none."""
+    path = tmp_path / "w.db"
+    store, _ = await _store(path, finished=1, running=1)
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        partial = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql LIKE '% WHERE %'"
+        ).fetchall()
+        assert "executions_finished" in [name for name, _ in partial]
+        assert [name for name, sql in partial if " IN (" in sql.upper()] == []
+        steps = conn.execute(
+            f"EXPLAIN {load_queries('sqlite')['resume_seen']}", {"id": 1, "seq": 1}
+        ).fetchall()
+    assert "OpenEphemeral" not in [step[1] for step in steps]

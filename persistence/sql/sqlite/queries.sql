@@ -299,15 +299,16 @@ SELECT NULL AS now;
 
 -- name: prune_floor
 -- Both retention statements name the partial index executions_finished: without statistics
--- SQLite prefers executions_status and sorts every finished execution in a temporary B-tree.
+-- SQLite prefers executions_status and sorts every finished execution in a temporary B-tree. Each
+-- repeats the index's WHERE word for word (migration 0016), or SQLite refuses the index.
 SELECT id FROM executions INDEXED BY executions_finished
-WHERE status IN ('success', 'error', 'crashed', 'canceled')
+WHERE (status = 'success' OR status = 'error' OR status = 'crashed' OR status = 'canceled')
 ORDER BY id DESC LIMIT 1 OFFSET :keep;
 
 -- name: prune_batch
 DELETE FROM executions WHERE id IN (
     SELECT id FROM executions INDEXED BY executions_finished
-    WHERE status IN ('success', 'error', 'crashed', 'canceled')
+    WHERE (status = 'success' OR status = 'error' OR status = 'crashed' OR status = 'canceled')
       AND (stopped_at < :cutoff OR id <= :floor)
     ORDER BY id
     LIMIT :batch
