@@ -54,20 +54,28 @@ class Driver(Protocol):
     async def close(self) -> None:
         """Release every connection."""
 
-    async def write(self, script: Callable[[], Script[T]]) -> tuple[T, list[Wake]]:
+    async def write(
+        self, script: Callable[[], Script[T]], *, brief: bool = False
+    ) -> tuple[T, list[Wake]]:
         """Run the script ``script()`` makes in a write transaction; its value and wake-ups,
         once committed. A driver may make and run it more than once before it commits (each
-        run but the last rolled back), so making it must have no effect of its own."""
+        run but the last rolled back), so making it must have no effect of its own.
+        ``brief``: it writes a few rows of one execution (microseconds of the database's
+        work), which a driver may run on the event loop."""
 
     async def read(self, script: Script[T], *, snapshot: bool = False) -> T:
         """Run a read-only ``script`` (``snapshot``: every statement of it sees the database
         as of its first one; otherwise each sees the latest commit)."""
 
 
-def _writes(script: Callable[P, Script[T]]) -> Verb[P, T]:
+def _writes(script: Callable[P, Script[T]], *, brief: bool = False) -> Verb[P, T]:
+    """A write verb; ``brief`` for one that writes a few rows of one execution (the request
+    path's), which the SQLite driver runs on the event loop (``Driver.write``)."""
+
     @functools.wraps(script)
     async def verb(store: Store, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        value, wakes = await store.db.write(functools.partial(script, *args, **kwargs))
+        made = functools.partial(script, *args, **kwargs)
+        value, wakes = await store.db.write(made, brief=brief)
         for wake in dict.fromkeys(wakes):
             store.heard(wake)
         return value
@@ -149,13 +157,13 @@ class Store:
 
     database_time = _reads(executions.database_time)
 
-    create_execution = _writes(executions.create_execution)
+    create_execution = _writes(executions.create_execution, brief=True)
     retry_execution = _writes(executions.retry_execution)
     get_execution = _reads(executions.get_execution)
-    finish = _writes(executions.finish)
-    stop = _writes(executions.stop)
+    finish = _writes(executions.finish, brief=True)
+    stop = _writes(executions.stop, brief=True)
     stop_many = _writes(executions.stop_many)
-    set_custom_data = _writes(executions.set_custom_data)
+    set_custom_data = _writes(executions.set_custom_data, brief=True)
     delete_execution = _writes(executions.delete_execution)
     list_executions = _reads(executions.list_executions, snapshot=True)
     count_by_status = _reads(executions.count_by_status)
@@ -164,18 +172,18 @@ class Store:
 
     get_wait = _reads(waits.get_wait)
     wait_traces = _reads(traces.wait_traces)
-    park = _writes(waits.park)
-    create_parked = _writes(waits.create_parked)
-    resume = _writes(waits.resume)
-    resume_by_call = _writes(waits.resume_by_call)
-    record_early_resume = _writes(waits.record_early_resume)
+    park = _writes(waits.park, brief=True)
+    create_parked = _writes(waits.create_parked, brief=True)
+    resume = _writes(waits.resume, brief=True)
+    resume_by_call = _writes(waits.resume_by_call, brief=True)
+    record_early_resume = _writes(waits.record_early_resume, brief=True)
     claim_due = _writes(waits.claim_due)
     claim_timers = _writes(reminders.claim_timers)
     count_overdue = _reads(waits.count_overdue)
     next_deadline = _reads(waits.next_deadline)
     wait_decisions = _reads(waits.wait_decisions)
 
-    decide = _writes(decisions.decide)
+    decide = _writes(decisions.decide, brief=True)
     execution_decisions = _reads(decisions.execution_decisions)
     overview = _reads(executions.overview)
     approver_inbox = _reads(decisions.approver_inbox)
@@ -191,9 +199,9 @@ class Store:
     list_endpoints = _reads(endpoints.list_endpoints)
     count_endpoints_by_state = _reads(endpoints.count_endpoints_by_state)
 
-    put_held_answer = _writes(answers.put_held_answer)
+    put_held_answer = _writes(answers.put_held_answer, brief=True)
     get_held_answer = _reads(answers.get_held_answer)
-    put_idempotent_answer = _writes(answers.put_idempotent_answer)
+    put_idempotent_answer = _writes(answers.put_idempotent_answer, brief=True)
     get_idempotent_answer = _reads(answers.get_idempotent_answer)
 
     record_resume_attempts = _writes(audit.record_resume_attempts)

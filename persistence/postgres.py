@@ -191,9 +191,11 @@ class PostgresDatabase:
             raise StoreUnavailable("store is not open")
         return self._pool
 
-    async def write(self, script: Callable[[], Script[T]]) -> tuple[T, list[Wake]]:
+    async def write(
+        self, script: Callable[[], Script[T]], *, brief: bool = False
+    ) -> tuple[T, list[Wake]]:
         """Run the script ``script()`` makes in one transaction; its value and wake-ups once it
-        has committed."""
+        has committed (``brief`` changes nothing here: every statement is awaited)."""
         try:
             async with self._ready_pool().acquire() as conn:
                 return await _run(conn, script(), transaction=True)

@@ -1,8 +1,12 @@
 """The SQLite driver: WAL, one writer connection, a few read-only reader connections.
 
-Each script (a store verb) runs whole and synchronously on its connection's aiosqlite thread,
-so a cancelled request can never leave a transaction half-done and a write costs one thread
-hop; writes that arrive together share one commit (``_transaction``).
+Each script (a store verb) runs whole and synchronously, so a cancelled request can never leave
+a transaction half-done, and writes that arrive together share one commit. A read runs on a
+reader's aiosqlite thread. A group of writes runs on the writer's thread, or, when every write
+of it is ``brief`` (one execution's few rows: the request path), on the event loop itself
+between two hops to the writer's thread (taking the turn and ``BEGIN``; ``COMMIT`` and its
+fsync): the writer's thread would hold the GIL for those statements all the same, and handing
+it over for each of them cost more than the statements.
 
 Processes writing one file (``--workers N``, the CLI beside a server) take turns through an
 exclusive ``flock`` on ``<file>-lock`` around each group: a writer waiting for another looks
@@ -33,6 +37,8 @@ from persistence.script import Run, Script, Statement, Wake, Want
 from persistence.sqlfiles import load_queries
 
 T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+"""One write of a group: runs its script (made afresh) on the writer connection."""
 QUERIES = load_queries("sqlite")
 READERS = 4
 READER_CACHE_KIB = 256
@@ -53,6 +59,7 @@ def _configure(conn: sqlite3.Connection, *, writer: bool, busy_timeout_ms: int) 
     if writer:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA busy_timeout = 0")  # only ``_begin`` waits for SQLite's lock
     else:
         conn.execute("PRAGMA query_only = ON")
         conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
@@ -131,11 +138,17 @@ class SqliteDatabase:
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
+        self._sqlite_wait_ms = busy_timeout_ms
+        """How long ``BEGIN`` waits for SQLite's own lock, which a writer that does not take
+        turns holds (the ``sqlite3`` shell), once this one has its turn."""
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Job, bool, asyncio.Future[Any]]] = []
+        """Writes waiting for the next group: each job, whether it is brief, its caller's."""
         self._flusher: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[list[tuple[bool, Any]]] | None = None
+        """The group being written (``_write``)."""
         self._lock: int | None = None
         """The writers' lock file, open while the writer is."""
 
@@ -148,7 +161,10 @@ class SqliteDatabase:
         except OSError as exc:
             raise StoreUnavailable(f"database unavailable: {exc}") from exc
         try:
-            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+            # The event loop runs brief groups on it between hops to its thread (``_write``).
+            self._writer = await aiosqlite.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
             await self._call(
                 self._writer,
                 lambda c: _configure(c, writer=True, busy_timeout_ms=self._busy_timeout_ms),
@@ -167,8 +183,9 @@ class SqliteDatabase:
 
     async def close(self) -> None:
         """Finish the writes under way, then close every connection."""
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        for running in (self._flusher, self._writing):
+            if running is not None:
+                await asyncio.gather(running, return_exceptions=True)
         for conn in [*self._all_readers, self._writer]:
             if conn is not None:
                 await conn.close()
@@ -190,20 +207,24 @@ class SqliteDatabase:
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 
-    async def write(self, script: Callable[[], Script[T]]) -> tuple[T, list[Wake]]:
+    async def write(
+        self, script: Callable[[], Script[T]], *, brief: bool = False
+    ) -> tuple[T, list[Wake]]:
         """Run the script ``script()`` makes in a write transaction; its value and wake-ups
         once it has committed.
 
         Writes that arrive while another batch is committing are grouped: one
         ``BEGIN IMMEDIATE`` … ``COMMIT`` (one fsync) for the whole group. One write's failure
         undoes only that write: the group is rolled back and run again without it (which is
-        why a write is handed over as something that makes its script). Nobody hears of a
-        result before the commit that makes it durable.
+        why a write is handed over as something that makes its script). ``brief``: the write
+        touches a few rows of one execution, so a group of such writes may run on the event
+        loop (see the module). Nobody hears of a result before the commit that makes it
+        durable.
         """
         if self._writer is None:
             raise StoreUnavailable("store is not open")
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((lambda conn: _run(conn, script()), done))
+        self._pending.append((lambda conn: _run(conn, script()), brief, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="waitgate-sqlite-writer")
         # A cancelled caller cancels only its own notice: the write still runs in its group.
@@ -212,25 +233,58 @@ class SqliteDatabase:
 
     async def _flush(self) -> None:
         while self._pending and self._writer is not None:
-            jobs, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+            # A group is the writes waiting, in order, up to the first whose briefness differs:
+            # a long write (retention, the audit trail) does not take brief ones off the loop.
+            brief = self._pending[0][1]
+            size = next(
+                (n for n, (_, b, _) in enumerate(self._pending[:MAX_GROUP]) if b is not brief),
+                min(len(self._pending), MAX_GROUP),
+            )
+            group, self._pending = self._pending[:size], self._pending[size:]
+            # It runs to its end whatever becomes of the task waiting for it: a brief one holds
+            # the writers' lock and a transaction between its hops.
+            jobs = [job for job, _, _ in group]
+            self._writing = writing = asyncio.ensure_future(self._write(jobs, brief))
             try:
-                assert self._lock is not None  # opened before the writer, closed after it
-                group = functools.partial(
-                    _group, jobs=jobs, lock=self._lock, timeout_ms=self._busy_timeout_ms
-                )
-                outcomes = await self._call(self._writer, group)
+                outcomes = await asyncio.shield(writing)
             except StoreError as exc:
-                for _, done in jobs:
+                for _, _, done in group:
                     if not done.done():
                         done.set_exception(exc)
                 continue
-            for (_, done), (ok, value) in zip(jobs, outcomes, strict=True):
+            for (_, _, done), (ok, value) in zip(group, outcomes, strict=True):
                 if done.done():
                     continue
                 if ok:
                     done.set_result(value)
                 else:
                     done.set_exception(value)
+
+    async def _write(self, jobs: list[Job], brief: bool) -> list[tuple[bool, Any]]:
+        """Run a group and commit it: each job's outcome (``_jobs``). A brief group whose turn
+        and transaction are there at once runs on the event loop, and only its ``COMMIT`` on
+        the writer's thread; any other group runs wholly there (``_group``), waiting for its
+        turn as long as it must."""
+        writer, lock = self._writer, self._lock
+        assert writer is not None
+        assert lock is not None  # opened before the writer, closed after it
+        try:
+            begun = brief and _begin_at_once(writer._conn, lock)  # its thread is idle
+            if begun:
+                outcomes = _ran(writer._conn, jobs, lock)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        if begun:
+            await self._call(writer, functools.partial(_commit, lock=lock))
+            return outcomes
+        group = functools.partial(
+            _group,
+            jobs=jobs,
+            lock=lock,
+            timeout_ms=self._busy_timeout_ms,
+            sqlite_wait_ms=self._sqlite_wait_ms,
+        )
+        return await self._call(writer, group)
 
     async def read(self, script: Script[T], *, snapshot: bool = False) -> T:
         """Run a read-only ``script`` on a free reader connection (``snapshot``: in one read
@@ -260,18 +314,74 @@ class SqliteStore(Store):
 
 
 def _group(
-    conn: sqlite3.Connection,
-    jobs: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
-    lock: int,
-    timeout_ms: int,
+    conn: sqlite3.Connection, jobs: list[Job], lock: int, timeout_ms: int, sqlite_wait_ms: int
 ) -> list[tuple[bool, Any]]:
-    """Run the jobs in one transaction and commit once (``_transaction``). The writers'
-    ``lock`` is held from before ``BEGIN`` to after ``COMMIT``."""
+    """A whole group on the writer's thread: ``_begin``, ``_jobs``, ``_commit``."""
+    _begin(conn, lock, timeout_ms, sqlite_wait_ms)
+    outcomes = _ran(conn, jobs, lock)
+    _commit(conn, lock)
+    return outcomes
+
+
+def _begin(conn: sqlite3.Connection, lock: int, timeout_ms: int, sqlite_wait_ms: int) -> None:
+    """Take the writers' ``lock`` (``_take_turn``), then ``BEGIN IMMEDIATE``, waiting up to
+    ``sqlite_wait_ms`` for SQLite's own lock; the turn is let go if the transaction cannot
+    begin."""
     _take_turn(lock, timeout_ms)
     try:
-        return _transaction(conn, [fn for fn, _ in jobs])
+        conn.execute(f"PRAGMA busy_timeout = {int(sqlite_wait_ms)}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")
+    except BaseException:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        raise
+
+
+def _begin_at_once(conn: sqlite3.Connection, lock: int) -> bool:
+    """``_begin`` without waiting for the turn or for SQLite's lock: whether it began (on the
+    event loop, which must not wait for another writer)."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            return False
+        raise
+    except BaseException:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        raise
+    return True
+
+
+def _ran(conn: sqlite3.Connection, jobs: list[Job], lock: int) -> list[tuple[bool, Any]]:
+    """``_jobs``, letting go of the turn if the group fails as a whole."""
+    try:
+        return _jobs(conn, jobs)
+    except BaseException:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        raise
+
+
+def _commit(conn: sqlite3.Connection, lock: int) -> None:
+    """Commit the group (rolled back if the commit fails), then let go of the writers' lock."""
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        _roll_back(conn)
+        raise
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _take_turn(lock: int, timeout_ms: int) -> None:
@@ -289,10 +399,10 @@ def _take_turn(lock: int, timeout_ms: int) -> None:
         pause = min(pause * 2, TURN_LONGEST_PAUSE_S)
 
 
-def _transaction(
-    conn: sqlite3.Connection, jobs: list[Callable[[sqlite3.Connection], Any]]
-) -> list[tuple[bool, Any]]:
-    """Each job's outcome: ``(True, value)`` or ``(False, exception)``, committed together.
+def _jobs(conn: sqlite3.Connection, jobs: list[Job]) -> list[tuple[bool, Any]]:
+    """Run the jobs in the transaction begun: each one's ``(True, value)`` or
+    ``(False, exception)``. On an error of the group's own, the transaction is rolled back and
+    the error raised.
 
     The jobs run one after the other with nothing between them. When one raises, the group
     goes back to its start (a savepoint around the whole group) and runs again without that
@@ -300,27 +410,19 @@ def _transaction(
     per job would do the same with two statements more per write (2% of a resume's work),
     where failures are rare (a constraint, a script's own refusal)."""
     failed: dict[int, Exception] = {}
-    conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("SAVEPOINT grouped")
-        while True:
-            values = _until_one_fails(conn, jobs, failed)
-            if values is not None:
-                break
+        while (values := _until_one_fails(conn, jobs, failed)) is None:
             conn.execute("ROLLBACK TO grouped")
         conn.execute("RELEASE grouped")
-        conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        _roll_back(conn)
         raise
     return [(False, failed[n]) if n in failed else (True, values[n]) for n in range(len(jobs))]
 
 
 def _until_one_fails(
-    conn: sqlite3.Connection,
-    jobs: list[Callable[[sqlite3.Connection], Any]],
-    failed: dict[int, Exception],
+    conn: sqlite3.Connection, jobs: list[Job], failed: dict[int, Exception]
 ) -> dict[int, Any] | None:
     """Run every job not ``failed`` yet: their values, or ``None`` once one fails (added to
     ``failed``, translated if it is SQLite's)."""
