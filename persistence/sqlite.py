@@ -3,10 +3,10 @@
 Each script (a store verb) runs whole and synchronously, so a cancelled request can never leave
 a transaction half-done, and writes that arrive together share one commit. A read runs on a
 reader's aiosqlite thread. A group of writes runs on the writer's thread, or, when every write
-of it is ``brief`` (one execution's few rows: the request path), on the event loop itself
-between two hops to the writer's thread (taking the turn and ``BEGIN``; ``COMMIT`` and its
-fsync): the writer's thread would hold the GIL for those statements all the same, and handing
-it over for each of them cost more than the statements.
+of it is ``brief`` (one execution's few rows: the request path) and its turn is free, on the
+event loop itself, with only its ``COMMIT`` and the fsync on the writer's thread: that thread
+would hold the GIL for those statements all the same, and handing the GIL over for each of them
+cost more than the statements.
 
 Processes writing one file (``--workers N``, the CLI beside a server) take turns through an
 exclusive ``flock`` on ``<file>-lock`` around each group: a writer waiting for another looks
