@@ -13,7 +13,9 @@ exclusive ``flock`` on ``<file>-lock`` around each group: a writer waiting for a
 again within a millisecond of its commit, where SQLite's own busy handler sleeps 1, 2, 5, 10 …
 up to 100 ms between looks. A turn that does not come within the busy timeout is a locked
 database (503), as SQLite's own lock is. Writers that do not take the lock (the ``sqlite3``
-shell) still meet SQLite's lock and its ``busy_timeout``.
+shell) still meet SQLite's lock: the writer connection's ``busy_timeout`` is 0, and only a
+``BEGIN`` on the writer's thread waits for that lock, up to the busy timeout (``_begin``), so the
+event loop never waits for another writer.
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ class SqliteDatabase:
         except OSError as exc:
             raise StoreUnavailable(f"database unavailable: {exc}") from exc
         try:
-            # The event loop runs brief groups on it between hops to its thread (``_write``).
+            # The event loop runs brief groups on it while its thread is idle (``_write``).
             self._writer = await aiosqlite.connect(
                 self.path, isolation_level=None, check_same_thread=False
             )
