@@ -16,7 +16,7 @@ def record_resume_attempts(
     recent rows (by default every pair of ``attempts``)."""
     if attempts:
         yield from q.count("record_attempts", {"attempts": rows.audit_rows(attempts)})
-    pairs = rows.audit_pairs(attempts) if trim is None else list(dict.fromkeys(trim))
+    pairs = rows.audit_pairs(attempts) if trim is None else trim
     if pairs:
         yield from q.count("trim_resume_attempts", rows.audit_trims(pairs))
 

@@ -365,21 +365,20 @@ def resume_attempt_from_row(row: Mapping[str, Any]) -> ResumeAttempt:
 def audit_rows(attempts: list[ResumeAttempt]) -> str:
     """The ``attempts`` of ``record_attempts``: a JSON array with one array per attempt
     (caller-controlled text bounded)."""
-    fields = []
-    for attempt in map(clip_attempt, attempts):
-        fields.append(
-            [
-                attempt.execution_id,
-                attempt.seq,
-                attempt.attempted_at,
-                attempt.method,
-                attempt.status_code,
-                attempt.outcome,
-                attempt.reason,
-                attempt.ip,
-                attempt.user_agent,
-            ]
+    fields = [
+        (
+            a.execution_id,
+            a.seq,
+            a.attempted_at,
+            a.method,
+            a.status_code,
+            a.outcome,
+            a.reason,
+            a.ip,
+            a.user_agent,
         )
+        for a in map(clip_attempt, attempts)
+    ]
     return _encoder.encode(fields).decode()
 
 
@@ -389,8 +388,10 @@ def audit_pairs(attempts: list[ResumeAttempt]) -> list[AuditPair]:
 
 
 def audit_trims(pairs: list[AuditPair]) -> dict[str, Any]:
-    """The parameters of ``trim_resume_attempts`` for distinct (execution, outcome) pairs."""
-    return {"pairs": _encoder.encode(pairs).decode(), "keep": AUDIT_ROWS_KEPT}
+    """The parameters of ``trim_resume_attempts`` for (execution, outcome) pairs, each once
+    (the statement would rank a pair named twice twice)."""
+    distinct = list(dict.fromkeys(pairs))
+    return {"pairs": _encoder.encode(distinct).decode(), "keep": AUDIT_ROWS_KEPT}
 
 
 def dump_evidence(evidence: CallEvidence | None) -> str | None:
